@@ -1,0 +1,299 @@
+//! Operator routes under `/v1/admin`: organizations, their keys, platform keys (admin and
+//! service scopes) and the audit log. Reached with the admin token or an admin-scoped key.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    ApiResponse, Enum, Object, OpenApi,
+};
+
+use super::{
+    auth::AdminAuth,
+    blocking,
+    error::{ApiError, ApiResult},
+    models::{
+        decode_cursor, encode_cursor, valid_email, valid_name, ApiKey, ApiKeyList,
+        CreateKeyRequest, CreatedApiKey, Organization, OrganizationList, Tag,
+    },
+    AppState,
+};
+use crate::{
+    clock,
+    core::metering::plans,
+    secrets,
+    store::{page_limit, KeyScope, NewKey, NewOrg},
+};
+
+pub struct AdminApi;
+
+#[derive(Object)]
+struct CreateOrganizationRequest {
+    /// Display name, 1 to 200 characters.
+    name: String,
+    /// Where usage alerts and invoices go.
+    billing_email: Option<String>,
+    /// Plan id; `developer` when absent.
+    plan: Option<String>,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[oai(rename_all = "snake_case")]
+enum PlatformScope {
+    /// Reaches the admin API.
+    Admin,
+    /// Reaches service routes such as meter-usage, for every organization.
+    Service,
+}
+
+#[derive(Object)]
+struct CreatePlatformKeyRequest {
+    name: String,
+    scope: PlatformScope,
+}
+
+#[derive(Object)]
+struct AuditEntry {
+    at: String,
+    actor: String,
+    action: String,
+    organization_id: Option<String>,
+    detail: String,
+}
+
+#[derive(Object)]
+struct AuditList {
+    items: Vec<AuditEntry>,
+}
+
+#[derive(ApiResponse)]
+enum OrgCreated {
+    /// The organization was created.
+    #[oai(status = 201)]
+    Created(Json<Organization>),
+}
+
+#[derive(ApiResponse)]
+pub enum KeyCreated {
+    /// The key was created; its secret is in this answer only.
+    #[oai(status = 201)]
+    Created(Json<CreatedApiKey>),
+}
+
+/// Makes a key, stores its hash, and answers its secret this once.
+async fn create_key(
+    state: &Arc<AppState>,
+    org_id: Option<String>,
+    scope: KeyScope,
+    name: String,
+    actor: String,
+) -> ApiResult<KeyCreated> {
+    let issued = secrets::issue_api_key();
+    let new = NewKey {
+        id: issued.id,
+        org_id,
+        scope,
+        name,
+        hash_hex: issued.hash_hex,
+    };
+    let store = state.store.clone();
+    let now = clock::now_ms();
+    let key = blocking(move || store.create_key(new, &actor, now)).await?;
+    Ok(KeyCreated::Created(Json(CreatedApiKey {
+        key: key.into(),
+        secret: issued.secret,
+    })))
+}
+
+#[OpenApi(prefix_path = "/v1/admin", tag = "Tag::Admin")]
+impl AdminApi {
+    /// Create an organization.
+    #[oai(path = "/orgs", method = "post", operation_id = "createOrganization")]
+    async fn create_org(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<CreateOrganizationRequest>,
+    ) -> ApiResult<OrgCreated> {
+        let name = valid_name("name", &body.name)?;
+        let billing_email = body
+            .billing_email
+            .as_deref()
+            .map(|e| valid_email("billing_email", e))
+            .transpose()?;
+        let plan = body
+            .plan
+            .clone()
+            .unwrap_or_else(|| plans::DEFAULT_PLAN.into());
+        if plans::find(&plan).is_none() {
+            return Err(ApiError::validation(
+                "plan",
+                format!("unknown plan {plan:?}; one of developer, standard, growth"),
+            ));
+        }
+        let now = clock::now_ms();
+        let new = NewOrg {
+            id: secrets::new_id("org", now),
+            name,
+            billing_email,
+            plan,
+        };
+        let store = state.store.clone();
+        let actor = auth.0.actor;
+        let org = blocking(move || store.create_org(new, &actor, now)).await?;
+        Ok(OrgCreated::Created(Json(org.into())))
+    }
+
+    /// List organizations, oldest first.
+    #[oai(path = "/orgs", method = "get", operation_id = "listOrganizations")]
+    async fn list_orgs(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        /// Page size, 1 to 500 (default 50).
+        limit: Query<Option<u32>>,
+        /// From `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<OrganizationList>> {
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page = state
+            .store
+            .list_orgs(after.as_deref(), page_limit(limit.0))?;
+        Ok(Json(OrganizationList {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: encode_cursor(page.next_after),
+        }))
+    }
+
+    /// Get one organization.
+    #[oai(
+        path = "/orgs/:org_id",
+        method = "get",
+        operation_id = "getOrganization"
+    )]
+    async fn get_org(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Path<String>,
+    ) -> ApiResult<Json<Organization>> {
+        Ok(Json(state.store.get_org(&org_id)?.into()))
+    }
+
+    /// Create an API key for an organization. The secret is shown once.
+    #[oai(
+        path = "/orgs/:org_id/keys",
+        method = "post",
+        operation_id = "createOrganizationKey"
+    )]
+    async fn create_org_key(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Path<String>,
+        body: Json<CreateKeyRequest>,
+    ) -> ApiResult<KeyCreated> {
+        let name = valid_name("name", &body.name)?;
+        create_key(&state, Some(org_id.0), KeyScope::Org, name, auth.0.actor).await
+    }
+
+    /// List an organization's API keys (hashes and secrets are never shown).
+    #[oai(
+        path = "/orgs/:org_id/keys",
+        method = "get",
+        operation_id = "listOrganizationKeys"
+    )]
+    async fn list_org_keys(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Path<String>,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<ApiKeyList>> {
+        state.store.get_org(&org_id)?;
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page = state
+            .store
+            .list_keys(Some(&org_id), after.as_deref(), page_limit(limit.0))?;
+        Ok(Json(ApiKeyList {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: encode_cursor(page.next_after),
+        }))
+    }
+
+    /// Create an admin- or service-scoped key. The secret is shown once.
+    #[oai(path = "/keys", method = "post", operation_id = "createPlatformKey")]
+    async fn create_platform_key(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<CreatePlatformKeyRequest>,
+    ) -> ApiResult<KeyCreated> {
+        let name = valid_name("name", &body.name)?;
+        let scope = match body.scope {
+            PlatformScope::Admin => KeyScope::Admin,
+            PlatformScope::Service => KeyScope::Service,
+        };
+        create_key(&state, None, scope, name, auth.0.actor).await
+    }
+
+    /// List admin and service keys.
+    #[oai(path = "/keys", method = "get", operation_id = "listPlatformKeys")]
+    async fn list_platform_keys(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<ApiKeyList>> {
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page = state
+            .store
+            .list_keys(None, after.as_deref(), page_limit(limit.0))?;
+        Ok(Json(ApiKeyList {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: encode_cursor(page.next_after),
+        }))
+    }
+
+    /// Revoke any key. It stops working at once; revoking again changes nothing.
+    #[oai(path = "/keys/:key_id", method = "delete", operation_id = "revokeKey")]
+    async fn revoke_key(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        key_id: Path<String>,
+    ) -> ApiResult<Json<ApiKey>> {
+        let store = state.store.clone();
+        let actor = auth.0.actor;
+        let now = clock::now_ms();
+        let key = blocking(move || store.revoke_key(&key_id, &actor, now)).await?;
+        Ok(Json(key.into()))
+    }
+
+    /// The most recent audit log entries, newest first.
+    #[oai(path = "/audit", method = "get", operation_id = "listAuditEvents")]
+    async fn audit(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<AuditList>> {
+        let events = state.store.recent_audit_events(page_limit(limit.0))?;
+        Ok(Json(AuditList {
+            items: events
+                .into_iter()
+                .map(|e| AuditEntry {
+                    at: clock::format_rfc3339(e.at_ms),
+                    actor: e.actor,
+                    action: e.action,
+                    organization_id: e.org_id,
+                    detail: e.detail,
+                })
+                .collect(),
+        }))
+    }
+}

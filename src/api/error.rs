@@ -1,0 +1,242 @@
+//! The one table of error codes. Every failure the API can answer is a variant of `ApiError`,
+//! each with its HTTP status and machine-readable `code`; the body is always
+//! `{"code", "message", "request_id"}`. Internal details are logged, never returned. Errors
+//! raised by poem itself (unknown route, bad JSON, wrong content type) are mapped here too.
+
+use poem::{
+    error::{MethodNotAllowedError, NotFoundError, ResponseError},
+    http::StatusCode,
+    IntoResponse, Response,
+};
+use poem_openapi::{
+    error::{
+        AuthorizationError, ContentTypeError, ParseMultipartError, ParseParamError, ParsePathError,
+        ParseRequestPayloadError,
+    },
+    payload::Json,
+    registry::{MetaMediaType, MetaResponse, MetaResponses, Registry},
+    types::ToJSON,
+    ApiResponse, Object,
+};
+
+use super::request_id;
+use crate::store::StoreError;
+
+/// The JSON body of every error answer.
+#[derive(Debug, Clone, Object, serde::Deserialize)]
+pub struct ErrorBody {
+    /// Machine-readable reason, snake_case, stable across releases.
+    pub code: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The id of the request, also in the `X-Request-Id` header; quote it in support requests.
+    pub request_id: String,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{entity} {id} not found")]
+    NotFound { entity: &'static str, id: String },
+    #[error("no route for {method} {path}")]
+    RouteNotFound { method: String, path: String },
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the request body is not valid JSON for this operation: {0}")]
+    InvalidJson(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("the request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{field}: {message}")]
+    Validation { field: String, message: String },
+    #[error("{0}")]
+    NotReady(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The table: HTTP status and code of every variant.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::PayloadTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+            }
+            ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+        }
+    }
+
+    fn body(&self) -> ErrorBody {
+        let (_, code) = self.status_and_code();
+        ErrorBody {
+            code: code.to_string(),
+            message: self.to_string(),
+            request_id: request_id::current(),
+        }
+    }
+
+    /// Maps an error raised by poem or poem-openapi (routing, parsing, auth extraction).
+    pub fn from_poem(err: &poem::Error, method: &str, path: &str) -> ApiError {
+        if let Some(api) = err.downcast_ref::<ApiError>() {
+            return api.clone();
+        }
+        if err.is::<NotFoundError>() {
+            return ApiError::RouteNotFound {
+                method: method.to_string(),
+                path: path.to_string(),
+            };
+        }
+        if err.is::<MethodNotAllowedError>() {
+            return ApiError::MethodNotAllowed;
+        }
+        if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
+            return ApiError::InvalidJson(e.reason.clone());
+        }
+        if let Some(e) = err.downcast_ref::<ContentTypeError>() {
+            return ApiError::UnsupportedMediaType(e.to_string());
+        }
+        if err.is::<AuthorizationError>() {
+            return ApiError::Unauthorized(
+                "missing or malformed Authorization header; send `Authorization: Bearer <key>`"
+                    .into(),
+            );
+        }
+        if let Some(e) = err.downcast_ref::<ParseParamError>() {
+            return ApiError::BadRequest(format!("parameter {}: {}", e.name, e.reason));
+        }
+        if let Some(e) = err.downcast_ref::<ParsePathError>() {
+            return ApiError::BadRequest(e.to_string());
+        }
+        if let Some(e) = err.downcast_ref::<ParseMultipartError>() {
+            return ApiError::BadRequest(e.to_string());
+        }
+        match err.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
+            status if status.is_client_error() => ApiError::BadRequest(err.to_string()),
+            _ => ApiError::Internal(err.to_string()),
+        }
+    }
+
+    pub fn render(&self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Internal(detail) = self {
+            tracing::error!(code, detail = %detail, "request failed");
+        }
+        let body = serde_json::to_vec(&self.body().to_json()).unwrap_or_default();
+        Response::builder()
+            .status(status)
+            .content_type("application/json; charset=utf-8")
+            .body(body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { entity, id } => ApiError::NotFound { entity, id },
+            StoreError::Conflict(message) => ApiError::Conflict(message),
+            other @ (StoreError::TooNew { .. }
+            | StoreError::Corrupt(_)
+            | StoreError::Backend(_)) => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    fn as_response(&self) -> Response {
+        self.render()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.render()
+    }
+}
+
+/// Statuses documented on every operation, beside its own success answer.
+const DOCUMENTED: &[(u16, &str)] = &[
+    (
+        400,
+        "Bad request: invalid JSON or parameters (`invalid_json`, `bad_request`)",
+    ),
+    (401, "No key, or a wrong or revoked key (`unauthorized`)"),
+    (
+        403,
+        "The key's scope does not reach this route (`forbidden`)",
+    ),
+    (404, "Not found, or not yours (`not_found`)"),
+    (409, "Conflict with the current state (`conflict`)"),
+    (413, "Body over the configured limit (`payload_too_large`)"),
+    (415, "Wrong content type (`unsupported_media_type`)"),
+    (422, "Semantically invalid input (`validation_failed`)"),
+    (
+        500,
+        "Internal error (`internal_error`); details are in the server log",
+    ),
+    (503, "Not ready (`not_ready`)"),
+];
+
+impl ApiResponse for ApiError {
+    const BAD_REQUEST_HANDLER: bool = true;
+
+    fn meta() -> MetaResponses {
+        MetaResponses {
+            responses: DOCUMENTED
+                .iter()
+                .map(|(status, description)| MetaResponse {
+                    description,
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json; charset=utf-8",
+                        schema: <Json<ErrorBody> as poem_openapi::payload::Payload>::schema_ref(),
+                    }],
+                    headers: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        <ErrorBody as poem_openapi::types::Type>::register(registry);
+    }
+
+    fn from_parse_request_error(err: poem::Error) -> Self {
+        ApiError::from_poem(&err, "", "")
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

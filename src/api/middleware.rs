@@ -1,0 +1,114 @@
+//! The frame around every request: request id, body-size limit (declared or streamed), JSON
+//! rendering of every error poem or a handler raises, metrics and the access log.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
+
+use futures_util::StreamExt;
+use poem::{http::HeaderValue, Body, Endpoint, IntoResponse, Middleware, Request, Response};
+use poem_openapi::OperationId;
+
+use super::{error::ApiError, request_id, AppState};
+
+pub struct Frame {
+    pub state: Arc<AppState>,
+}
+
+impl<E: Endpoint> Middleware<E> for Frame {
+    type Output = FrameEndpoint<E>;
+
+    fn transform(&self, inner: E) -> Self::Output {
+        FrameEndpoint {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+pub struct FrameEndpoint<E> {
+    inner: E,
+    state: Arc<AppState>,
+}
+
+/// Label for requests that matched no operation.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/openapi.json" => "openapi_json",
+        p if p.starts_with("/docs") => "docs",
+        _ => "unmatched",
+    }
+}
+
+impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let id = request_id::choose(
+            req.headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok()),
+        );
+        let method = req.method().to_string();
+        let path = req.uri().path().to_string();
+        let limit = self.state.max_body_bytes;
+
+        let mut resp = request_id::scope(id.clone(), async {
+            let declared = req
+                .headers()
+                .get(poem::http::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > limit as u64) {
+                return (ApiError::PayloadTooLarge { limit }.render(), None);
+            }
+            // A body without a declared length is counted as it streams in.
+            let exceeded = Arc::new(AtomicBool::new(false));
+            if declared.is_none() {
+                let seen = Arc::new(AtomicUsize::new(0));
+                let flag = exceeded.clone();
+                let stream = req.take_body().into_bytes_stream().map(move |chunk| {
+                    let chunk = chunk?;
+                    if seen.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len() > limit {
+                        flag.store(true, Ordering::Relaxed);
+                        return Err(std::io::Error::other("request body over the limit"));
+                    }
+                    Ok(chunk)
+                });
+                req.set_body(Body::from_bytes_stream(stream));
+            }
+            let (resp, op) = match self.inner.call(req).await {
+                Ok(out) => {
+                    let resp = out.into_response();
+                    let op = resp.data::<OperationId>().copied();
+                    (resp, op)
+                }
+                Err(err) => {
+                    let op = err.data::<OperationId>().copied();
+                    (ApiError::from_poem(&err, &method, &path).render(), op)
+                }
+            };
+            if exceeded.load(Ordering::Relaxed) {
+                return (ApiError::PayloadTooLarge { limit }.render(), op);
+            }
+            (resp, op)
+        })
+        .await;
+
+        let (ref mut response, op) = resp;
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        let status = response.status().as_u16();
+        let route = op.map(|o| o.0).unwrap_or_else(|| route_label(&path));
+        let elapsed = started.elapsed();
+        self.state.metrics.record(route, &method, status, elapsed);
+        tracing::debug!(request_id = %id, %method, %path, route, status, micros = elapsed.as_micros() as u64, "request");
+        Ok(resp.0)
+    }
+}

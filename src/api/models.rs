@@ -1,0 +1,211 @@
+//! Request and response objects shared by several resources, the OpenAPI tags, paging
+//! cursors and input validation helpers.
+
+use poem_openapi::{Enum, Object, Tags};
+
+use super::error::ApiError;
+use crate::{
+    clock::format_rfc3339,
+    secrets::hex,
+    store::{KeyRecord, KeyScope, OrgRecord},
+};
+
+#[derive(Tags)]
+pub enum Tag {
+    /// Health, readiness and metrics.
+    System,
+    /// Operator routes (admin token or admin-scoped key).
+    Admin,
+    /// An organization's own data (organization key).
+    Organization,
+}
+
+#[derive(Object)]
+pub struct Organization {
+    pub id: String,
+    pub name: String,
+    pub billing_email: Option<String>,
+    /// Plan id: `developer`, `standard` or `growth`.
+    pub plan: String,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+impl From<OrgRecord> for Organization {
+    fn from(o: OrgRecord) -> Self {
+        Organization {
+            id: o.id,
+            name: o.name,
+            billing_email: o.billing_email,
+            plan: o.plan,
+            created_at: format_rfc3339(o.created_at_ms),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct OrganizationList {
+    pub items: Vec<Organization>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[oai(rename_all = "snake_case")]
+pub enum Scope {
+    /// Reaches one organization's own data.
+    Org,
+    /// Reaches service routes (e.g. meter-usage) for every organization.
+    Service,
+    /// Reaches the admin API.
+    Admin,
+}
+
+impl From<KeyScope> for Scope {
+    fn from(s: KeyScope) -> Self {
+        match s {
+            KeyScope::Org => Scope::Org,
+            KeyScope::Service => Scope::Service,
+            KeyScope::Admin => Scope::Admin,
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct ApiKey {
+    /// `key_` followed by the key's public prefix (the 12 characters after `dl_`).
+    pub id: String,
+    pub name: String,
+    pub scope: Scope,
+    /// The owning organization, for `org` keys.
+    pub organization_id: Option<String>,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+    pub active: bool,
+}
+
+impl From<KeyRecord> for ApiKey {
+    fn from(k: KeyRecord) -> Self {
+        ApiKey {
+            active: k.is_active(),
+            id: k.id,
+            name: k.name,
+            scope: k.scope.into(),
+            organization_id: k.org_id,
+            created_at: format_rfc3339(k.created_at_ms),
+            revoked_at: k.revoked_at_ms.map(format_rfc3339),
+        }
+    }
+}
+
+#[derive(Object)]
+pub struct ApiKeyList {
+    pub items: Vec<ApiKey>,
+    pub next_cursor: Option<String>,
+}
+
+/// A key just made. `secret` is shown this once and cannot be retrieved again.
+#[derive(Object)]
+pub struct CreatedApiKey {
+    pub key: ApiKey,
+    /// The key itself, for `Authorization: Bearer <secret>`.
+    pub secret: String,
+}
+
+#[derive(Object)]
+pub struct CreateKeyRequest {
+    /// A label to recognise the key by, e.g. `ci-pipeline`.
+    pub name: String,
+}
+
+/// Cursor text for the key a page ended on.
+pub fn encode_cursor(last_key: Option<String>) -> Option<String> {
+    last_key.map(|k| format!("c1{}", hex(k.as_bytes())))
+}
+
+/// The key a cursor names; a cursor not made by `encode_cursor` is a bad request.
+pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(cursor) = cursor else {
+        return Ok(None);
+    };
+    let bad = || ApiError::BadRequest(format!("cursor {cursor:?} is not one this server gave out"));
+    let digits = cursor.strip_prefix("c1").ok_or_else(bad)?;
+    if digits.len() % 2 != 0 || digits.len() > 512 {
+        return Err(bad());
+    }
+    let bytes: Option<Vec<u8>> = (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok())
+        .collect();
+    String::from_utf8(bytes.ok_or_else(bad)?)
+        .map(Some)
+        .map_err(|_| bad())
+}
+
+/// A trimmed, non-empty display name of at most 200 characters.
+pub fn valid_name(field: &str, name: &str) -> Result<String, ApiError> {
+    let trimmed = name.trim();
+    if trimmed.is_empty() {
+        return Err(ApiError::validation(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > 200 {
+        return Err(ApiError::validation(
+            field,
+            "must be at most 200 characters",
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+/// A plausible email address: one `@`, a dot in the domain, no spaces, at most 254 bytes.
+pub fn valid_email(field: &str, email: &str) -> Result<String, ApiError> {
+    let email = email.trim();
+    let plausible = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !domain.starts_with('.')
+               && !domain.ends_with('.') && !domain.contains('@'));
+    if plausible {
+        Ok(email.to_string())
+    } else {
+        Err(ApiError::validation(
+            field,
+            format!("{email:?} is not an email address"),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_refuse_forgeries() {
+        let c = encode_cursor(Some("org_0001".into())).unwrap();
+        assert_eq!(
+            decode_cursor(Some(&c)).unwrap().as_deref(),
+            Some("org_0001")
+        );
+        assert_eq!(decode_cursor(None).unwrap(), None);
+        for bad in ["", "xyz", "c1zz", "c1abc", "c1ff"] {
+            assert!(decode_cursor(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_and_emails() {
+        assert_eq!(valid_name("name", "  Acme ").unwrap(), "Acme");
+        assert!(valid_name("name", "   ").is_err());
+        assert!(valid_name("name", &"x".repeat(201)).is_err());
+        assert!(valid_email("e", "ops@acme.example").is_ok());
+        for bad in ["", "a", "a@b", "@b.c", "a b@c.d", "a@.c", "a@b.c."] {
+            assert!(valid_email("e", bad).is_err(), "{bad}");
+        }
+    }
+}

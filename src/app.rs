@@ -1,0 +1,219 @@
+//! Start-up and shutdown. `serve` runs its steps in order, logging each: resolve the config,
+//! prepare the data directory, open and migrate the store, settle the admin token, bind, serve;
+//! on SIGTERM or SIGINT it stops taking connections, lets in-flight requests finish (bounded
+//! by the grace period) and closes the store.
+
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{atomic::AtomicBool, Arc},
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use poem::{listener::Acceptor, listener::Listener, listener::TcpListener, Server};
+
+use crate::{
+    api::{self, AppState, Metrics},
+    cli::{Cli, Command, LogFormat, ServeArgs},
+    config::{self, AdminTokenSource, Config},
+    secrets,
+    store::Store,
+};
+
+/// File in the data directory that holds the generated admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin.token";
+
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
+        Command::Openapi => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(api::openapi_json().as_bytes())?;
+            out.write_all(b"\n")?;
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log_level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Human => builder.with_ansi(false).init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let env: Vec<(String, String)> = std::env::vars().collect();
+    let config = config::resolve(&args, &env).context("while reading the configuration")?;
+    init_logging(&config);
+    for warning in &config.warnings {
+        tracing::warn!("{warning}");
+    }
+    tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "configuration resolved");
+
+    prepare_data_dir(&config.data_dir)?;
+    let store = Store::open(&config.data_dir)
+        .with_context(|| format!("while opening the store in {}", config.data_dir.display()))?;
+    let (admin_token, token_path) = settle_admin_token(&config)?;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("while starting the async runtime")?;
+    let state = Arc::new(AppState {
+        store,
+        admin_token,
+        metrics: Metrics::default(),
+        max_body_bytes: config.max_body_bytes,
+        started_at: Instant::now(),
+        shutting_down: AtomicBool::new(false),
+    });
+    runtime.block_on(serve_http(&config, state.clone(), token_path))?;
+    drop(runtime);
+    match Arc::try_unwrap(state) {
+        Ok(state) => {
+            drop(state.store);
+            tracing::info!("store closed; goodbye");
+        }
+        Err(_) => tracing::warn!("store still referenced at exit; it closes with the process"),
+    }
+    Ok(())
+}
+
+async fn serve_http(
+    config: &Config,
+    state: Arc<AppState>,
+    token_path: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let acceptor = TcpListener::bind(config.listen)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("while binding {}", config.listen))?;
+    let local = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .context("listener has no address")?;
+    print_banner(&local.to_string(), config, token_path.as_deref());
+    tracing::info!(address = %local, "listening");
+
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let app = api::app(state.clone());
+    let shutdown_state = state.clone();
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(
+            app,
+            async move {
+                shutdown_signal().await;
+                shutdown_state
+                    .shutting_down
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    grace_secs = grace.as_secs(),
+                    "shutting down: finishing in-flight requests"
+                );
+            },
+            Some(grace),
+        )
+        .await
+        .context("while serving HTTP")?;
+    tracing::info!("HTTP server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
+            Ok(term) => term,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM; only SIGINT stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn print_banner(addr: &str, config: &Config, token_path: Option<&Path>) {
+    let token_line = match token_path {
+        Some(path) => format!("admin token:  in {}", path.display()),
+        None => "admin token:  as configured".to_string(),
+    };
+    // Tests and scripts read the first line to learn the bound address.
+    println!("driftlock listening on http://{addr}");
+    println!("  API docs:     http://{addr}/docs");
+    println!("  data:         {}", config.data_dir.display());
+    println!("  {token_line}");
+    let _ = std::io::stdout().flush();
+}
+
+fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder
+        .create(dir)
+        .with_context(|| format!("while creating the data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), mode = format!("{:o}", mode & 0o777), "the data directory is readable by other users; chmod 700 is advised");
+        }
+    }
+    Ok(())
+}
+
+/// The admin token in force, and the file it lives in when it was generated.
+fn settle_admin_token(config: &Config) -> anyhow::Result<(String, Option<PathBuf>)> {
+    if let AdminTokenSource::Configured(token) = &config.admin_token {
+        tracing::info!("admin token taken from the configuration");
+        return Ok((token.clone(), None));
+    }
+    let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+    if path.exists() {
+        let token = config::read_secret_file(&path)
+            .with_context(|| "while reading the generated admin token")?;
+        tracing::info!(path = %path.display(), "admin token read from the data directory");
+        return Ok((token.trim().to_string(), Some(path)));
+    }
+    let token = secrets::new_admin_token();
+    write_private_file(&path, &format!("{token}\n"))
+        .with_context(|| format!("while writing {}", path.display()))?;
+    tracing::info!(path = %path.display(), "admin token created; read it from this file");
+    Ok((token, Some(path)))
+}
+
+fn write_private_file(path: &Path, contents: &str) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}

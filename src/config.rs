@@ -1,0 +1,281 @@
+//! Configuration in two stages: a raw layer where everything is optional (defaults < TOML
+//! file < `DRIFTLOCK_*` environment < flags), then a validated `Config` where everything is
+//! resolved. Secrets (the admin token) come from the environment or a file, never a flag, and
+//! a secret file readable by other users is refused.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+use crate::cli::{LogFormat, ServeArgs};
+
+/// Environment variables this binary reads; any other `DRIFTLOCK_*` variable earns a warning.
+pub const KNOWN_ENV: &[&str] = &[
+    "DRIFTLOCK_LISTEN",
+    "DRIFTLOCK_DATA_DIR",
+    "DRIFTLOCK_CONFIG",
+    "DRIFTLOCK_LOG_FORMAT",
+    "DRIFTLOCK_LOG_LEVEL",
+    "DRIFTLOCK_MAX_BODY_BYTES",
+    "DRIFTLOCK_SHUTDOWN_GRACE_SECS",
+    "DRIFTLOCK_ADMIN_TOKEN",
+    "DRIFTLOCK_ADMIN_TOKEN_FILE",
+];
+
+/// The TOML file's shape: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub log_level: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub shutdown_grace_secs: Option<u64>,
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// Where the admin token comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdminTokenSource {
+    /// Given by the operator (environment or file).
+    Configured(String),
+    /// Read from, or created at first start in, `DATA_DIR/admin.token`.
+    DataDir,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub max_body_bytes: usize,
+    pub shutdown_grace_secs: u64,
+    pub admin_token: AdminTokenSource,
+    /// Problems worth a warning once logging is up (unknown env variables, ...).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    ParseFile { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("secret file {path}: {message}")]
+    SecretFile { path: PathBuf, message: String },
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./driftlock-data";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
+
+/// Resolves the configuration from flags/env (already merged by clap), the optional TOML
+/// file, and the process environment for secrets.
+pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, ConfigError> {
+    let file = match &args.config {
+        Some(path) => read_file_config(path)?,
+        None => FileConfig::default(),
+    };
+    let env_get = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+
+    let max_body_bytes = args
+        .max_body_bytes
+        .or(file.max_body_bytes)
+        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    if max_body_bytes < 1024 {
+        return Err(ConfigError::Invalid(format!(
+            "max_body_bytes must be at least 1024, got {max_body_bytes}"
+        )));
+    }
+
+    let admin_token = match (
+        env_get("DRIFTLOCK_ADMIN_TOKEN"),
+        env_get("DRIFTLOCK_ADMIN_TOKEN_FILE")
+            .map(PathBuf::from)
+            .or(file.admin_token_file),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid(
+                "set DRIFTLOCK_ADMIN_TOKEN or an admin token file, not both".into(),
+            ))
+        }
+        (Some(token), None) => AdminTokenSource::Configured(check_token(token)?),
+        (None, Some(path)) => AdminTokenSource::Configured(check_token(read_secret_file(&path)?)?),
+        (None, None) => AdminTokenSource::DataDir,
+    };
+
+    let warnings = env
+        .iter()
+        .filter(|(k, _)| k.starts_with("DRIFTLOCK_") && !KNOWN_ENV.contains(&k.as_str()))
+        .map(|(k, _)| format!("unknown environment variable {k} is ignored"))
+        .collect();
+
+    Ok(Config {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses")),
+        data_dir: args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        log_format: args
+            .log_format
+            .or(file.log_format)
+            .unwrap_or(LogFormat::Human),
+        log_level: args
+            .log_level
+            .clone()
+            .or(file.log_level)
+            .unwrap_or_else(|| "info".into()),
+        max_body_bytes,
+        shutdown_grace_secs: args
+            .shutdown_grace_secs
+            .or(file.shutdown_grace_secs)
+            .unwrap_or(30),
+        admin_token,
+        warnings,
+    })
+}
+
+fn check_token(token: String) -> Result<String, ConfigError> {
+    let token = token.trim().to_string();
+    if token.len() < 24 {
+        return Err(ConfigError::Invalid(
+            "the admin token must be at least 24 characters".into(),
+        ));
+    }
+    Ok(token)
+}
+
+fn read_file_config(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::ParseFile {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads a secret from a file that only its owner may read.
+pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
+    let err = |message: String| ConfigError::SecretFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(e.to_string()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode();
+        if mode & 0o007 != 0 {
+            return Err(err(format!(
+                "is readable by other users (mode {:o}); run chmod 600 on it",
+                mode & 0o777
+            )));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    std::fs::read_to_string(path).map_err(|e| err(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_with_nothing_set() {
+        let c = resolve(&ServeArgs::default(), &[]).unwrap();
+        assert_eq!(c.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(c.admin_token, AdminTokenSource::DataDir);
+        assert_eq!(c.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            listen: Some("127.0.0.1:9100".parse().unwrap()),
+            ..Default::default()
+        };
+        let c = resolve(&args, &[]).unwrap();
+        assert_eq!(c.listen.port(), 9100);
+        assert_eq!(c.log_level, "debug");
+    }
+
+    #[test]
+    fn unknown_file_keys_and_env_are_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.toml");
+        std::fs::write(&path, "lisen = \"x\"\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        assert!(matches!(
+            resolve(&args, &[]),
+            Err(ConfigError::ParseFile { .. })
+        ));
+        let c = resolve(&ServeArgs::default(), &env(&[("DRIFTLOCK_LISTN", "x")])).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+    }
+
+    #[test]
+    fn admin_token_from_env_or_private_file_only() {
+        let token = "t".repeat(30);
+        let c = resolve(
+            &ServeArgs::default(),
+            &env(&[("DRIFTLOCK_ADMIN_TOKEN", &token)]),
+        )
+        .unwrap();
+        assert_eq!(c.admin_token, AdminTokenSource::Configured(token.clone()));
+        assert!(resolve(
+            &ServeArgs::default(),
+            &env(&[("DRIFTLOCK_ADMIN_TOKEN", "short")])
+        )
+        .is_err());
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, format!("{token}\n")).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let file_env = env(&[("DRIFTLOCK_ADMIN_TOKEN_FILE", path.to_str().unwrap())]);
+        assert!(matches!(
+            resolve(&ServeArgs::default(), &file_env),
+            Err(ConfigError::SecretFile { .. })
+        ));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let c = resolve(&ServeArgs::default(), &file_env).unwrap();
+        assert_eq!(c.admin_token, AdminTokenSource::Configured(token));
+    }
+}

@@ -1,0 +1,16 @@
+//! Driftlock: a self-hosted anomaly-detection appliance in one binary.
+//!
+//! Map: `cli` and `config` turn arguments, environment and the TOML file into a `Config`;
+//! `app` starts the server (store, HTTP, background work) and shuts it down; `api` holds thin
+//! HTTP handlers over `store` (the only module that touches redb) and `core` (pure detection,
+//! metering and billing rules); `clock` is the only reader of the wall clock and `secrets`
+//! makes and checks keys and tokens.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod core;
+pub mod secrets;
+pub mod store;

@@ -1,0 +1,148 @@
+//! Making and checking secrets: API keys, the admin token and record ids. Keys are
+//! high-entropy random strings shown once; only their SHA-256 is stored, and every comparison
+//! of a presented secret against a stored hash runs in constant time.
+
+use rand::{distributions::Alphanumeric, rngs::OsRng, Rng};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Every API key starts with this.
+pub const KEY_PREFIX: &str = "dl_";
+const PUBLIC_PART_LEN: usize = 12;
+const SECRET_PART_LEN: usize = 40;
+const LOWER_ALNUM: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+
+/// A freshly made API key: `secret` is shown to the caller once and then forgotten.
+pub struct IssuedKey {
+    pub id: String,
+    pub secret: String,
+    pub hash_hex: String,
+}
+
+fn random_from(alphabet: &[u8], len: usize) -> String {
+    let mut rng = OsRng;
+    (0..len)
+        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .collect()
+}
+
+/// A new key `dl_<12 public chars>_<40 secret chars>` (about 238 bits of secret).
+pub fn issue_api_key() -> IssuedKey {
+    let public = random_from(LOWER_ALNUM, PUBLIC_PART_LEN);
+    let secret_part: String = OsRng
+        .sample_iter(&Alphanumeric)
+        .take(SECRET_PART_LEN)
+        .map(char::from)
+        .collect();
+    let secret = format!("{KEY_PREFIX}{public}_{secret_part}");
+    IssuedKey {
+        id: key_id(&public),
+        hash_hex: sha256_hex(&secret),
+        secret,
+    }
+}
+
+fn key_id(public: &str) -> String {
+    format!("key_{public}")
+}
+
+/// The key id a presented key claims, if it has the shape of one of our keys.
+pub fn key_id_of(presented: &str) -> Option<String> {
+    let rest = presented.strip_prefix(KEY_PREFIX)?;
+    let (public, secret) = rest.split_once('_')?;
+    let well_formed = public.len() == PUBLIC_PART_LEN
+        && secret.len() == SECRET_PART_LEN
+        && public.bytes().all(|b| LOWER_ALNUM.contains(&b))
+        && secret.bytes().all(|b| b.is_ascii_alphanumeric());
+    well_formed.then(|| key_id(public))
+}
+
+/// A new admin token (`dla_` + 48 random characters).
+pub fn new_admin_token() -> String {
+    let body: String = OsRng
+        .sample_iter(&Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    format!("dla_{body}")
+}
+
+pub fn sha256(data: &str) -> [u8; 32] {
+    Sha256::digest(data.as_bytes()).into()
+}
+
+pub fn sha256_hex(data: &str) -> String {
+    hex(&sha256(data))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[(b >> 4) as usize] as char);
+        out.push(DIGITS[(b & 15) as usize] as char);
+    }
+    out
+}
+
+/// Whether `presented` hashes to `stored_hash_hex`, compared in constant time.
+pub fn matches_hash(presented: &str, stored_hash_hex: &str) -> bool {
+    let computed = sha256_hex(presented);
+    computed.as_bytes().ct_eq(stored_hash_hex.as_bytes()).into()
+}
+
+/// Constant-time equality of two secrets of any length (compares their digests).
+pub fn secrets_equal(a: &str, b: &str) -> bool {
+    sha256(a).ct_eq(&sha256(b)).into()
+}
+
+/// A record id: `<prefix>_` then 11 hex digits of milliseconds (so ids sort by creation time)
+/// and 8 random hex digits.
+pub fn new_id(prefix: &str, now_ms: i64) -> String {
+    let random: u32 = OsRng.gen();
+    format!("{prefix}_{:011x}{random:08x}", now_ms.max(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issued_key_parses_back_to_its_id_and_matches_its_hash() {
+        let key = issue_api_key();
+        assert!(key.secret.starts_with("dl_"));
+        assert_eq!(key_id_of(&key.secret).as_deref(), Some(key.id.as_str()));
+        assert!(matches_hash(&key.secret, &key.hash_hex));
+        assert!(!matches_hash(&format!("{}x", key.secret), &key.hash_hex));
+    }
+
+    #[test]
+    fn malformed_keys_have_no_id() {
+        for bad in [
+            "",
+            "dl_",
+            "dl_abc_def",
+            "xx_aaaaaaaaaaaa_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "dl_AAAAAAAAAAAA_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "dl_aaaaaaaaaaaa_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!",
+        ] {
+            assert_eq!(key_id_of(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_and_ids_do_not_repeat() {
+        let a = issue_api_key();
+        let b = issue_api_key();
+        assert_ne!(a.secret, b.secret);
+        assert_ne!(new_id("org", 5), new_id("org", 5));
+        assert!(new_id("org", 1) < new_id("org", 2_000_000_000_000));
+    }
+
+    #[test]
+    fn secret_comparison() {
+        assert!(secrets_equal("abc", "abc"));
+        assert!(!secrets_equal("abc", "abd"));
+        assert!(!secrets_equal("abc", "abcd"));
+    }
+}

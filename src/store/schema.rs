@@ -1,0 +1,146 @@
+//! The schema version and the migration ladder. Each step moves the store up by exactly one
+//! version in one write transaction, so a crash mid-upgrade leaves the store at a version it
+//! can resume from. A store written by a newer binary is refused, never touched.
+
+use redb::{Database, ReadableDatabase, TableError, WriteTransaction};
+
+use super::{tables, StoreError};
+
+/// The schema version this binary writes.
+pub const CURRENT_SCHEMA_VERSION: u64 = 1;
+
+/// One rung of the ladder: it moves a store from `version - 1` to `version`.
+struct Step {
+    version: u64,
+    what: &'static str,
+    apply: fn(&WriteTransaction) -> Result<(), StoreError>,
+}
+
+const LADDER: &[Step] = &[Step {
+    version: 1,
+    what: "create organizations, API keys, their index and the audit log",
+    apply: create_v1_tables,
+}];
+
+fn create_v1_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::ORGS)?;
+    tx.open_table(tables::API_KEYS)?;
+    tx.open_table(tables::ORG_KEYS)?;
+    tx.open_table(tables::AUDIT_LOG)?;
+    Ok(())
+}
+
+/// The version recorded in the store; 0 for a store that was never migrated.
+pub fn stored_version(db: &Database) -> Result<u64, StoreError> {
+    let tx = db.begin_read()?;
+    let meta = match tx.open_table(tables::META) {
+        Ok(meta) => meta,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(meta
+        .get(tables::META_SCHEMA_VERSION)?
+        .map(|v| v.value())
+        .unwrap_or(0))
+}
+
+/// Brings the store up to `CURRENT_SCHEMA_VERSION`, one step per transaction. Returns the
+/// version found before migrating.
+pub fn migrate(db: &Database) -> Result<u64, StoreError> {
+    migrate_to(db, CURRENT_SCHEMA_VERSION)
+}
+
+fn migrate_to(db: &Database, target: u64) -> Result<u64, StoreError> {
+    let found = stored_version(db)?;
+    if found > CURRENT_SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found,
+            supported: CURRENT_SCHEMA_VERSION,
+        });
+    }
+    for step in LADDER
+        .iter()
+        .filter(|s| s.version > found && s.version <= target)
+    {
+        let tx = db.begin_write()?;
+        (step.apply)(&tx)?;
+        write_version(&tx, step.version)?;
+        tx.commit()?;
+        tracing::info!(version = step.version, what = step.what, "store migrated");
+    }
+    Ok(found)
+}
+
+fn write_version(tx: &WriteTransaction, version: u64) -> Result<(), StoreError> {
+    let mut meta = tx.open_table(tables::META)?;
+    meta.insert(tables::META_SCHEMA_VERSION, version)?;
+    Ok(())
+}
+
+/// Overwrites the recorded schema version without migrating. Only for tests that need a store
+/// "written by a newer binary".
+#[doc(hidden)]
+pub fn force_version(db: &Database, version: u64) -> Result<(), StoreError> {
+    let tx = db.begin_write()?;
+    write_version(&tx, version)?;
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redb::TableHandle;
+
+    fn fresh() -> (tempfile::TempDir, Database) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("s.redb")).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn ladder_is_ordered_and_ends_at_the_current_version() {
+        for (i, step) in LADDER.iter().enumerate() {
+            assert_eq!(step.version, i as u64 + 1);
+        }
+        assert_eq!(LADDER.last().unwrap().version, CURRENT_SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn step_1_creates_the_v1_tables() {
+        let (_dir, db) = fresh();
+        assert_eq!(migrate_to(&db, 1).unwrap(), 0);
+        assert_eq!(stored_version(&db).unwrap(), 1);
+        let tx = db.begin_read().unwrap();
+        let names: Vec<String> = tx
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect();
+        for table in ["orgs", "api_keys", "org_keys", "audit_log", "meta"] {
+            assert!(
+                names.iter().any(|n| n == table),
+                "{table} missing from {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn migrating_twice_changes_nothing() {
+        let (_dir, db) = fresh();
+        migrate(&db).unwrap();
+        assert_eq!(migrate(&db).unwrap(), CURRENT_SCHEMA_VERSION);
+        assert_eq!(stored_version(&db).unwrap(), CURRENT_SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_newer_store_is_refused_and_left_untouched() {
+        let (_dir, db) = fresh();
+        force_version(&db, CURRENT_SCHEMA_VERSION + 5).unwrap();
+        let err = migrate(&db).unwrap_err();
+        assert!(
+            matches!(err, StoreError::TooNew { found, .. } if found == CURRENT_SCHEMA_VERSION + 5)
+        );
+        assert_eq!(stored_version(&db).unwrap(), CURRENT_SCHEMA_VERSION + 5);
+    }
+}

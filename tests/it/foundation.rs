@@ -1,0 +1,432 @@
+//! The foundation against the running binary: first start, admin token, orgs and keys,
+//! authentication failures, tenant isolation on every org route, JSON errors, configuration
+//! layers and graceful shutdown.
+
+use std::{io::Write, process::Command};
+
+use serde_json::{json, Value};
+
+use crate::support::{self, assert_error, delete, get, org_with_key, post, start, start_with};
+
+#[test]
+fn a_fresh_start_with_no_flags_serves_on_the_embedded_defaults() {
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(support::BIN);
+    cmd.current_dir(cwd.path())
+        .env_remove("DRIFTLOCK_ADMIN_TOKEN");
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DRIFTLOCK_")) {
+        cmd.env_remove(k);
+    }
+    let data_dir = cwd.path().join("driftlock-data");
+    let server = support::launch(cmd, &data_dir);
+    assert_eq!(
+        server.base, "http://127.0.0.1:8080",
+        "default listen address"
+    );
+
+    let (status, health) = get(&server, "/healthz", None);
+    assert_eq!((status, health["status"].as_str()), (200, Some("ok")));
+
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data_dir.join("admin.token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "admin.token must be private");
+    let dir_mode = std::fs::metadata(&data_dir).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "a new data dir is private");
+
+    let admin = server.admin_token();
+    let (org_id, key, _) = org_with_key(&server, &admin, "Acme");
+    let (status, org) = get(&server, "/v1/org", Some(&key));
+    assert_eq!(status, 200, "{org}");
+    assert_eq!(org["id"], org_id.as_str());
+    assert_eq!(org["plan"], "developer");
+}
+
+#[test]
+fn the_token_never_appears_in_logs_and_keys_are_stored_hashed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let admin = server.admin_token();
+    let (_, key, _) = org_with_key(&server, &admin, "Acme");
+    let (_, log) = server.stop_with("TERM");
+    assert!(
+        log.contains("admin.token"),
+        "the log names the token's path"
+    );
+    assert!(!log.contains(&admin), "the admin token leaked into the log");
+    assert!(!log.contains(&key), "an API key leaked into the log");
+    let raw = std::fs::read(dir.path().join("driftlock.redb")).unwrap();
+    let needle = key.as_bytes();
+    assert!(
+        !raw.windows(needle.len()).any(|w| w == needle),
+        "the key is stored in clear"
+    );
+}
+
+#[test]
+fn wrong_revoked_and_foreign_credentials_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let admin = server.admin_token();
+    let (org_a, key_a, key_a_id) = org_with_key(&server, &admin, "A");
+    let (org_b, key_b, _) = org_with_key(&server, &admin, "B");
+
+    let (s, b) = get(&server, "/v1/org", None);
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, b) = get(
+        &server,
+        "/v1/org",
+        Some("dl_aaaaaaaaaaaa_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+    );
+    assert_error(s, &b, 401, "unauthorized");
+    let tampered = format!("{}X", &key_a[..key_a.len() - 1]);
+    let (s, b) = get(&server, "/v1/org", Some(&tampered));
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, b) = get(&server, "/v1/org", Some("not-a-key"));
+    assert_error(s, &b, 401, "unauthorized");
+
+    // Scopes: an org key on an admin route, the admin token on an org route.
+    let (s, b) = get(&server, "/v1/admin/orgs", Some(&key_a));
+    assert_error(s, &b, 403, "forbidden");
+    let (s, b) = get(&server, "/v1/org", Some(&admin));
+    assert_error(s, &b, 403, "forbidden");
+
+    // Another org's id answers 404, as if it did not exist.
+    let (s, b) = get(&server, &format!("/v1/orgs/{org_b}"), Some(&key_a));
+    assert_error(s, &b, 404, "not_found");
+    let (s, b) = get(&server, &format!("/v1/orgs/{org_a}"), Some(&key_a));
+    assert_eq!(s, 200, "{b}");
+
+    // Revocation takes effect on the very next request.
+    let (s, _) = get(&server, "/v1/org", Some(&key_a));
+    assert_eq!(s, 200);
+    let (s, revoked) = delete(&server, &format!("/v1/admin/keys/{key_a_id}"), Some(&admin));
+    assert_eq!(s, 200, "{revoked}");
+    assert_eq!(revoked["active"], false);
+    let (s, b) = get(&server, "/v1/org", Some(&key_a));
+    assert_error(s, &b, 401, "unauthorized");
+    let (s, _) = get(&server, "/v1/org", Some(&key_b));
+    assert_eq!(s, 200, "other keys keep working");
+
+    // Admin- and service-scoped keys.
+    let (s, created) = post(
+        &server,
+        "/v1/admin/keys",
+        Some(&admin),
+        &json!({"name": "ops", "scope": "admin"}),
+    );
+    assert_eq!(s, 201, "{created}");
+    let admin_key = created["secret"].as_str().unwrap();
+    let (s, _) = get(&server, "/v1/admin/orgs", Some(admin_key));
+    assert_eq!(s, 200);
+    let (s, created) = post(
+        &server,
+        "/v1/admin/keys",
+        Some(&admin),
+        &json!({"name": "meter", "scope": "service"}),
+    );
+    assert_eq!(s, 201, "{created}");
+    let (s, b) = get(&server, "/v1/admin/orgs", created["secret"].as_str());
+    assert_error(s, &b, 403, "forbidden");
+    let (s, list) = get(&server, "/v1/admin/keys", Some(&admin));
+    assert_eq!((s, list["items"].as_array().unwrap().len()), (200, 2));
+    let (s, audit) = get(&server, "/v1/admin/audit", Some(&admin));
+    assert_eq!(s, 200);
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"key.revoked") && actions.contains(&"org.created"),
+        "{actions:?}"
+    );
+}
+
+/// Every org-scoped route with a path parameter, called with another org's id, answers 404.
+/// Routes are read from the served spec, so a new route without a fixture fails this test.
+#[test]
+fn every_org_route_hides_other_orgs_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let admin = server.admin_token();
+    let (_org_a, key_a, _) = org_with_key(&server, &admin, "A");
+    let (org_b, _key_b, key_b_id) = org_with_key(&server, &admin, "B");
+    let foreign = |param: &str| match param {
+        "org_id" => org_b.clone(),
+        "key_id" => key_b_id.clone(),
+        other => panic!("no foreign fixture for path parameter {other}; add one to this test"),
+    };
+
+    let (_, spec) = get(&server, "/openapi.json", None);
+    let mut checked = 0;
+    for (path, ops) in spec["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let org_scoped = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().any(|r| r.get("OrgKey").is_some()));
+            if !org_scoped || !path.contains('{') {
+                continue;
+            }
+            let mut url = path.clone();
+            for param in op["parameters"].as_array().unwrap() {
+                if param["in"] == "path" {
+                    let name = param["name"].as_str().unwrap();
+                    url = url.replace(&format!("{{{name}}}"), &foreign(name));
+                }
+            }
+            let req = ureq::request(&method.to_uppercase(), &server.url(&url))
+                .set("Authorization", &format!("Bearer {key_a}"));
+            let body: Option<Value> = op.get("requestBody").map(|_| json!({"name": "x"}));
+            let (s, b) = support::send(req, body.as_ref());
+            assert_error(s, &b, 404, "not_found");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "only {checked} org routes checked");
+    // The foreign key still works for its owner: nothing was revoked by the attempt.
+    let (s, key) = get(
+        &server,
+        &format!("/v1/admin/orgs/{org_b}/keys"),
+        Some(&admin),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(key["items"][0]["active"], true);
+}
+
+#[test]
+fn every_failure_is_a_json_error_with_the_right_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &["--max-body-bytes", "2048"], &[]);
+    let admin = server.admin_token();
+    let auth = format!("Bearer {admin}");
+    let orgs = server.url("/v1/admin/orgs");
+
+    let (s, b) = get(&server, "/no/such/route", None);
+    assert_error(s, &b, 404, "route_not_found");
+    let (s, b) = support::send(ureq::put(&server.url("/healthz")), None);
+    assert_error(s, &b, 405, "method_not_allowed");
+
+    let raw = |content_type: &str, body: &[u8]| {
+        let req = ureq::post(&orgs)
+            .set("Authorization", &auth)
+            .set("Content-Type", content_type);
+        match req.send_bytes(body) {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                let status = r.status();
+                let id = r.header("x-request-id").unwrap_or_default().to_string();
+                let v: Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+                assert_eq!(
+                    v["request_id"].as_str(),
+                    Some(id.as_str()),
+                    "header and body ids agree"
+                );
+                (status, v)
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (s, b) = raw("application/json", b"{\"name\": ");
+    assert_error(s, &b, 400, "invalid_json");
+    let (s, b) = raw("application/json", b"[1,2]");
+    assert_error(s, &b, 400, "invalid_json");
+    let (s, b) = raw("text/plain", b"{\"name\": \"x\"}");
+    assert_error(s, &b, 415, "unsupported_media_type");
+    let (s, b) = raw("application/json", &[b'"'; 4096]);
+    assert_error(s, &b, 413, "payload_too_large");
+    let (s, b) = raw("application/json", b"{\"name\": \"\"}");
+    assert_error(s, &b, 422, "validation_failed");
+    let (s, b) = raw(
+        "application/json",
+        b"{\"name\": \"x\", \"plan\": \"platinum\"}",
+    );
+    assert_error(s, &b, 422, "validation_failed");
+    let (s, b) = raw(
+        "application/json",
+        b"{\"name\": \"x\", \"billing_email\": \"nope\"}",
+    );
+    assert_error(s, &b, 422, "validation_failed");
+
+    // A body with no declared length is counted as it streams.
+    let mut stream =
+        std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    let chunk = "x".repeat(1000);
+    let mut request = format!(
+        "POST /v1/admin/orgs HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    for _ in 0..5 {
+        request.push_str(&format!("{:x}\r\n{chunk}\r\n", chunk.len()));
+    }
+    request.push_str("0\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer.contains("\"code\":\"payload_too_large\""),
+        "{answer}"
+    );
+
+    let (s, b) = get(&server, "/v1/admin/orgs?limit=abc", Some(&admin));
+    assert_error(s, &b, 400, "bad_request");
+    let (s, b) = get(&server, "/v1/admin/orgs?cursor=forged", Some(&admin));
+    assert_error(s, &b, 400, "bad_request");
+    let (s, b) = get(&server, "/v1/admin/orgs/org_missing", Some(&admin));
+    assert_error(s, &b, 404, "not_found");
+    let (s, b) = post(
+        &server,
+        "/v1/admin/orgs/org_missing/keys",
+        Some(&admin),
+        &json!({"name": "k"}),
+    );
+    assert_error(s, &b, 404, "not_found");
+
+    // Nothing above created anything.
+    let (_, list) = get(&server, "/v1/admin/orgs", Some(&admin));
+    assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+}
+
+#[test]
+fn listings_page_with_an_opaque_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let admin = server.admin_token();
+    let mut created = Vec::new();
+    for i in 0..7 {
+        let (_, org) = post(
+            &server,
+            "/v1/admin/orgs",
+            Some(&admin),
+            &json!({"name": format!("org {i}")}),
+        );
+        created.push(org["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/v1/admin/orgs?limit=3&cursor={c}"),
+            None => "/v1/admin/orgs?limit=3".to_string(),
+        };
+        let (s, page) = get(&server, &path, Some(&admin));
+        assert_eq!(s, 200, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert!(items.len() <= 3);
+        seen.extend(items.iter().map(|o| o["id"].as_str().unwrap().to_string()));
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created, "pages cover every org once, oldest first");
+}
+
+#[test]
+fn configuration_layers_file_then_env_then_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("driftlock.toml");
+    std::fs::write(&config, "max_body_bytes = 2048\nlog_format = \"json\"\n").unwrap();
+    let cfg = config.to_str().unwrap();
+    let body = json!({"name": "x".repeat(150), "billing_email": format!("{}@example.com", "a".repeat(60))});
+    let big = json!({"name": "y", "padding": "z".repeat(3000)});
+
+    let data = dir.path().join("data");
+    let mut server = start_with(&data, &["--config", cfg], &[]);
+    let admin = server.admin_token();
+    let (s, b) = post(&server, "/v1/admin/orgs", Some(&admin), &big);
+    assert_error(s, &b, 413, "payload_too_large");
+    let (s, _) = post(&server, "/v1/admin/orgs", Some(&admin), &body);
+    assert_eq!(s, 201);
+    let (_, log) = server.stop_with("TERM");
+    let first: Value = serde_json::from_str(log.lines().next().unwrap()).expect("JSON log lines");
+    assert!(first.get("level").is_some(), "{first}");
+
+    // The environment beats the file...
+    let server = start_with(
+        &data,
+        &["--config", cfg],
+        &[("DRIFTLOCK_MAX_BODY_BYTES", "100000")],
+    );
+    let (s, b) = post(&server, "/v1/admin/orgs", Some(&admin), &big);
+    assert_eq!(s, 201, "{b}");
+    drop(server);
+    // ...and a flag beats the environment.
+    let server = start_with(
+        &data,
+        &["--config", cfg, "--max-body-bytes", "2048"],
+        &[("DRIFTLOCK_MAX_BODY_BYTES", "100000")],
+    );
+    let (s, b) = post(&server, "/v1/admin/orgs", Some(&admin), &big);
+    assert_error(s, &b, 413, "payload_too_large");
+}
+
+#[test]
+fn a_configured_admin_token_file_must_be_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    let token = "operator-chosen-token-0123456789";
+    std::fs::write(&token_file, token).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let data = dir.path().join("data");
+    let env = [("DRIFTLOCK_ADMIN_TOKEN_FILE", token_file.to_str().unwrap())];
+    let out = support::serve_command(&data, &[], &env).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("readable by other users"), "{err}");
+
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let server = start_with(&data, &[], &env);
+    let (s, _) = get(&server, "/v1/admin/orgs", Some(token));
+    assert_eq!(s, 200);
+    assert!(
+        !data.join("admin.token").exists(),
+        "no token is generated when one is configured"
+    );
+}
+
+#[test]
+fn sigterm_finishes_cleanly_and_the_store_reopens() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let admin = server.admin_token();
+    let (org_id, key, _) = org_with_key(&server, &admin, "Keep me");
+    let (status, log) = server.stop_with("TERM");
+    assert!(status.success(), "exit status {status:?}\n{log}");
+    assert!(log.contains("store closed"), "{log}");
+
+    let server = start(dir.path());
+    let (s, org) = get(&server, "/v1/org", Some(&key));
+    assert_eq!((s, org["id"].as_str()), (200, Some(org_id.as_str())));
+}
+
+#[test]
+fn metrics_count_requests_by_route_and_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let _ = get(&server, "/healthz", None);
+    let _ = get(&server, "/v1/org", None);
+    let text = ureq::get(&server.url("/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        text.contains(
+            r#"driftlock_http_requests_total{route="healthz",method="GET",status="200"}"#
+        ),
+        "{text}"
+    );
+    assert!(text.contains(r#"driftlock_http_requests_total{route="getOwnOrganization",method="GET",status="401"} 1"#), "{text}");
+    assert!(text.contains("driftlock_http_request_duration_seconds_bucket"));
+    let size: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("driftlock_store_bytes "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(size > 0.0);
+}

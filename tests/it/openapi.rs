@@ -1,0 +1,160 @@
+//! The OpenAPI contract: the checked-in spec equals the generated one, validates as OpenAPI 3,
+//! and a Python client generated from it by openapi-python-client works against the binary.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    sync::OnceLock,
+};
+
+use crate::support::{start, BIN};
+
+const REFRESH: &str = "cargo run -q -- openapi > openapi/openapi.json";
+
+fn checked_in() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json")
+}
+
+#[test]
+fn the_checked_in_spec_is_what_the_code_generates() {
+    let out = Command::new(BIN).arg("openapi").output().unwrap();
+    assert!(out.status.success());
+    let generated = String::from_utf8(out.stdout).unwrap();
+    let on_disk = std::fs::read_to_string(checked_in()).unwrap_or_default();
+    assert!(
+        generated == on_disk,
+        "openapi/openapi.json differs from the generated spec; refresh it with: {REFRESH}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let served = ureq::get(&server.url("/openapi.json"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    let served: serde_json::Value = serde_json::from_str(&served).unwrap();
+    let generated: serde_json::Value = serde_json::from_str(&generated).unwrap();
+    assert_eq!(
+        served, generated,
+        "the served spec differs from `driftlock openapi`"
+    );
+    let docs = ureq::get(&server.url("/docs")).call().unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(
+        docs.into_string().unwrap().contains("swagger"),
+        "interactive docs are served"
+    );
+}
+
+/// A Python virtual environment under target/ with the spec tools, made once per run.
+fn python() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-venv");
+        let py = venv.join("bin/python");
+        let ready = venv.join(".installed-v1");
+        if !ready.exists() {
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "python3 -m venv failed");
+            let ok = Command::new(&py)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args([
+                    "openapi-spec-validator==0.7.*",
+                    "openapi-python-client==0.*",
+                ])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "pip install of the spec tools failed");
+            std::fs::write(&ready, "").unwrap();
+        }
+        py
+    })
+}
+
+#[test]
+fn the_spec_validates_as_openapi_3() {
+    let out = Command::new(python())
+        .args(["-m", "openapi_spec_validator"])
+        .arg(checked_in())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && text.contains("OK"), "{text}");
+}
+
+#[test]
+fn a_generated_python_client_creates_an_org_and_a_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("client");
+    let generator = python().parent().unwrap().join("openapi-python-client");
+    let out = Command::new(generator)
+        .args(["generate", "--path"])
+        .arg(checked_in())
+        .arg("--output-path")
+        .arg(&out_dir)
+        .arg("--meta")
+        .arg("none")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "generation failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let data = dir.path().join("data");
+    let server = start(&data);
+    let script = r#"
+import os, sys
+sys.path.insert(0, os.environ["CLIENT_PARENT"])
+from client import AuthenticatedClient
+from client.api.admin import create_organization, create_organization_key
+from client.api.organization import get_own_organization
+from client.models import CreateOrganizationRequest, CreateKeyRequest
+
+base = os.environ["BASE_URL"]
+admin = AuthenticatedClient(base_url=base, token=os.environ["ADMIN_TOKEN"])
+org = create_organization.sync(client=admin, body=CreateOrganizationRequest(name="From Python", billing_email="py@example.com"))
+assert org.plan == "developer", org
+key = create_organization_key.sync(client=admin, org_id=org.id, body=CreateKeyRequest(name="python"))
+assert key.secret.startswith("dl_"), key
+me = get_own_organization.sync(client=AuthenticatedClient(base_url=base, token=key.secret))
+assert me.id == org.id, (me, org)
+print("python client ok", org.id)
+"#;
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(script)
+        .env("CLIENT_PARENT", dir.path())
+        .env("BASE_URL", &server.base)
+        .env("ADMIN_TOKEN", server.admin_token())
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("python client ok"),
+        "{text}"
+    );
+}

@@ -1,0 +1,232 @@
+//! Test harness: start the real binary on 127.0.0.1 port 0, learn its address from the first
+//! banner line, wait for `/readyz`, and stop it with SIGTERM or SIGKILL. HTTP helpers return
+//! the status and the JSON body whatever the status.
+
+use std::{
+    io::{BufRead, BufReader, Read},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_driftlock");
+
+pub struct Server {
+    pub child: Option<Child>,
+    pub base: String,
+    pub data_dir: PathBuf,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// The `driftlock serve` command on a fresh loopback port, with `extra` arguments and env.
+pub fn serve_command(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(extra)
+        .env_remove("DRIFTLOCK_ADMIN_TOKEN")
+        .env("DRIFTLOCK_LOG_LEVEL", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// Starts `driftlock serve` with `extra` arguments and environment, on a fresh port.
+pub fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    launch(serve_command(data_dir, extra, env), data_dir)
+}
+
+/// Runs `cmd`, reads the bound address from its first stdout line and waits for `/readyz`.
+pub fn launch(mut cmd: Command, data_dir: &Path) -> Server {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start driftlock");
+    let stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr_thread = std::thread::spawn(move || {
+        let mut all = String::new();
+        let _ = stderr.read_to_string(&mut all);
+        all
+    });
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
+        }
+        for _ in lines {}
+    });
+    let first = match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) => line,
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "driftlock did not start; stderr:\n{}",
+                stderr_thread.join().unwrap_or_default()
+            );
+        }
+    };
+    let base = first
+        .strip_prefix("driftlock listening on ")
+        .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
+        .to_string();
+    let server = Server {
+        child: Some(child),
+        base,
+        data_dir: data_dir.to_path_buf(),
+        stderr: Some(stderr_thread),
+    };
+    server.wait_ready();
+    server
+}
+
+pub fn start(data_dir: &Path) -> Server {
+    start_with(data_dir, &[], &[])
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(resp) = ureq::get(&self.url("/readyz")).call() {
+                if resp.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{} never became ready", self.base);
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("admin.token"))
+            .expect("admin.token")
+            .trim()
+            .to_string()
+    }
+
+    /// Sends `signal` (e.g. "TERM", "KILL") and waits for the exit; returns the stderr log.
+    pub fn stop_with(&mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        let mut child = self.child.take().expect("server running");
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -{signal} failed");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("driftlock did not exit after SIG{signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let log = self
+            .stderr
+            .take()
+            .map(|t| t.join().unwrap_or_default())
+            .unwrap_or_default();
+        (status, log)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Status and JSON body (Null when the body is not JSON) of any request.
+pub fn send(req: ureq::Request, body: Option<&Value>) -> (u16, Value) {
+    let result = match body {
+        Some(b) => req.send_json(b.clone()),
+        None => req.call(),
+    };
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(ureq::Error::Status(_, resp)) => resp,
+        Err(e) => panic!("transport error: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+pub fn get(server: &Server, path: &str, token: Option<&str>) -> (u16, Value) {
+    send(with_auth(ureq::get(&server.url(path)), token), None)
+}
+
+pub fn post(server: &Server, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+    send(with_auth(ureq::post(&server.url(path)), token), Some(body))
+}
+
+pub fn delete(server: &Server, path: &str, token: Option<&str>) -> (u16, Value) {
+    send(with_auth(ureq::delete(&server.url(path)), token), None)
+}
+
+fn with_auth(req: ureq::Request, token: Option<&str>) -> ureq::Request {
+    match token {
+        Some(t) => req.set("Authorization", &format!("Bearer {t}")),
+        None => req,
+    }
+}
+
+/// Creates an org through the admin API and returns (org id, org key secret, key id).
+pub fn org_with_key(server: &Server, admin: &str, name: &str) -> (String, String, String) {
+    let (status, org) = post(
+        server,
+        "/v1/admin/orgs",
+        Some(admin),
+        &json!({"name": name}),
+    );
+    assert_eq!(status, 201, "{org}");
+    let org_id = org["id"].as_str().unwrap().to_string();
+    let (status, key) = post(
+        server,
+        &format!("/v1/admin/orgs/{org_id}/keys"),
+        Some(admin),
+        &json!({"name": "test"}),
+    );
+    assert_eq!(status, 201, "{key}");
+    (
+        org_id,
+        key["secret"].as_str().unwrap().to_string(),
+        key["key"]["id"].as_str().unwrap().to_string(),
+    )
+}
+
+/// Asserts the DESIGN.md error body: exactly `code`, `message` and `request_id`.
+pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
+    assert_eq!(status, want_status, "{body}");
+    assert_eq!(body["code"], want_code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(
+        body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+}
