@@ -430,3 +430,46 @@ fn metrics_count_requests_by_route_and_status() {
         .unwrap();
     assert!(size > 0.0);
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_request_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start(dir.path());
+    let admin = server.admin_token();
+    let mut stream =
+        std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let head = format!(
+        "POST /v1/admin/orgs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {admin}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    );
+    let first = "{\"name\":";
+    stream
+        .write_all(format!("{head}{:x}\r\n{first}\r\n", first.len()).as_bytes())
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+
+    // Ask the server to stop while the request body is still arriving.
+    let pid = server.child.as_ref().unwrap().id();
+    assert!(Command::new("kill")
+        .arg("-TERM")
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let rest = "\"In flight\"}";
+    stream
+        .write_all(format!("{:x}\r\n{rest}\r\n0\r\n\r\n", rest.len()).as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let (status, log) = server.stop_with("TERM");
+    assert!(status.success(), "{log}");
+
+    let server = start(dir.path());
+    let (_, list) = get(&server, "/v1/admin/orgs", Some(&admin));
+    assert_eq!(list["items"][0]["name"], "In flight");
+}

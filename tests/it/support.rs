@@ -121,13 +121,15 @@ impl Server {
     /// Sends `signal` (e.g. "TERM", "KILL") and waits for the exit; returns the stderr log.
     pub fn stop_with(&mut self, signal: &str) -> (std::process::ExitStatus, String) {
         let mut child = self.child.take().expect("server running");
-        let ok = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill")
-            .success();
-        assert!(ok, "kill -{signal} failed");
+        if child.try_wait().unwrap().is_none() {
+            let ok = Command::new("kill")
+                .arg(format!("-{signal}"))
+                .arg(child.id().to_string())
+                .status()
+                .expect("run kill")
+                .success();
+            assert!(ok, "kill -{signal} failed");
+        }
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = child.try_wait().unwrap() {
