@@ -1,4 +1,5 @@
 //! The pure core: detection, metering and billing decisions. Nothing here touches the
 //! network, the disk or the clock; callers pass `now` and plain values in.
 
+pub mod calendar;
 pub mod metering;

@@ -1,4 +1,7 @@
-//! Metering: the plan catalog, and (as billing grows) periods, counters, quota decisions,
-//! alert thresholds and money in integer cents. Pure: no I/O, no clock.
+//! Metering: the plan catalog, billing periods, usage counters and the money they imply, quota
+//! policy and its decisions (admission, alerts, early invoices). Pure: no I/O, no clock.
 
+pub mod period;
 pub mod plans;
+pub mod quota;
+pub mod usage;

@@ -1,0 +1,87 @@
+//! Builds the explanation of a metric anomaly from the detector's state (issue 3).
+//!
+//! Runs only when a point is flagged, so it may allocate and recompress the baseline. Owns
+//! the expected range (the values covering 95% of the model's predicted probability in the
+//! point's context) and the compression figures over the symbol strings.
+
+use super::compress::{compression_ratio, entropy_bits, ncd};
+use super::explain::{num, pval, Explanation};
+use super::metric::MetricDetector;
+
+pub(crate) fn build(d: &MetricDetector, x: f64, s: i32, cost: f64, score: f64, p: f64) -> Explanation {
+    let v = d.parts();
+    let n = v.syms.len();
+    // Oldest-first symbols of the baseline, then the window (the newest points plus this one).
+    let ordered: Vec<i32> = (0..n).map(|i| v.syms[(v.sym_head + i) % n.max(1)]).collect();
+    let w_prev = (v.window.saturating_sub(1)).min(n);
+    let (base, recent) = ordered.split_at(n - w_prev);
+    let to_byte = |s: i32| ((s as i64 - v.centre as i64).clamp(-127, 127) as i8) as u8;
+    let base_b: Vec<u8> = base.iter().map(|&s| to_byte(s)).collect();
+    let mut win_b: Vec<u8> = recent.iter().map(|&s| to_byte(s)).collect();
+    win_b.push(to_byte(s));
+
+    // Expected range: most probable symbols in this context until 95% of their mass.
+    let mut cands: Vec<i32> = ordered.clone();
+    cands.sort_unstable();
+    cands.dedup();
+    let mut probs: Vec<(f64, i32)> = cands
+        .iter()
+        .map(|&c| (v.model.prob(v.p2, v.p1, c, v.centre), c))
+        .collect();
+    probs.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let total: f64 = probs.iter().map(|q| q.0).sum();
+    let (mut lo, mut hi, mut acc) = (i32::MAX, i32::MIN, 0.0);
+    for &(q, c) in &probs {
+        lo = lo.min(c);
+        hi = hi.max(c);
+        acc += q;
+        if acc >= 0.95 * total {
+            break;
+        }
+    }
+    if lo > hi {
+        lo = s;
+        hi = s;
+    }
+    let expected_low = v.anchor + lo as f64 * v.step;
+    let expected_high = v.anchor + (hi as f64 + 1.0) * v.step;
+
+    let window_cost = (v.window_costs.iter().sum::<f64>() + cost) / (v.window_costs.len() + 1) as f64;
+    let where_ = if x > expected_high {
+        "above"
+    } else if x < expected_low {
+        "below"
+    } else {
+        "inside"
+    };
+    let summary = if where_ == "inside" {
+        format!(
+            "Value {} is inside the expected range {} to {} but breaks the recent pattern: given the last {} points it costs {} bits to encode versus {} bits typically ({}).",
+            num(x), num(expected_low), num(expected_high), n, num(cost), num(v.cost_avg), pval(p)
+        )
+    } else {
+        format!(
+            "Value {} is {} the expected range {} to {}: given the last {} points it costs {} bits to encode versus {} bits typically ({}).",
+            num(x), where_, num(expected_low), num(expected_high), n, num(cost), num(v.cost_avg), pval(p)
+        )
+    };
+    Explanation {
+        detector: "metric".into(),
+        score,
+        p_value: p,
+        confidence: 1.0 - p,
+        baseline_compression_ratio: compression_ratio(&base_b),
+        window_compression_ratio: compression_ratio(&win_b),
+        ncd: ncd(&win_b, &base_b),
+        conditional_cost_bits_per_symbol: window_cost,
+        baseline_cost_bits_per_symbol: v.cost_avg,
+        observed_cost_bits: cost,
+        entropy_delta: entropy_bits(&win_b) - entropy_bits(&base_b),
+        baseline_len: base_b.len() as u32,
+        window_len: win_b.len() as u32,
+        observed: Some(x),
+        expected_low: Some(expected_low),
+        expected_high: Some(expected_high),
+        summary,
+    }
+}

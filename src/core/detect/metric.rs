@@ -1,0 +1,491 @@
+//! Streaming metric detector over (timestamp, value) points (issue 3).
+//!
+//! Owns [`MetricDetector`]: values are quantized into symbols (bins of a fraction of the
+//! baseline's robust spread) and coded by an order-2 context model of the rolling baseline
+//! ([`super::context`]); the code length of each new point given the baseline is its
+//! compression surprise. That surprise, fused with a robust distance from the baseline, is
+//! calibrated against the detector's own recent raw scores ([`super::calibrate`]) into a
+//! p-value and a 0..1 score. After an alarm, scores are damped for a while: one early alarm per
+//! incident is what an operator (and NAB) wants. Pure: no I/O, clock, threads or randomness.
+//!
+//! Input rule: a non-finite value, or a timestamp not strictly after the last accepted one
+//! (out of order or duplicate), is rejected (`accepted: false`, score 0) and leaves the state
+//! untouched. Finite values beyond ±1e15 are clamped to ±1e15.
+
+use serde::{Deserialize, Serialize};
+
+use super::calibrate::Calibrator;
+use super::context::ContextModel;
+use super::explain::Explanation;
+use super::ring::Ring;
+use super::state::{Reader, Writer};
+use super::DetectError;
+
+const MAGIC: &[u8; 4] = b"DLMD";
+const VERSION: u16 = 1;
+/// Values are clamped to this magnitude (documented input rule).
+pub const MAX_ABS_VALUE: f64 = 1e15;
+const STATS_EVERY: u32 = 16;
+const MIN_POINTS_TO_QUANTIZE: usize = 16;
+
+/// Settings of a metric detector. `Default` is what `driftlock score` and new monitors use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricSettings {
+    /// 0 (fewest alarms) ..= 1 (most alarms); moves the alarm threshold on the score.
+    pub sensitivity: f64,
+    /// Points in the rolling baseline the model learns from.
+    pub baseline: u32,
+    /// Points in the recent window that explanations compare with the baseline.
+    pub window: u32,
+    /// Points seen before any verdict other than "warming up".
+    pub warmup: u32,
+    /// Recent raw scores kept to calibrate new ones into p-values.
+    pub calibration: u32,
+    /// Quantization bins per robust standard deviation of the baseline.
+    pub resolution: f64,
+    /// Points after an alarm during which scores are damped and no alarm is raised.
+    pub suppression: u32,
+    /// Weight of the robust distance from the baseline median in the raw score (bits per sigma).
+    pub distance_weight: f64,
+}
+
+impl Default for MetricSettings {
+    fn default() -> Self {
+        MetricSettings {
+            sensitivity: 0.5,
+            baseline: 1024,
+            window: 16,
+            warmup: 150,
+            calibration: 1000,
+            resolution: 2.0,
+            suppression: 100,
+            distance_weight: 0.0,
+        }
+    }
+}
+
+impl MetricSettings {
+    /// Checks ranges; the message names the field and the allowed range.
+    pub fn validate(&self) -> Result<(), DetectError> {
+        let bad = |m: String| Err(DetectError::InvalidSettings(m));
+        if !(0.0..=1.0).contains(&self.sensitivity) {
+            return bad(format!("sensitivity must be between 0 and 1, got {}", self.sensitivity));
+        }
+        if !(32..=4096).contains(&self.baseline) {
+            return bad(format!("baseline must be 32..=4096 points, got {}", self.baseline));
+        }
+        if self.window == 0 || self.window > self.baseline / 2 {
+            return bad(format!(
+                "window must be 1..={} (half the baseline), got {}",
+                self.baseline / 2,
+                self.window
+            ));
+        }
+        if self.warmup < MIN_POINTS_TO_QUANTIZE as u32 || self.warmup > 100_000 {
+            return bad(format!("warmup must be 16..=100000 points, got {}", self.warmup));
+        }
+        if !(16..=4096).contains(&self.calibration) {
+            return bad(format!("calibration must be 16..=4096 scores, got {}", self.calibration));
+        }
+        if !(self.resolution.is_finite() && (0.05..=64.0).contains(&self.resolution)) {
+            return bad(format!("resolution must be 0.05..=64, got {}", self.resolution));
+        }
+        if self.suppression > 100_000 {
+            return bad(format!("suppression must be at most 100000, got {}", self.suppression));
+        }
+        if !(self.distance_weight.is_finite() && (0.0..=100.0).contains(&self.distance_weight)) {
+            return bad(format!("distance_weight must be 0..=100, got {}", self.distance_weight));
+        }
+        Ok(())
+    }
+
+    /// Settings clamped into their valid ranges, so a detector never runs on nonsense.
+    fn sanitized(mut self) -> Self {
+        let d = MetricSettings::default();
+        if !self.sensitivity.is_finite() {
+            self.sensitivity = d.sensitivity;
+        }
+        self.sensitivity = self.sensitivity.clamp(0.0, 1.0);
+        self.baseline = self.baseline.clamp(32, 4096);
+        self.window = self.window.clamp(1, self.baseline / 2);
+        self.warmup = self.warmup.clamp(MIN_POINTS_TO_QUANTIZE as u32, 100_000);
+        self.calibration = self.calibration.clamp(16, 4096);
+        if !self.resolution.is_finite() {
+            self.resolution = d.resolution;
+        }
+        self.resolution = self.resolution.clamp(0.05, 64.0);
+        self.suppression = self.suppression.min(100_000);
+        if !self.distance_weight.is_finite() {
+            self.distance_weight = d.distance_weight;
+        }
+        self.distance_weight = self.distance_weight.clamp(0.0, 100.0);
+        self
+    }
+
+    /// Score at or above which a point is an anomaly.
+    pub fn alarm_threshold(&self) -> f64 {
+        (0.75 - 0.4 * (self.sensitivity - 0.5)).clamp(0.05, 0.999)
+    }
+}
+
+/// The detector's answer for one point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricVerdict {
+    /// Calibrated anomaly score in 0..=1.
+    pub score: f64,
+    pub anomaly: bool,
+    /// Points still needed before verdicts are meaningful (0 when ready).
+    pub warming_up_remaining: u32,
+    /// Present exactly when `anomaly` is true.
+    pub explanation: Option<Explanation>,
+    /// False when the point was rejected by the input rule (see module doc).
+    pub accepted: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Quant {
+    step: f64,
+    anchor: f64,
+    /// Robust scale when this quantization was chosen.
+    scale: f64,
+}
+
+impl Quant {
+    #[inline]
+    fn symbol(&self, x: f64) -> i32 {
+        ((x - self.anchor) / self.step)
+            .floor()
+            .clamp(-1e9, 1e9) as i32
+    }
+}
+
+/// Streaming metric detector; see the module doc.
+#[derive(Debug, Clone)]
+pub struct MetricDetector {
+    settings: MetricSettings,
+    threshold: f64,
+    last_ts: Option<i64>,
+    accepted: u64,
+    values: Ring,
+    /// Symbols of `values` under `quant` (derived, never stored).
+    syms: Vec<i32>,
+    sym_head: usize,
+    model: ContextModel,
+    quant: Option<Quant>,
+    median: f64,
+    scale: f64,
+    since_stats: u32,
+    calib: Calibrator,
+    window_costs: Ring,
+    cost_avg: f64,
+    suppress_left: u32,
+    scratch: Vec<f64>,
+}
+
+impl MetricDetector {
+    pub fn new(settings: MetricSettings) -> Self {
+        let settings = settings.sanitized();
+        let b = settings.baseline as usize;
+        MetricDetector {
+            threshold: settings.alarm_threshold(),
+            last_ts: None,
+            accepted: 0,
+            values: Ring::new(b),
+            syms: Vec::with_capacity(b),
+            sym_head: 0,
+            model: ContextModel::new(2.0),
+            quant: None,
+            median: 0.0,
+            scale: 0.0,
+            since_stats: 0,
+            calib: Calibrator::new(settings.calibration as usize, 0.05),
+            window_costs: Ring::new(settings.window as usize),
+            cost_avg: 0.0,
+            suppress_left: 0,
+            scratch: Vec::with_capacity(b),
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &MetricSettings {
+        &self.settings
+    }
+
+    /// Points accepted so far.
+    pub fn points_accepted(&self) -> u64 {
+        self.accepted
+    }
+
+    fn warming_remaining(&self) -> u32 {
+        (self.settings.warmup as u64).saturating_sub(self.accepted) as u32
+    }
+
+    /// Symbol `k` back from the newest in the ring (0 = newest).
+    #[inline]
+    fn sym_back(&self, k: usize) -> Option<i32> {
+        let n = self.syms.len();
+        if k >= n {
+            return None;
+        }
+        let i = (self.sym_head + n - 1 - k) % n;
+        Some(self.syms[i])
+    }
+
+    /// Scores one point, then learns it. Never panics.
+    pub fn observe(&mut self, timestamp_secs: i64, value: f64) -> MetricVerdict {
+        if !value.is_finite() || self.last_ts.is_some_and(|t| timestamp_secs <= t) {
+            return MetricVerdict {
+                score: 0.0,
+                anomaly: false,
+                warming_up_remaining: self.warming_remaining(),
+                explanation: None,
+                accepted: false,
+            };
+        }
+        let x = value.clamp(-MAX_ABS_VALUE, MAX_ABS_VALUE);
+        self.last_ts = Some(timestamp_secs);
+        self.accepted += 1;
+        let warming = self.warming_remaining();
+
+        let mut scored = None;
+        if let Some(q) = self.quant {
+            let s = q.symbol(x);
+            let centre = q.symbol(self.median);
+            let cost = self
+                .model
+                .cost(self.sym_back(1), self.sym_back(0), s, centre);
+            let z = ((x - self.median).abs() / self.scale).min(1e6);
+            let raw = cost + self.settings.distance_weight * z;
+            scored = Some((s, cost, raw));
+        }
+
+        let (mut score, mut p) = (0.0, 1.0);
+        if let (Some((_, _, raw)), 0) = (scored, warming) {
+            p = self.calib.p_value(raw);
+            score = (-p.log10() / 8.0).clamp(0.0, 1.0);
+        }
+        let suppressed = self.suppress_left > 0;
+        if suppressed {
+            self.suppress_left -= 1;
+            score *= 0.5;
+        }
+        let anomaly = warming == 0 && !suppressed && score >= self.threshold;
+        let explanation = match (anomaly, scored) {
+            (true, Some((s, cost, _))) => Some(self.explain(x, s, cost, score, p)),
+            _ => None,
+        };
+        if anomaly {
+            self.suppress_left = self.settings.suppression;
+        }
+
+        if let Some((_, cost, raw)) = scored {
+            self.calib.push(raw);
+            self.window_costs.push(cost);
+            let a = 1.0 / self.settings.baseline as f64;
+            self.cost_avg += a * (cost - self.cost_avg);
+        }
+        self.learn(x);
+        MetricVerdict {
+            score,
+            anomaly,
+            warming_up_remaining: warming.saturating_sub(1),
+            explanation,
+            accepted: true,
+        }
+    }
+
+    fn learn(&mut self, x: f64) {
+        let full = self.values.is_full();
+        self.values.push(x);
+        if let Some(q) = self.quant {
+            let s = q.symbol(x);
+            self.push_symbol(s, full);
+        }
+        self.since_stats += 1;
+        let n = self.values.len();
+        if self.since_stats >= STATS_EVERY
+            || (self.quant.is_none() && n >= MIN_POINTS_TO_QUANTIZE)
+        {
+            self.since_stats = 0;
+            self.refresh_stats();
+            let requantize = match self.quant {
+                None => n >= MIN_POINTS_TO_QUANTIZE,
+                Some(q) => !(0.5..=2.0).contains(&(self.scale / q.scale)),
+            };
+            if requantize {
+                self.quant = Some(Quant {
+                    step: self.scale / self.settings.resolution,
+                    anchor: self.median,
+                    scale: self.scale,
+                });
+                self.rebuild_symbols();
+            }
+        }
+    }
+
+    fn push_symbol(&mut self, s: i32, was_full: bool) {
+        let cap = self.settings.baseline as usize;
+        if was_full {
+            // Evict the oldest symbol with the n-grams that start at it.
+            let old = self.syms[self.sym_head];
+            let f1 = self.syms[(self.sym_head + 1) % cap];
+            let f2 = self.syms[(self.sym_head + 2) % cap];
+            self.model.remove(old, Some(f1), Some(f2));
+            let (p1, p2) = (self.sym_back(0), self.sym_back(1));
+            self.syms[self.sym_head] = s;
+            self.sym_head = (self.sym_head + 1) % cap;
+            self.model.add(p2, p1, s);
+        } else {
+            let (p1, p2) = (self.sym_back(0), self.sym_back(1));
+            self.syms.push(s);
+            self.model.add(p2, p1, s);
+        }
+    }
+
+    /// Recomputes every symbol of the ring and the model from the values (pure function of
+    /// values and quantization, which is why neither is stored).
+    fn rebuild_symbols(&mut self) {
+        self.syms.clear();
+        self.sym_head = 0;
+        self.model.clear();
+        let Some(q) = self.quant else { return };
+        for i in 0..self.values.len() {
+            let s = q.symbol(self.values.get(i));
+            let (p1, p2) = (self.sym_back(0), self.sym_back(1));
+            self.syms.push(s);
+            self.model.add(p2, p1, s);
+        }
+    }
+
+    fn refresh_stats(&mut self) {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(self.values.raw());
+        let n = self.scratch.len();
+        if n == 0 {
+            return;
+        }
+        let med = *self.scratch.select_nth_unstable_by(n / 2, f64::total_cmp).1;
+        for v in self.scratch.iter_mut() {
+            *v = (*v - med).abs();
+        }
+        let mad = *self.scratch.select_nth_unstable_by(n / 2, f64::total_cmp).1;
+        let mut scale = 1.4826 * mad;
+        if scale <= 1e-12 * (1.0 + med.abs()) {
+            let mean_abs = self.scratch.iter().sum::<f64>() / n as f64;
+            scale = 1.2533 * mean_abs;
+        }
+        if scale <= 1e-12 * (1.0 + med.abs()) {
+            scale = 1e-6 * (1.0 + med.abs());
+        }
+        self.median = med;
+        self.scale = scale;
+    }
+
+    fn explain(&self, x: f64, s: i32, cost: f64, score: f64, p: f64) -> Explanation {
+        super::explain_metric::build(self, x, s, cost, score, p)
+    }
+
+    // Accessors for the explanation builder.
+    pub(crate) fn parts(&self) -> MetricParts<'_> {
+        MetricParts {
+            syms: &self.syms,
+            sym_head: self.sym_head,
+            model: &self.model,
+            step: self.quant.map_or(1.0, |q| q.step),
+            anchor: self.quant.map_or(0.0, |q| q.anchor),
+            centre: self.quant.map_or(0, |q| q.symbol(self.median)),
+            window_costs: &self.window_costs,
+            cost_avg: self.cost_avg,
+            window: self.settings.window as usize,
+            p1: self.sym_back(0),
+            p2: self.sym_back(1),
+        }
+    }
+
+    /// Versioned bytes from which [`MetricDetector::decode_state`] resumes exactly.
+    pub fn encode_state(&self) -> Vec<u8> {
+        let mut w = Writer::new(MAGIC, VERSION);
+        w.json(&self.settings);
+        match self.last_ts {
+            Some(t) => {
+                w.u8(1);
+                w.i64(t);
+            }
+            None => w.u8(0),
+        }
+        w.u64(self.accepted);
+        match self.quant {
+            Some(q) => {
+                w.u8(1);
+                w.f64(q.step);
+                w.f64(q.anchor);
+                w.f64(q.scale);
+            }
+            None => w.u8(0),
+        }
+        w.f64(self.median);
+        w.f64(self.scale);
+        w.u32(self.since_stats);
+        w.f64(self.cost_avg);
+        w.u32(self.suppress_left);
+        self.values.encode(&mut w);
+        self.window_costs.encode(&mut w);
+        self.calib.encode(&mut w);
+        w.finish()
+    }
+
+    pub fn decode_state(bytes: &[u8]) -> Result<Self, DetectError> {
+        let (mut r, version) = Reader::open(bytes, MAGIC)?;
+        if version != VERSION {
+            return Err(DetectError::UnsupportedStateVersion {
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let settings: MetricSettings = r.json()?;
+        let mut d = MetricDetector::new(settings);
+        d.last_ts = match r.u8()? {
+            0 => None,
+            _ => Some(r.i64()?),
+        };
+        d.accepted = r.u64()?;
+        d.quant = match r.u8()? {
+            0 => None,
+            _ => Some(Quant {
+                step: r.f64()?,
+                anchor: r.f64()?,
+                scale: r.f64()?,
+            }),
+        };
+        d.median = r.f64()?;
+        d.scale = r.f64()?;
+        d.since_stats = r.u32()?;
+        d.cost_avg = r.f64()?;
+        d.suppress_left = r.u32()?;
+        d.values = Ring::decode(&mut r, d.settings.baseline as usize)?;
+        d.window_costs = Ring::decode(&mut r, d.settings.window as usize)?;
+        d.calib = Calibrator::decode(&mut r)?;
+        if d.calib.capacity() != d.settings.calibration as usize {
+            return Err(DetectError::CorruptState("calibration size differs from settings".into()));
+        }
+        r.finish()?;
+        d.rebuild_symbols();
+        Ok(d)
+    }
+}
+
+/// Read-only view of the detector for [`super::explain_metric`].
+pub(crate) struct MetricParts<'a> {
+    pub syms: &'a [i32],
+    pub sym_head: usize,
+    pub model: &'a ContextModel,
+    pub step: f64,
+    pub anchor: f64,
+    pub centre: i32,
+    pub window_costs: &'a Ring,
+    pub cost_avg: f64,
+    pub window: usize,
+    pub p1: Option<i32>,
+    pub p2: Option<i32>,
+}

@@ -1,0 +1,65 @@
+//! Detection engine (issue 3): explainable, compression-based streaming anomaly detectors.
+//!
+//! Two detectors of one family, both pure (no I/O, no clock, no threads, no global state,
+//! no randomness), bounded in memory, and resumable from versioned state bytes:
+//! - [`MetricDetector`] over `(timestamp, value)` points, used by monitors and `driftlock score`;
+//! - [`EventDetector`] over JSON events, used by streams.
+//!
+//! Map: `compress` (LZ77 cost with the baseline as a live dictionary, NCD, entropy),
+//! `context` (order-2 context model over quantized values), `calibrate` (raw score -> p-value),
+//! `metric` / `event` (the detectors), `explain` / `explain_metric` (the numbers and sentence
+//! behind each anomaly), `ring` and `state` (bounded histories and their encoding).
+
+mod calibrate;
+mod compress;
+mod context;
+mod event;
+mod explain;
+mod explain_metric;
+mod metric;
+mod ring;
+mod state;
+#[cfg(test)]
+mod tests;
+
+pub use event::{EventDetector, EventSettings, EventVerdict};
+pub use explain::Explanation;
+pub use metric::{MetricDetector, MetricSettings, MetricVerdict, MAX_ABS_VALUE};
+
+/// Errors of the detection engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetectError {
+    /// Settings outside their documented ranges; the message names the field.
+    InvalidSettings(String),
+    /// State bytes that are truncated, corrupted or not from this detector kind.
+    CorruptState(String),
+    /// State written by a newer (or unknown) format version.
+    UnsupportedStateVersion { found: u16, supported: u16 },
+}
+
+impl std::fmt::Display for DetectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DetectError::InvalidSettings(m) => write!(f, "invalid detector settings: {m}"),
+            DetectError::CorruptState(m) => write!(f, "detector state cannot be read: {m}"),
+            DetectError::UnsupportedStateVersion { found, supported } => write!(
+                f,
+                "detector state version {found} is not supported (this build reads version {supported})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DetectError {}
+
+impl Default for MetricDetector {
+    fn default() -> Self {
+        MetricDetector::new(MetricSettings::default())
+    }
+}
+
+impl Default for EventDetector {
+    fn default() -> Self {
+        EventDetector::new(EventSettings::default())
+    }
+}
