@@ -14,7 +14,7 @@ use anyhow::Context;
 use poem::{listener::Acceptor, listener::Listener, listener::TcpListener, Server};
 
 use crate::{
-    api::{self, AppState, Metrics},
+    api::{self, AppState, Metrics, RateLimiter},
     cli::{Cli, Command, LogFormat, ServeArgs},
     config::{self, AdminTokenSource, Config},
     secrets,
@@ -71,6 +71,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_token,
         metrics: Metrics::default(),
         max_body_bytes: config.max_body_bytes,
+        max_batch_events: config.max_batch_events,
+        rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         started_at: Instant::now(),
         shutting_down: AtomicBool::new(false),
     });

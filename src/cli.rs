@@ -52,6 +52,15 @@ pub struct ServeArgs {
     /// Largest request body accepted, in bytes [default: 16777216]
     #[arg(long, env = "DRIFTLOCK_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Most events accepted in one stream batch [default: 10000]
+    #[arg(long, env = "DRIFTLOCK_MAX_BATCH_EVENTS")]
+    pub max_batch_events: Option<usize>,
+    /// Requests per second per API key on detection and metering routes; 0 = unlimited [default: 100]
+    #[arg(long, env = "DRIFTLOCK_RATE_LIMIT_PER_SEC")]
+    pub rate_limit_per_sec: Option<u32>,
+    /// Burst size of the per-key rate limit [default: 200]
+    #[arg(long, env = "DRIFTLOCK_RATE_LIMIT_BURST")]
+    pub rate_limit_burst: Option<u32>,
     /// Seconds in-flight requests get to finish on shutdown [default: 30]
     #[arg(long, env = "DRIFTLOCK_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,

@@ -1,7 +1,7 @@
 //! The only place that reads the wall clock. Everything else is handed `now` (milliseconds
 //! since the Unix epoch), so the core stays pure and tests can pick their own time.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::core::calendar::civil_from_days;
 
@@ -11,6 +11,11 @@ pub fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// A monotonic instant, for measuring intervals (rate limits, latencies).
+pub fn monotonic() -> Instant {
+    Instant::now()
 }
 
 /// Formats epoch milliseconds as RFC 3339 in UTC with millisecond precision,

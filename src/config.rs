@@ -21,6 +21,9 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_LOG_LEVEL",
     "DRIFTLOCK_MAX_BODY_BYTES",
     "DRIFTLOCK_SHUTDOWN_GRACE_SECS",
+    "DRIFTLOCK_MAX_BATCH_EVENTS",
+    "DRIFTLOCK_RATE_LIMIT_PER_SEC",
+    "DRIFTLOCK_RATE_LIMIT_BURST",
     "DRIFTLOCK_ADMIN_TOKEN",
     "DRIFTLOCK_ADMIN_TOKEN_FILE",
 ];
@@ -35,6 +38,9 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
+    pub max_batch_events: Option<usize>,
+    pub rate_limit_per_sec: Option<u32>,
+    pub rate_limit_burst: Option<u32>,
     pub admin_token_file: Option<PathBuf>,
 }
 
@@ -55,6 +61,9 @@ pub struct Config {
     pub log_level: String,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
+    pub max_batch_events: usize,
+    pub rate_limit_per_sec: u32,
+    pub rate_limit_burst: u32,
     pub admin_token: AdminTokenSource,
     /// Problems worth a warning once logging is up (unknown env variables, ...).
     pub warnings: Vec<String>,
@@ -95,6 +104,16 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
     if max_body_bytes < 1024 {
         return Err(ConfigError::Invalid(format!(
             "max_body_bytes must be at least 1024, got {max_body_bytes}"
+        )));
+    }
+
+    let max_batch_events = args
+        .max_batch_events
+        .or(file.max_batch_events)
+        .unwrap_or(10_000);
+    if !(1..=1_000_000).contains(&max_batch_events) {
+        return Err(ConfigError::Invalid(format!(
+            "max_batch_events must be between 1 and 1000000, got {max_batch_events}"
         )));
     }
 
@@ -144,6 +163,15 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
             .shutdown_grace_secs
             .or(file.shutdown_grace_secs)
             .unwrap_or(30),
+        max_batch_events,
+        rate_limit_per_sec: args
+            .rate_limit_per_sec
+            .or(file.rate_limit_per_sec)
+            .unwrap_or(100),
+        rate_limit_burst: args
+            .rate_limit_burst
+            .or(file.rate_limit_burst)
+            .unwrap_or(200),
         admin_token,
         warnings,
     })

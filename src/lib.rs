@@ -12,5 +12,6 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod score;
 pub mod secrets;
 pub mod store;

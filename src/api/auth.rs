@@ -104,3 +104,31 @@ async fn check_org(req: &Request, bearer: Bearer) -> poem::Result<OrgCaller> {
         _ => Err(ApiError::Forbidden("this route needs an organization API key".into()).into()),
     }
 }
+
+/// The caller of a service route (e.g. meter-usage).
+pub struct ServiceCaller {
+    pub actor: String,
+}
+
+/// An API key with the `service` scope (or the admin token / an admin key, which can do
+/// everything a service can).
+#[derive(SecurityScheme)]
+#[oai(rename = "ServiceKey", ty = "bearer", checker = "check_service")]
+pub struct ServiceAuth(pub ServiceCaller);
+
+async fn check_service(req: &Request, bearer: Bearer) -> poem::Result<ServiceCaller> {
+    let state = state(req)?;
+    match authenticate(state, &bearer.token)? {
+        Principal::AdminToken => Ok(ServiceCaller {
+            actor: "admin".into(),
+        }),
+        Principal::Key(key) if matches!(key.scope, KeyScope::Service | KeyScope::Admin) => {
+            Ok(ServiceCaller {
+                actor: format!("key:{}", key.id),
+            })
+        }
+        Principal::Key(_) => {
+            Err(ApiError::Forbidden("this route needs a service-scoped key".into()).into())
+        }
+    }
+}

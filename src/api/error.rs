@@ -31,6 +31,10 @@ pub struct ErrorBody {
     pub message: String,
     /// The id of the request, also in the `X-Request-Id` header; quote it in support requests.
     pub request_id: String,
+    /// Numbers behind the error, for codes that have them (e.g. `quota_exceeded`).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -57,6 +61,25 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("{field}: {message}")]
     Validation { field: String, message: String },
+    #[error("the batch has {got} events; at most {max} are accepted per request")]
+    BatchTooLarge { got: usize, max: usize },
+    #[error("{0}")]
+    InvalidEvent(String),
+    #[error("this Idempotency-Key was already used for a different request")]
+    IdempotencyKeyReused,
+    #[error(
+        "the organization used {used} detections this period, the limit of its quota policy is \
+         {limit}; detection calls resume when the period ends in {retry_after_secs} s, or when \
+         the plan or quota policy changes"
+    )]
+    QuotaExceeded {
+        used: u64,
+        limit: u64,
+        retry_after_secs: u64,
+        period_end: String,
+    },
+    #[error("too many requests for this API key; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     NotReady(String),
     #[error("internal error")]
@@ -89,6 +112,11 @@ impl ApiError {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
+            ApiError::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
+            ApiError::InvalidEvent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"),
+            ApiError::IdempotencyKeyReused => (StatusCode::CONFLICT, "idempotency_key_reused"),
+            ApiError::QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
+            ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -96,10 +124,36 @@ impl ApiError {
 
     fn body(&self) -> ErrorBody {
         let (_, code) = self.status_and_code();
+        let details = match self {
+            ApiError::QuotaExceeded {
+                used,
+                limit,
+                retry_after_secs,
+                period_end,
+            } => Some(serde_json::json!({
+                "used": used, "limit": limit, "retry_after_secs": retry_after_secs, "period_end": period_end,
+            })),
+            ApiError::BatchTooLarge { got, max } => {
+                Some(serde_json::json!({"events": got, "max_events": max}))
+            }
+            _ => None,
+        };
         ErrorBody {
             code: code.to_string(),
             message: self.to_string(),
             request_id: request_id::current(),
+            details,
+        }
+    }
+
+    /// Seconds for the `Retry-After` header, for errors that have one.
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::QuotaExceeded {
+                retry_after_secs, ..
+            }
+            | ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
         }
     }
 
@@ -151,10 +205,13 @@ impl ApiError {
             tracing::error!(code, detail = %detail, "request failed");
         }
         let body = serde_json::to_vec(&self.body().to_json()).unwrap_or_default();
-        Response::builder()
+        let mut builder = Response::builder()
             .status(status)
-            .content_type("application/json; charset=utf-8")
-            .body(body)
+            .content_type("application/json; charset=utf-8");
+        if let Some(secs) = self.retry_after() {
+            builder = builder.header("Retry-After", secs.to_string());
+        }
+        builder.body(body)
     }
 }
 
@@ -198,10 +255,23 @@ const DOCUMENTED: &[(u16, &str)] = &[
         "The key's scope does not reach this route (`forbidden`)",
     ),
     (404, "Not found, or not yours (`not_found`)"),
-    (409, "Conflict with the current state (`conflict`)"),
-    (413, "Body over the configured limit (`payload_too_large`)"),
+    (
+        409,
+        "Conflict with the current state (`conflict`, `idempotency_key_reused`)",
+    ),
+    (
+        413,
+        "Body or batch over the configured limit (`payload_too_large`, `batch_too_large`)",
+    ),
     (415, "Wrong content type (`unsupported_media_type`)"),
-    (422, "Semantically invalid input (`validation_failed`)"),
+    (
+        422,
+        "Semantically invalid input (`validation_failed`, `invalid_event`)",
+    ),
+    (
+        429,
+        "Quota or rate limit reached (`quota_exceeded`, `rate_limited`); see `Retry-After`",
+    ),
     (
         500,
         "Internal error (`internal_error`); details are in the server log",

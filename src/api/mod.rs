@@ -3,14 +3,19 @@
 //! and the frame middleware; it holds no business rules.
 
 mod admin;
+mod admin_billing;
 mod auth;
 pub mod error;
+mod explain;
 mod metrics;
 mod middleware;
 mod models;
 mod orgs;
+mod rate_limit;
 pub mod request_id;
+mod streams;
 mod system;
+mod usage;
 
 use std::{
     sync::{atomic::AtomicBool, Arc},
@@ -23,6 +28,7 @@ use poem_openapi::OpenApiService;
 use crate::store::{Store, StoreError};
 use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
+pub use rate_limit::RateLimiter;
 
 /// What every handler can reach.
 pub struct AppState {
@@ -30,15 +36,33 @@ pub struct AppState {
     pub admin_token: String,
     pub metrics: Metrics,
     pub max_body_bytes: usize,
+    /// Most events accepted in one stream batch.
+    pub max_batch_events: usize,
+    /// Per-key request budget on detection and metering routes.
+    pub rate_limiter: RateLimiter,
     pub started_at: Instant,
     pub shutting_down: AtomicBool,
 }
 
-type Api = (system::SystemApi, admin::AdminApi, orgs::OrgApi);
+type Api = (
+    system::SystemApi,
+    admin::AdminApi,
+    admin_billing::AdminBillingApi,
+    orgs::OrgApi,
+    streams::StreamsApi,
+    usage::UsageApi,
+);
 
 fn service() -> OpenApiService<Api, ()> {
     OpenApiService::new(
-        (system::SystemApi, admin::AdminApi, orgs::OrgApi),
+        (
+            system::SystemApi,
+            admin::AdminApi,
+            admin_billing::AdminBillingApi,
+            orgs::OrgApi,
+            streams::StreamsApi,
+            usage::UsageApi,
+        ),
         "Driftlock",
         env!("CARGO_PKG_VERSION"),
     )
@@ -79,4 +103,16 @@ where
         .await
         .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
         .map_err(ApiError::from)
+}
+
+/// Runs CPU-bound work that also uses the store (e.g. detection over a batch) off the async
+/// workers.
+async fn blocking_api<T, F>(f: F) -> ApiResult<T>
+where
+    F: FnOnce() -> ApiResult<T> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("worker task failed: {e}")))?
 }

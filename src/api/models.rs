@@ -18,6 +18,10 @@ pub enum Tag {
     Admin,
     /// An organization's own data (organization key).
     Organization,
+    /// Stream API: push events, get verdicts (organization key).
+    Streams,
+    /// Usage and metering.
+    Usage,
 }
 
 #[derive(Object)]
@@ -140,6 +144,21 @@ pub fn decode_cursor(cursor: Option<&str>) -> Result<Option<String>, ApiError> {
     String::from_utf8(bytes.ok_or_else(bad)?)
         .map(Some)
         .map_err(|_| bad())
+}
+
+/// A time filter given as RFC 3339 or epoch seconds, in epoch milliseconds.
+pub fn parse_time_param(name: &str, value: Option<&str>) -> Result<Option<i64>, ApiError> {
+    value
+        .map(|v| {
+            crate::score::parse_timestamp(v)
+                .map(|secs| secs.saturating_mul(1000))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "{name}: {v:?} is not an RFC 3339 time or epoch seconds"
+                    ))
+                })
+        })
+        .transpose()
 }
 
 /// A trimmed, non-empty display name of at most 200 characters.

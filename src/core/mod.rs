@@ -2,4 +2,5 @@
 //! network, the disk or the clock; callers pass `now` and plain values in.
 
 pub mod calendar;
+pub mod detect;
 pub mod metering;

@@ -40,10 +40,7 @@ impl AuditEvent {
 /// Appends `event` inside the caller's transaction.
 pub(super) fn append(tx: &WriteTransaction, event: &AuditEvent) -> Result<(), StoreError> {
     let mut log = tx.open_table(tables::AUDIT_LOG)?;
-    let next = match log.last()? {
-        Some((seq, _)) => seq.value() + 1,
-        None => 1,
-    };
+    let next = super::outbox::next_seq(&log)?;
     log.insert(next, codec::encode(event).as_slice())?;
     Ok(())
 }

@@ -6,9 +6,13 @@
 
 mod audit;
 pub mod codec;
+mod idempotency;
 mod keys;
+mod metering;
 mod orgs;
+mod outbox;
 pub mod schema;
+mod streams;
 mod tables;
 
 use std::{
@@ -20,7 +24,12 @@ use redb::{Database, ReadableDatabase};
 
 pub use audit::AuditEvent;
 pub use keys::{KeyRecord, KeyScope, NewKey};
+pub use metering::{MeterSnapshot, Metered};
 pub use orgs::{NewOrg, OrgRecord};
+pub use outbox::{BillingAction, EmailStatus, OutboxEmail};
+pub use streams::{
+    BatchCommitted, Remembered, StoredAnomaly, StreamBatchCommit, StreamRecord, StreamSnapshot,
+};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "driftlock.redb";

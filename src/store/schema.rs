@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, TableError, WriteTransaction};
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 1;
+pub const CURRENT_SCHEMA_VERSION: u64 = 2;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -16,17 +16,38 @@ struct Step {
     apply: fn(&WriteTransaction) -> Result<(), StoreError>,
 }
 
-const LADDER: &[Step] = &[Step {
-    version: 1,
-    what: "create organizations, API keys, their index and the audit log",
-    apply: create_v1_tables,
-}];
+const LADDER: &[Step] = &[
+    Step {
+        version: 1,
+        what: "create organizations, API keys, their index and the audit log",
+        apply: create_v1_tables,
+    },
+    Step {
+        version: 2,
+        what: "create usage, quota policies, outboxes, billing actions, streams and idempotency",
+        apply: create_v2_tables,
+    },
+];
 
 fn create_v1_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::ORGS)?;
     tx.open_table(tables::API_KEYS)?;
     tx.open_table(tables::ORG_KEYS)?;
     tx.open_table(tables::AUDIT_LOG)?;
+    Ok(())
+}
+
+fn create_v2_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::USAGE)?;
+    tx.open_table(tables::QUOTA_POLICIES)?;
+    tx.open_table(tables::EMAIL_OUTBOX)?;
+    tx.open_table(tables::EMAIL_DEDUPE)?;
+    tx.open_table(tables::BILLING_ACTIONS)?;
+    tx.open_table(tables::STREAMS)?;
+    tx.open_table(tables::STREAM_STATE)?;
+    tx.open_table(tables::STREAM_ANOMALIES)?;
+    tx.open_table(tables::IDEMPOTENCY)?;
+    tx.open_table(tables::IDEMPOTENCY_BY_TIME)?;
     Ok(())
 }
 
@@ -118,6 +139,41 @@ mod tests {
             .map(|t| t.name().to_string())
             .collect();
         for table in ["orgs", "api_keys", "org_keys", "audit_log", "meta"] {
+            assert!(
+                names.iter().any(|n| n == table),
+                "{table} missing from {names:?}"
+            );
+        }
+    }
+
+    fn table_names(db: &Database) -> Vec<String> {
+        let tx = db.begin_read().unwrap();
+        tx.list_tables()
+            .unwrap()
+            .map(|t| t.name().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn step_2_adds_metering_outbox_and_stream_tables_to_a_v1_store() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 1).unwrap();
+        assert!(!table_names(&db).iter().any(|n| n == "usage"));
+        assert_eq!(migrate_to(&db, 2).unwrap(), 1);
+        assert_eq!(stored_version(&db).unwrap(), 2);
+        let names = table_names(&db);
+        for table in [
+            "usage",
+            "quota_policies",
+            "email_outbox",
+            "email_dedupe",
+            "billing_actions",
+            "streams",
+            "stream_state",
+            "stream_anomalies",
+            "idempotency",
+            "idempotency_by_time",
+        ] {
             assert!(
                 names.iter().any(|n| n == table),
                 "{table} missing from {names:?}"

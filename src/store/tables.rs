@@ -19,3 +19,37 @@ pub const ORG_KEYS: TableDefinition<(&str, &str), ()> = TableDefinition::new("or
 
 /// Audit log of key and organization changes, by a sequence number that only grows.
 pub const AUDIT_LOG: TableDefinition<u64, &[u8]> = TableDefinition::new("audit_log");
+
+// Schema version 2: metering, outboxes, streams and idempotency.
+
+/// Usage counters: (org id, period start ms) -> `Usage`.
+pub const USAGE: TableDefinition<(&str, i64), &[u8]> = TableDefinition::new("usage");
+
+/// Quota policy per org; absent means the default policy.
+pub const QUOTA_POLICIES: TableDefinition<&str, &[u8]> = TableDefinition::new("quota_policies");
+
+/// Email outbox rows by sequence number.
+pub const EMAIL_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("email_outbox");
+
+/// Dedupe keys of email outbox rows: key -> row sequence number.
+pub const EMAIL_DEDUPE: TableDefinition<&str, u64> = TableDefinition::new("email_dedupe");
+
+/// Billing actions (the billing audit log and requests to the Stripe sync) by sequence.
+pub const BILLING_ACTIONS: TableDefinition<u64, &[u8]> = TableDefinition::new("billing_actions");
+
+/// Streams: (org id, stream id) -> `StreamRecord`.
+pub const STREAMS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("streams");
+
+/// Detector state of each stream: (org id, stream id) -> versioned detector bytes.
+pub const STREAM_STATE: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("stream_state");
+
+/// Stored stream anomalies: (org id, stream id, sequence) -> `StoredAnomaly`.
+pub const STREAM_ANOMALIES: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("stream_anomalies");
+
+/// Idempotency records: (org id, scoped key) -> `IdempotentAnswer`.
+pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("idempotency");
+
+/// Expiry index of idempotency records: (created ms, org id, scoped key) -> ().
+pub const IDEMPOTENCY_BY_TIME: TableDefinition<(i64, &str, &str), ()> =
+    TableDefinition::new("idempotency_by_time");

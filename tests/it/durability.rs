@@ -74,7 +74,10 @@ fn kill_9_mid_writes_keeps_every_acknowledged_write() {
     let server = start(dir.path());
     let (s, ready) = get(&server, "/readyz", None);
     assert_eq!(s, 200);
-    assert_eq!(ready["store_schema_version"], 1);
+    assert_eq!(
+        ready["store_schema_version"],
+        driftlock::store::schema::CURRENT_SCHEMA_VERSION
+    );
     let mut stored = std::collections::HashSet::new();
     let mut cursor: Option<String> = None;
     for _ in 0..1_000 {
@@ -117,7 +120,7 @@ fn a_store_from_a_newer_release_is_refused() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("schema version 99, newer than this binary supports (1)"),
+        err.contains("schema version 99, newer than this binary supports (2)"),
         "{err}"
     );
     assert!(

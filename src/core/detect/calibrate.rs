@@ -83,7 +83,11 @@ impl Calibrator {
         if k == 0 {
             return 0.0;
         }
-        let newest = if n < self.cap { n } else { self.head + self.cap };
+        let newest = if n < self.cap {
+            n
+        } else {
+            self.head + self.cap
+        };
         (newest - k..newest)
             .map(|i| self.ring[i % self.cap])
             .sum::<f64>()
@@ -118,7 +122,9 @@ impl Calibrator {
         self.scratch.clear();
         self.scratch.extend_from_slice(&self.ring);
         let k = (n * 9) / 10;
-        let (_, q, _) = self.scratch.select_nth_unstable_by(k.min(n - 1), f64::total_cmp);
+        let (_, q, _) = self
+            .scratch
+            .select_nth_unstable_by(k.min(n - 1), f64::total_cmp);
         let q = *q;
         let mut sum = 0.0;
         let mut cnt = 0usize;

@@ -65,7 +65,12 @@ impl LzHistory {
 
     #[inline]
     fn key(&self, abs: u64) -> [u8; 4] {
-        [self.at(abs), self.at(abs + 1), self.at(abs + 2), self.at(abs + 3)]
+        [
+            self.at(abs),
+            self.at(abs + 1),
+            self.at(abs + 2),
+            self.at(abs + 3),
+        ]
     }
 
     /// Oldest absolute position still held.

@@ -22,10 +22,8 @@ fn mix(mut z: u64) -> u64 {
 
 #[inline]
 fn slot(seed: u64, a: i32, b: i32, c: i32) -> usize {
-    let k = seed
-        ^ (a as u32 as u64)
-        ^ ((b as u32 as u64) << 21)
-        ^ ((c as u32 as u64).rotate_left(42));
+    let k =
+        seed ^ (a as u32 as u64) ^ ((b as u32 as u64) << 21) ^ ((c as u32 as u64).rotate_left(42));
     (mix(k) >> (64 - BITS)) as usize
 }
 
@@ -139,7 +137,8 @@ impl ContextModel {
         let p1v = (self.n1[slot(S1, a, s, 0)] as f64 + beta * p0)
             / (self.c1[slot(C1, a, 0, 0)] as f64 + beta);
         let Some(b) = p2 else { return p1v };
-        (self.n2[slot(S2, b, a, s)] as f64 + beta * p1v) / (self.c2[slot(C2, b, a, 0)] as f64 + beta)
+        (self.n2[slot(S2, b, a, s)] as f64 + beta * p1v)
+            / (self.c2[slot(C2, b, a, 0)] as f64 + beta)
     }
 
     /// Code length in bits of `s` in its context.

@@ -55,10 +55,16 @@ impl EventSettings {
     pub fn validate(&self) -> Result<(), DetectError> {
         let bad = |m: String| Err(DetectError::InvalidSettings(m));
         if !(self.sensitivity.is_finite() && (0.0..=1.0).contains(&self.sensitivity)) {
-            return bad(format!("sensitivity must be between 0 and 1, got {}", self.sensitivity));
+            return bad(format!(
+                "sensitivity must be between 0 and 1, got {}",
+                self.sensitivity
+            ));
         }
         if !(16..=4096).contains(&self.baseline) {
-            return bad(format!("baseline must be 16..=4096 events, got {}", self.baseline));
+            return bad(format!(
+                "baseline must be 16..=4096 events, got {}",
+                self.baseline
+            ));
         }
         if self.window == 0 || self.window > self.baseline / 2 {
             return bad(format!(
@@ -74,7 +80,9 @@ impl EventSettings {
                 self.warmup
             ));
         }
-        if !(1024..=32 * 1024).contains(&self.history_bytes) || !self.history_bytes.is_power_of_two() {
+        if !(1024..=32 * 1024).contains(&self.history_bytes)
+            || !self.history_bytes.is_power_of_two()
+        {
             return bad(format!(
                 "history_bytes must be a power of two in 1024..=32768, got {}",
                 self.history_bytes
@@ -91,7 +99,10 @@ impl EventSettings {
         self.baseline = self.baseline.clamp(16, 4096);
         self.window = self.window.clamp(1, self.baseline / 2);
         self.warmup = self.warmup.clamp(8, self.baseline * 4);
-        self.history_bytes = self.history_bytes.clamp(1024, 32 * 1024).next_power_of_two();
+        self.history_bytes = self
+            .history_bytes
+            .clamp(1024, 32 * 1024)
+            .next_power_of_two();
         self
     }
 
@@ -155,7 +166,8 @@ impl EventDetector {
         if warming == 0 {
             let p_event = self.calib.p_value(cost);
             let w = self.settings.window as usize;
-            window_cost = (self.calib.mean_last(w - 1) * (w - 1).min(self.calib.len()) as f64 + cost)
+            window_cost = (self.calib.mean_last(w - 1) * (w - 1).min(self.calib.len()) as f64
+                + cost)
                 / ((w - 1).min(self.calib.len()) + 1) as f64;
             let (m, sd) = self.calib.mean_std();
             let k = ((w - 1).min(self.calib.len()) + 1) as f64;
@@ -165,9 +177,11 @@ impl EventDetector {
             score = (-p.log10() / 8.0).clamp(0.0, 1.0);
         }
         let anomaly = warming == 0 && score >= self.threshold;
-        let explanation =
-            anomaly.then(|| self.explain(&buf, bits, cost, window_cost, score, p));
-        self.calib.push(cost);
+        let explanation = anomaly.then(|| self.explain(&buf, bits, cost, window_cost, score, p));
+        // Alarms stay out of the calibration so one incident cannot mask the next.
+        if !anomaly {
+            self.calib.push(cost);
+        }
         self.lens.push(buf.len() as f64);
         self.buf = buf;
         EventVerdict {
@@ -249,11 +263,15 @@ impl EventDetector {
         d.seen = r.u64()?;
         d.history = LzHistory::decode(&mut r)?;
         if d.history.capacity() != d.settings.history_bytes as usize {
-            return Err(DetectError::CorruptState("history size differs from settings".into()));
+            return Err(DetectError::CorruptState(
+                "history size differs from settings".into(),
+            ));
         }
         d.calib = Calibrator::decode(&mut r)?;
         if d.calib.capacity() != d.settings.baseline as usize {
-            return Err(DetectError::CorruptState("baseline size differs from settings".into()));
+            return Err(DetectError::CorruptState(
+                "baseline size differs from settings".into(),
+            ));
         }
         d.lens = Ring::decode(&mut r, d.settings.window as usize)?;
         r.finish()?;
@@ -276,7 +294,8 @@ fn normal_upper_tail(z: f64) -> f64 {
                         + t * (-0.186_288_06
                             + t * (0.278_868_07
                                 + t * (-1.135_203_98
-                                    + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
             .exp();
     let erfc = if x >= 0.0 { y } else { 2.0 - y };
     (0.5 * erfc).clamp(0.0, 1.0)
@@ -311,7 +330,7 @@ pub(crate) fn write_canonical(v: &Value, out: &mut Vec<u8>, depth: usize) {
         Value::Object(m) => {
             out.push(b'{');
             let sorted = m.keys().zip(m.keys().skip(1)).all(|(a, b)| a <= b);
-            let mut write = |i: usize, k: &String, x: &Value, out: &mut Vec<u8>| {
+            let write = |i: usize, k: &String, x: &Value, out: &mut Vec<u8>| {
                 if i > 0 {
                     out.push(b',');
                 }
@@ -350,7 +369,8 @@ mod tests {
 
     #[test]
     fn canonical_form_sorts_keys_and_drops_whitespace() {
-        let v: Value = serde_json::from_str(r#"{ "b": [1, 2.5, "x"], "a": {"d": null, "c": true} }"#).unwrap();
+        let v: Value =
+            serde_json::from_str(r#"{ "b": [1, 2.5, "x"], "a": {"d": null, "c": true} }"#).unwrap();
         let mut out = Vec::new();
         write_canonical(&v, &mut out, 0);
         assert_eq!(out, br#"{"a":{"c":true,"d":null},"b":[1,2.5,"x"]}"#);
@@ -358,12 +378,29 @@ mod tests {
 
     #[test]
     fn settings_validation_names_the_field() {
-        let s = EventSettings { window: 0, ..EventSettings::default() };
+        let s = EventSettings {
+            window: 0,
+            ..EventSettings::default()
+        };
         assert!(s.validate().unwrap_err().to_string().contains("window"));
-        let s = EventSettings { sensitivity: f64::NAN, ..EventSettings::default() };
-        assert!(s.validate().unwrap_err().to_string().contains("sensitivity"));
-        let s = EventSettings { history_bytes: 3000, ..EventSettings::default() };
-        assert!(s.validate().unwrap_err().to_string().contains("history_bytes"));
+        let s = EventSettings {
+            sensitivity: f64::NAN,
+            ..EventSettings::default()
+        };
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("sensitivity"));
+        let s = EventSettings {
+            history_bytes: 3000,
+            ..EventSettings::default()
+        };
+        assert!(s
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("history_bytes"));
         assert!(EventSettings::default().validate().is_ok());
     }
 }

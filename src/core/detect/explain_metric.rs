@@ -8,11 +8,20 @@ use super::compress::{compression_ratio, entropy_bits, ncd};
 use super::explain::{num, pval, Explanation};
 use super::metric::MetricDetector;
 
-pub(crate) fn build(d: &MetricDetector, x: f64, s: i32, cost: f64, score: f64, p: f64) -> Explanation {
+pub(crate) fn build(
+    d: &MetricDetector,
+    x: f64,
+    s: i32,
+    cost: f64,
+    score: f64,
+    p: f64,
+) -> Explanation {
     let v = d.parts();
     let n = v.syms.len();
     // Oldest-first symbols of the baseline, then the window (the newest points plus this one).
-    let ordered: Vec<i32> = (0..n).map(|i| v.syms[(v.sym_head + i) % n.max(1)]).collect();
+    let ordered: Vec<i32> = (0..n)
+        .map(|i| v.syms[(v.sym_head + i) % n.max(1)])
+        .collect();
     let w_prev = (v.window.saturating_sub(1)).min(n);
     let (base, recent) = ordered.split_at(n - w_prev);
     let to_byte = |s: i32| ((s as i64 - v.centre as i64).clamp(-127, 127) as i8) as u8;
@@ -46,7 +55,8 @@ pub(crate) fn build(d: &MetricDetector, x: f64, s: i32, cost: f64, score: f64, p
     let expected_low = v.anchor + lo as f64 * v.step;
     let expected_high = v.anchor + (hi as f64 + 1.0) * v.step;
 
-    let window_cost = (v.window_costs.iter().sum::<f64>() + cost) / (v.window_costs.len() + 1) as f64;
+    let window_cost =
+        (v.window_costs.iter().sum::<f64>() + cost) / (v.window_costs.len() + 1) as f64;
     let where_ = if x > expected_high {
         "above"
     } else if x < expected_low {

@@ -26,6 +26,9 @@ const VERSION: u16 = 1;
 /// Values are clamped to this magnitude (documented input rule).
 pub const MAX_ABS_VALUE: f64 = 1e15;
 const STATS_EVERY: u32 = 16;
+const SUPPRESSED_DAMPING: f64 = 0.05;
+/// A p-value of 10^-SCORE_DECADES maps to score 1.
+const SCORE_DECADES: f64 = 12.0;
 const MIN_POINTS_TO_QUANTIZE: usize = 16;
 
 /// Settings of a metric detector. `Default` is what `driftlock score` and new monitors use.
@@ -44,23 +47,30 @@ pub struct MetricSettings {
     pub calibration: u32,
     /// Quantization bins per robust standard deviation of the baseline.
     pub resolution: f64,
-    /// Points after an alarm during which scores are damped and no alarm is raised.
+    /// Horizon in points of the peak filter: a score not above the highest score of the last
+    /// `suppression` points is damped and cannot alarm.
     pub suppression: u32,
     /// Weight of the robust distance from the baseline median in the raw score (bits per sigma).
     pub distance_weight: f64,
+    /// Pseudo-count with which each context order falls back on the next lower one.
+    pub blend: f64,
+    /// Cap, in robust standard deviations, of the distance term.
+    pub distance_cap: f64,
 }
 
 impl Default for MetricSettings {
     fn default() -> Self {
         MetricSettings {
             sensitivity: 0.5,
-            baseline: 1024,
+            baseline: 4096,
             window: 16,
             warmup: 150,
-            calibration: 1000,
-            resolution: 2.0,
+            calibration: 3000,
+            resolution: 1.0,
             suppression: 100,
-            distance_weight: 0.0,
+            distance_weight: 0.3,
+            blend: 2.0,
+            distance_cap: 50.0,
         }
     }
 }
@@ -70,10 +80,16 @@ impl MetricSettings {
     pub fn validate(&self) -> Result<(), DetectError> {
         let bad = |m: String| Err(DetectError::InvalidSettings(m));
         if !(0.0..=1.0).contains(&self.sensitivity) {
-            return bad(format!("sensitivity must be between 0 and 1, got {}", self.sensitivity));
+            return bad(format!(
+                "sensitivity must be between 0 and 1, got {}",
+                self.sensitivity
+            ));
         }
         if !(32..=4096).contains(&self.baseline) {
-            return bad(format!("baseline must be 32..=4096 points, got {}", self.baseline));
+            return bad(format!(
+                "baseline must be 32..=4096 points, got {}",
+                self.baseline
+            ));
         }
         if self.window == 0 || self.window > self.baseline / 2 {
             return bad(format!(
@@ -83,19 +99,43 @@ impl MetricSettings {
             ));
         }
         if self.warmup < MIN_POINTS_TO_QUANTIZE as u32 || self.warmup > 100_000 {
-            return bad(format!("warmup must be 16..=100000 points, got {}", self.warmup));
+            return bad(format!(
+                "warmup must be 16..=100000 points, got {}",
+                self.warmup
+            ));
         }
         if !(16..=4096).contains(&self.calibration) {
-            return bad(format!("calibration must be 16..=4096 scores, got {}", self.calibration));
+            return bad(format!(
+                "calibration must be 16..=4096 scores, got {}",
+                self.calibration
+            ));
         }
         if !(self.resolution.is_finite() && (0.05..=64.0).contains(&self.resolution)) {
-            return bad(format!("resolution must be 0.05..=64, got {}", self.resolution));
+            return bad(format!(
+                "resolution must be 0.05..=64, got {}",
+                self.resolution
+            ));
         }
         if self.suppression > 100_000 {
-            return bad(format!("suppression must be at most 100000, got {}", self.suppression));
+            return bad(format!(
+                "suppression must be at most 100000, got {}",
+                self.suppression
+            ));
         }
         if !(self.distance_weight.is_finite() && (0.0..=100.0).contains(&self.distance_weight)) {
-            return bad(format!("distance_weight must be 0..=100, got {}", self.distance_weight));
+            return bad(format!(
+                "distance_weight must be 0..=100, got {}",
+                self.distance_weight
+            ));
+        }
+        if !(self.blend.is_finite() && (0.01..=1000.0).contains(&self.blend)) {
+            return bad(format!("blend must be 0.01..=1000, got {}", self.blend));
+        }
+        if !(self.distance_cap.is_finite() && (1.0..=1e6).contains(&self.distance_cap)) {
+            return bad(format!(
+                "distance_cap must be 1..=1e6, got {}",
+                self.distance_cap
+            ));
         }
         Ok(())
     }
@@ -120,12 +160,20 @@ impl MetricSettings {
             self.distance_weight = d.distance_weight;
         }
         self.distance_weight = self.distance_weight.clamp(0.0, 100.0);
+        if !self.blend.is_finite() {
+            self.blend = d.blend;
+        }
+        self.blend = self.blend.clamp(0.01, 1000.0);
+        if !self.distance_cap.is_finite() {
+            self.distance_cap = d.distance_cap;
+        }
+        self.distance_cap = self.distance_cap.clamp(1.0, 1e6);
         self
     }
 
     /// Score at or above which a point is an anomaly.
     pub fn alarm_threshold(&self) -> f64 {
-        (0.75 - 0.4 * (self.sensitivity - 0.5)).clamp(0.05, 0.999)
+        (0.218 - 0.2 * (self.sensitivity - 0.5)).clamp(0.05, 0.999)
     }
 }
 
@@ -154,9 +202,7 @@ struct Quant {
 impl Quant {
     #[inline]
     fn symbol(&self, x: f64) -> i32 {
-        ((x - self.anchor) / self.step)
-            .floor()
-            .clamp(-1e9, 1e9) as i32
+        ((x - self.anchor) / self.step).floor().clamp(-1e9, 1e9) as i32
     }
 }
 
@@ -179,7 +225,8 @@ pub struct MetricDetector {
     calib: Calibrator,
     window_costs: Ring,
     cost_avg: f64,
-    suppress_left: u32,
+    peak: f64,
+    peak_age: u32,
     scratch: Vec<f64>,
 }
 
@@ -194,7 +241,7 @@ impl MetricDetector {
             values: Ring::new(b),
             syms: Vec::with_capacity(b),
             sym_head: 0,
-            model: ContextModel::new(2.0),
+            model: ContextModel::new(settings.blend),
             quant: None,
             median: 0.0,
             scale: 0.0,
@@ -202,7 +249,8 @@ impl MetricDetector {
             calib: Calibrator::new(settings.calibration as usize, 0.05),
             window_costs: Ring::new(settings.window as usize),
             cost_avg: 0.0,
-            suppress_left: 0,
+            peak: 0.0,
+            peak_age: 0,
             scratch: Vec::with_capacity(b),
             settings,
         }
@@ -255,7 +303,7 @@ impl MetricDetector {
             let cost = self
                 .model
                 .cost(self.sym_back(1), self.sym_back(0), s, centre);
-            let z = ((x - self.median).abs() / self.scale).min(1e6);
+            let z = ((x - self.median).abs() / self.scale).min(self.settings.distance_cap);
             let raw = cost + self.settings.distance_weight * z;
             scored = Some((s, cost, raw));
         }
@@ -263,23 +311,31 @@ impl MetricDetector {
         let (mut score, mut p) = (0.0, 1.0);
         if let (Some((_, _, raw)), 0) = (scored, warming) {
             p = self.calib.p_value(raw);
-            score = (-p.log10() / 8.0).clamp(0.0, 1.0);
+            score = (-p.log10() / SCORE_DECADES).clamp(0.0, 1.0);
         }
-        let suppressed = self.suppress_left > 0;
+        // Only a new peak within the suppression horizon keeps its score: later, smaller
+        // surprises of the same incident are damped so one incident yields one early alarm.
+        let recent_peak = if self.peak_age < self.settings.suppression {
+            self.peak
+        } else {
+            0.0
+        };
+        let suppressed = score <= recent_peak;
         if suppressed {
-            self.suppress_left -= 1;
-            score *= 0.5;
+            score *= SUPPRESSED_DAMPING;
+            self.peak_age = self.peak_age.saturating_add(1);
+        } else {
+            self.peak = score;
+            self.peak_age = 0;
         }
         let anomaly = warming == 0 && !suppressed && score >= self.threshold;
         let explanation = match (anomaly, scored) {
             (true, Some((s, cost, _))) => Some(self.explain(x, s, cost, score, p)),
             _ => None,
         };
-        if anomaly {
-            self.suppress_left = self.settings.suppression;
-        }
-
         if let Some((_, cost, raw)) = scored {
+            // Alarms stay in the calibration: on NAB this scored better than excluding them
+            // (an incident's own peak raises the bar for its aftershocks).
             self.calib.push(raw);
             self.window_costs.push(cost);
             let a = 1.0 / self.settings.baseline as f64;
@@ -304,8 +360,7 @@ impl MetricDetector {
         }
         self.since_stats += 1;
         let n = self.values.len();
-        if self.since_stats >= STATS_EVERY
-            || (self.quant.is_none() && n >= MIN_POINTS_TO_QUANTIZE)
+        if self.since_stats >= STATS_EVERY || (self.quant.is_none() && n >= MIN_POINTS_TO_QUANTIZE)
         {
             self.since_stats = 0;
             self.refresh_stats();
@@ -428,7 +483,8 @@ impl MetricDetector {
         w.f64(self.scale);
         w.u32(self.since_stats);
         w.f64(self.cost_avg);
-        w.u32(self.suppress_left);
+        w.f64(self.peak);
+        w.u32(self.peak_age);
         self.values.encode(&mut w);
         self.window_costs.encode(&mut w);
         self.calib.encode(&mut w);
@@ -462,12 +518,15 @@ impl MetricDetector {
         d.scale = r.f64()?;
         d.since_stats = r.u32()?;
         d.cost_avg = r.f64()?;
-        d.suppress_left = r.u32()?;
+        d.peak = r.f64()?;
+        d.peak_age = r.u32()?;
         d.values = Ring::decode(&mut r, d.settings.baseline as usize)?;
         d.window_costs = Ring::decode(&mut r, d.settings.window as usize)?;
         d.calib = Calibrator::decode(&mut r)?;
         if d.calib.capacity() != d.settings.calibration as usize {
-            return Err(DetectError::CorruptState("calibration size differs from settings".into()));
+            return Err(DetectError::CorruptState(
+                "calibration size differs from settings".into(),
+            ));
         }
         r.finish()?;
         d.rebuild_symbols();

@@ -54,12 +54,6 @@ impl Ring {
         self.buf[if j >= self.cap { j - self.cap } else { j }]
     }
 
-    /// Element `k` counted back from the newest (0 = newest).
-    #[inline]
-    pub(crate) fn back(&self, k: usize) -> Option<f64> {
-        (k < self.buf.len()).then(|| self.get(self.buf.len() - 1 - k))
-    }
-
     pub(crate) fn iter(&self) -> impl Iterator<Item = f64> + '_ {
         (0..self.buf.len()).map(move |i| self.get(i))
     }
@@ -103,9 +97,6 @@ mod tests {
         r.push(3.0);
         assert_eq!(r.push(4.0), Some(1.0));
         assert_eq!(r.iter().collect::<Vec<_>>(), vec![2.0, 3.0, 4.0]);
-        assert_eq!(r.back(0), Some(4.0));
-        assert_eq!(r.back(2), Some(2.0));
-        assert_eq!(r.back(3), None);
         assert!(r.is_full());
     }
 }

@@ -40,10 +40,6 @@ impl Writer {
         self.u64(v.to_bits());
     }
 
-    pub(crate) fn f32(&mut self, v: f32) {
-        self.u32(v.to_bits());
-    }
-
     pub(crate) fn bytes(&mut self, v: &[u8]) {
         self.u32(v.len() as u32);
         self.buf.extend_from_slice(v);
@@ -120,10 +116,6 @@ impl<'a> Reader<'a> {
 
     pub(crate) fn f64(&mut self) -> Result<f64, DetectError> {
         Ok(f64::from_bits(self.u64()?))
-    }
-
-    pub(crate) fn f32(&mut self) -> Result<f32, DetectError> {
-        Ok(f32::from_bits(self.u32()?))
     }
 
     pub(crate) fn bytes(&mut self, max: usize) -> Result<&'a [u8], DetectError> {

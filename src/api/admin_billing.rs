@@ -1,0 +1,235 @@
+//! Operator routes for metering and billing: an org's plan, quota policy and usage, the
+//! billing actions log and the email outbox.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    param::{Path, Query},
+    payload::Json,
+    Object, OpenApi,
+};
+
+use super::{
+    auth::AdminAuth,
+    blocking,
+    error::{ApiError, ApiResult},
+    models::{decode_cursor, encode_cursor, Organization, Tag},
+    usage::{report, QuotaPolicyView, UsageReport},
+    AppState,
+};
+use crate::{
+    clock,
+    core::metering::{plans, quota::QuotaPolicy},
+    store::{page_limit, EmailStatus},
+};
+
+pub struct AdminBillingApi;
+
+#[derive(Object)]
+struct SetPlanRequest {
+    /// `developer`, `standard` or `growth`.
+    plan: String,
+}
+
+#[derive(Object)]
+struct BillingActionView {
+    id: u64,
+    at: String,
+    organization_id: String,
+    /// Who or what caused it: `admin`, `key:<id>`, `metering`, ...
+    actor: String,
+    action: String,
+    detail: serde_json::Value,
+}
+
+#[derive(Object)]
+struct BillingActionList {
+    /// Newest first.
+    items: Vec<BillingActionView>,
+}
+
+#[derive(Object)]
+struct OutboxEmailView {
+    id: u64,
+    organization_id: Option<String>,
+    to: Option<String>,
+    kind: String,
+    /// `pending`, `sent`, `failed` or `no_recipient`.
+    status: String,
+    attempts: u32,
+    last_error: Option<String>,
+    created_at: String,
+    params: serde_json::Value,
+}
+
+#[derive(Object)]
+struct OutboxEmailList {
+    items: Vec<OutboxEmailView>,
+    next_cursor: Option<String>,
+}
+
+#[OpenApi(prefix_path = "/v1/admin", tag = "Tag::Admin")]
+impl AdminBillingApi {
+    /// Move an organization to another plan. The period's usage is kept and repriced.
+    #[oai(
+        path = "/orgs/:org_id/plan",
+        method = "put",
+        operation_id = "setOrganizationPlan"
+    )]
+    async fn set_plan(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Path<String>,
+        body: Json<SetPlanRequest>,
+    ) -> ApiResult<Json<Organization>> {
+        let plan = plans::find(&body.plan).ok_or_else(|| {
+            ApiError::validation(
+                "plan",
+                format!(
+                    "unknown plan {:?}; one of developer, standard, growth",
+                    body.plan
+                ),
+            )
+        })?;
+        let store = state.store.clone();
+        let now = clock::now_ms();
+        let org = blocking(move || store.set_plan(&org_id, plan, &auth.0.actor, now)).await?;
+        Ok(Json(org.into()))
+    }
+
+    /// An organization's quota policy (the default one when never set).
+    #[oai(
+        path = "/orgs/:org_id/quota-policy",
+        method = "get",
+        operation_id = "getQuotaPolicy"
+    )]
+    async fn get_policy(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Path<String>,
+    ) -> ApiResult<Json<QuotaPolicyView>> {
+        let snapshot = state.store.meter_snapshot(&org_id, clock::now_ms())?;
+        Ok(Json((&snapshot.policy).into()))
+    }
+
+    /// Replace an organization's quota policy. It takes effect on the next detection call.
+    #[oai(
+        path = "/orgs/:org_id/quota-policy",
+        method = "put",
+        operation_id = "setQuotaPolicy"
+    )]
+    async fn set_policy(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Path<String>,
+        body: Json<QuotaPolicyView>,
+    ) -> ApiResult<Json<QuotaPolicyView>> {
+        let snapshot = state.store.meter_snapshot(&org_id, clock::now_ms())?;
+        let policy = QuotaPolicy::from(&body.0);
+        policy
+            .validate(snapshot.plan)
+            .map_err(|e| ApiError::validation("policy", e.to_string()))?;
+        let store = state.store.clone();
+        let now = clock::now_ms();
+        let saved = policy.clone();
+        blocking(move || store.set_quota_policy(&org_id, &saved, &auth.0.actor, now)).await?;
+        Ok(Json((&policy).into()))
+    }
+
+    /// An organization's usage in the current period.
+    #[oai(
+        path = "/orgs/:org_id/usage",
+        method = "get",
+        operation_id = "getOrganizationUsage"
+    )]
+    async fn usage(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Path<String>,
+    ) -> ApiResult<Json<UsageReport>> {
+        let s = state.store.meter_snapshot(&org_id, clock::now_ms())?;
+        Ok(Json(report(&s.org.id, s.plan, &s.policy, &s.usage)))
+    }
+
+    /// The billing actions log, newest first, optionally for one organization.
+    #[oai(
+        path = "/billing-actions",
+        method = "get",
+        operation_id = "listBillingActions"
+    )]
+    async fn billing_actions(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<BillingActionList>> {
+        let actions = state
+            .store
+            .list_billing_actions(org_id.0.as_deref(), page_limit(limit.0))?;
+        Ok(Json(BillingActionList {
+            items: actions
+                .into_iter()
+                .map(|a| BillingActionView {
+                    id: a.id,
+                    at: clock::format_rfc3339(a.at_ms),
+                    organization_id: a.org_id,
+                    actor: a.actor,
+                    action: a.action,
+                    detail: a.detail,
+                })
+                .collect(),
+        }))
+    }
+
+    /// The email outbox, oldest first.
+    #[oai(
+        path = "/outbox/email",
+        method = "get",
+        operation_id = "listEmailOutbox"
+    )]
+    async fn emails(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<OutboxEmailList>> {
+        let after = decode_cursor(cursor.0.as_deref())?
+            .map(|c| {
+                c.parse::<u64>()
+                    .map_err(|_| ApiError::BadRequest("cursor is not valid".into()))
+            })
+            .transpose()?;
+        let page = state.store.list_emails(after, page_limit(limit.0))?;
+        Ok(Json(OutboxEmailList {
+            items: page
+                .items
+                .into_iter()
+                .map(|e| OutboxEmailView {
+                    id: e.id,
+                    organization_id: e.org_id,
+                    to: e.to,
+                    kind: e.kind,
+                    status: match e.status {
+                        EmailStatus::Pending => "pending",
+                        EmailStatus::Sent => "sent",
+                        EmailStatus::Failed => "failed",
+                        EmailStatus::NoRecipient => "no_recipient",
+                    }
+                    .into(),
+                    attempts: e.attempts,
+                    last_error: e.last_error,
+                    created_at: clock::format_rfc3339(e.created_at_ms),
+                    params: e.params,
+                })
+                .collect(),
+            next_cursor: encode_cursor(page.next_after),
+        }))
+    }
+}

@@ -1,0 +1,496 @@
+//! The Stream API: clients push batches of JSON events (a JSON array or NDJSON) and get a
+//! verdict per event at once. A batch runs against the stream's persisted detector and is
+//! committed with its anomalies, its metering and its idempotent answer in one transaction.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    param::{Header, Path, Query},
+    payload::{Json, PlainText},
+    ApiRequest, Object, OpenApi,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    auth::OrgAuth,
+    blocking_api,
+    error::{ApiError, ApiResult},
+    explain::ExplanationView,
+    models::{decode_cursor, encode_cursor, Tag},
+    usage, AppState,
+};
+use crate::{
+    clock,
+    core::detect::{EventDetector, EventSettings},
+    secrets,
+    store::{page_limit, BatchCommitted, OrgScope, Remembered, StreamBatchCommit, StreamRecord},
+};
+
+pub struct StreamsApi;
+
+/// A batch of events.
+#[derive(ApiRequest)]
+enum EventBatch {
+    /// A JSON array of event objects.
+    Json(Json<Vec<Value>>),
+    /// Newline-delimited JSON: one event object per line (blank lines are skipped).
+    #[oai(content_type = "application/x-ndjson")]
+    Ndjson(PlainText<String>),
+}
+
+/// The verdict on one event.
+#[derive(Object, Serialize, Deserialize, Clone)]
+struct EventResult {
+    /// Position of the event in the batch, from 0.
+    index: u32,
+    anomaly: bool,
+    /// Calibrated anomaly score, 0..1.
+    score: f64,
+    /// True while the stream's baseline is still being built (no verdict is guessed).
+    warming_up: bool,
+    /// Why, for anomalies.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    explanation: Option<ExplanationView>,
+}
+
+#[derive(Object, Serialize, Deserialize, Clone)]
+struct BatchTotals {
+    events: u32,
+    anomalies: u32,
+}
+
+/// The answer to a batch: one result per event, in order.
+#[derive(Object, Serialize, Deserialize, Clone)]
+struct BatchResult {
+    stream_id: String,
+    /// `warming_up` until the baseline is built, then `ready`.
+    status: String,
+    /// Events still needed before verdicts start.
+    warming_up_remaining: u32,
+    results: Vec<EventResult>,
+    totals: BatchTotals,
+    /// Detections this batch added to the organization's usage (its anomalies).
+    detections_counted: u64,
+    /// Detections used this period after this batch.
+    period_detections: u64,
+}
+
+/// Detector settings of a stream; absent fields take their defaults.
+#[derive(Object, Serialize, Deserialize, Clone, Debug)]
+struct StreamSettings {
+    /// Recent events compared as a window against the baseline.
+    window: Option<u32>,
+    /// Recent events that form the baseline distribution.
+    baseline: Option<u32>,
+    /// 0 (fewest alarms) ..= 1 (most alarms).
+    sensitivity: Option<f64>,
+    /// Events seen before verdicts start.
+    warmup: Option<u32>,
+}
+
+#[derive(Object)]
+struct Stream {
+    id: String,
+    window: u32,
+    baseline: u32,
+    sensitivity: f64,
+    warmup: u32,
+    status: String,
+    warming_up_remaining: u32,
+    events_seen: u64,
+    anomalies_seen: u64,
+    created_at: String,
+    last_event_at: Option<String>,
+}
+
+impl From<StreamRecord> for Stream {
+    fn from(r: StreamRecord) -> Self {
+        let remaining = u64::from(r.settings.warmup).saturating_sub(r.events_seen) as u32;
+        Stream {
+            id: r.id,
+            window: r.settings.window,
+            baseline: r.settings.baseline,
+            sensitivity: r.settings.sensitivity,
+            warmup: r.settings.warmup,
+            status: if remaining > 0 { "warming_up" } else { "ready" }.into(),
+            warming_up_remaining: remaining,
+            events_seen: r.events_seen,
+            anomalies_seen: r.anomalies_seen,
+            created_at: clock::format_rfc3339(r.created_at_ms),
+            last_event_at: r.last_event_at_ms.map(clock::format_rfc3339),
+        }
+    }
+}
+
+#[derive(Object)]
+struct StreamList {
+    items: Vec<Stream>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Object)]
+struct StreamAnomaly {
+    /// Sequence number within the stream.
+    seq: u64,
+    detected_at: String,
+    batch_index: u32,
+    event: Value,
+    score: f64,
+    explanation: ExplanationView,
+}
+
+#[derive(Object)]
+struct StreamAnomalyList {
+    items: Vec<StreamAnomaly>,
+    next_cursor: Option<String>,
+}
+
+fn valid_stream_id(id: &str) -> ApiResult<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::validation(
+            "stream_id",
+            "must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'",
+        ))
+    }
+}
+
+fn valid_idempotency_key(key: Option<String>) -> ApiResult<Option<String>> {
+    match key {
+        Some(k) if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
+            Err(ApiError::validation(
+                "Idempotency-Key",
+                "must be 1 to 255 visible ASCII characters",
+            ))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Parses a batch into event objects. Nothing is applied when any event is bad.
+fn parse_batch(batch: EventBatch, max_events: usize) -> ApiResult<Vec<Value>> {
+    let events = match batch {
+        EventBatch::Json(Json(events)) => {
+            if events.len() > max_events {
+                return Err(ApiError::BatchTooLarge {
+                    got: events.len(),
+                    max: max_events,
+                });
+            }
+            if let Some((i, e)) = events.iter().enumerate().find(|(_, e)| !e.is_object()) {
+                return Err(ApiError::InvalidEvent(format!(
+                    "event at index {i} is {}, not a JSON object",
+                    kind(e)
+                )));
+            }
+            events
+        }
+        EventBatch::Ndjson(PlainText(text)) => {
+            let mut events = Vec::new();
+            for (n, line) in text.lines().enumerate() {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                if events.len() == max_events {
+                    let got = text.lines().filter(|l| !l.trim().is_empty()).count();
+                    return Err(ApiError::BatchTooLarge {
+                        got,
+                        max: max_events,
+                    });
+                }
+                let event: Value = serde_json::from_str(line)
+                    .map_err(|e| ApiError::InvalidJson(format!("line {}: {e}", n + 1)))?;
+                if !event.is_object() {
+                    return Err(ApiError::InvalidEvent(format!(
+                        "line {} is {}, not a JSON object",
+                        n + 1,
+                        kind(&event)
+                    )));
+                }
+                events.push(event);
+            }
+            events
+        }
+    };
+    Ok(events)
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Runs a batch against the stream and commits it; retried if another batch raced it.
+fn process_batch(
+    scope: &OrgScope,
+    stream_id: &str,
+    events: &[Value],
+    idempotency_key: Option<&str>,
+    now_ms: i64,
+) -> ApiResult<BatchResult> {
+    let scoped_key = idempotency_key.map(|k| format!("stream:{stream_id}:{k}"));
+    let fingerprint = secrets::hex(&sha_of(events));
+    for _attempt in 0..8 {
+        if let Some(key) = &scoped_key {
+            match scope.remembered(key, &fingerprint, now_ms)? {
+                Remembered::Nothing => {}
+                Remembered::Answer(answer) => return replayed(answer),
+                Remembered::KeyReused => return Err(ApiError::IdempotencyKeyReused),
+            }
+        }
+        usage::admit(&scope.meter_snapshot(now_ms)?, now_ms)?;
+        let snapshot = scope.stream_snapshot(stream_id)?;
+        let expected_version = snapshot.record.as_ref().map(|r| r.version);
+        let mut record = snapshot.record.unwrap_or_else(|| StreamRecord {
+            id: stream_id.to_string(),
+            settings: EventSettings::default(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+            events_seen: 0,
+            anomalies_seen: 0,
+            last_event_at_ms: None,
+            version: 0,
+        });
+        let mut detector = match &snapshot.state {
+            Some(bytes) => EventDetector::decode_state(bytes)
+                .map_err(|e| ApiError::Internal(format!("stream {stream_id}: {e}")))?,
+            None => EventDetector::new(record.settings.clone()),
+        };
+        let mut results = Vec::with_capacity(events.len());
+        let mut anomalies = Vec::new();
+        let mut remaining = 0;
+        for (i, event) in events.iter().enumerate() {
+            let verdict = detector.observe(event);
+            remaining = verdict.warming_up_remaining;
+            if let Some(explanation) = verdict.explanation.clone().filter(|_| verdict.anomaly) {
+                anomalies.push((i as u32, event.clone(), verdict.score, explanation));
+            }
+            results.push(EventResult {
+                index: i as u32,
+                anomaly: verdict.anomaly,
+                score: verdict.score,
+                warming_up: verdict.warming_up_remaining > 0,
+                explanation: verdict
+                    .explanation
+                    .filter(|_| verdict.anomaly)
+                    .map(Into::into),
+            });
+        }
+        if events.is_empty() {
+            remaining = u64::from(record.settings.warmup).saturating_sub(record.events_seen) as u32;
+        }
+        let found = anomalies.len() as u32;
+        record.events_seen += events.len() as u64;
+        record.anomalies_seen += u64::from(found);
+        record.updated_at_ms = now_ms;
+        if !events.is_empty() {
+            record.last_event_at_ms = Some(now_ms);
+        }
+        record.version += 1;
+        let commit = StreamBatchCommit {
+            record,
+            expected_version,
+            state: detector.encode_state(),
+            anomalies,
+            idempotency: scoped_key.clone().map(|k| (k, fingerprint.clone())),
+            now_ms,
+        };
+        let totals = BatchTotals {
+            events: events.len() as u32,
+            anomalies: found,
+        };
+        let committed = scope.commit_stream_batch(commit, |metered| BatchResult {
+            stream_id: stream_id.to_string(),
+            status: if remaining > 0 { "warming_up" } else { "ready" }.into(),
+            warming_up_remaining: remaining,
+            results,
+            totals,
+            detections_counted: u64::from(found),
+            period_detections: metered.usage.total_calls,
+        })?;
+        match committed {
+            BatchCommitted::Done(result) => return Ok(result),
+            BatchCommitted::Replayed(answer) => return replayed(answer),
+            BatchCommitted::Raced => continue,
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "stream {stream_id} is being written by other requests; retry"
+    )))
+}
+
+fn sha_of(events: &[Value]) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for e in events {
+        hasher.update(serde_json::to_vec(e).unwrap_or_default());
+        hasher.update(b"\n");
+    }
+    hasher.finalize().into()
+}
+
+fn replayed(answer: Value) -> ApiResult<BatchResult> {
+    serde_json::from_value(answer).map_err(|e| ApiError::Internal(format!("stored answer: {e}")))
+}
+
+fn settings_from(body: &StreamSettings) -> ApiResult<EventSettings> {
+    let defaults = EventSettings::default();
+    let settings = EventSettings {
+        window: body.window.unwrap_or(defaults.window),
+        baseline: body.baseline.unwrap_or(defaults.baseline),
+        sensitivity: body.sensitivity.unwrap_or(defaults.sensitivity),
+        warmup: body.warmup.unwrap_or(defaults.warmup),
+        ..defaults
+    };
+    settings
+        .validate()
+        .map_err(|e| ApiError::validation("settings", e.to_string()))?;
+    Ok(settings)
+}
+
+#[OpenApi(prefix_path = "/v1/streams", tag = "Tag::Streams")]
+impl StreamsApi {
+    /// Push a batch of events (JSON array or NDJSON) and get a verdict per event, in order.
+    /// The stream is created on first use. Each anomaly counts one detection; past the
+    /// quota the call answers 429 before doing any work.
+    #[oai(
+        path = "/:stream_id/events",
+        method = "post",
+        operation_id = "ingestStreamEvents"
+    )]
+    async fn ingest(
+        &self,
+        auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
+        stream_id: Path<String>,
+        /// Retrying with the same key returns the first answer and counts nothing again (24 h).
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        body: EventBatch,
+    ) -> ApiResult<Json<BatchResult>> {
+        valid_stream_id(&stream_id)?;
+        let key = valid_idempotency_key(idempotency_key.0)?;
+        state.rate_limiter.check(&auth.0.actor)?;
+        let events = parse_batch(body, state.max_batch_events)?;
+        let scope = auth.0.scope;
+        let now = clock::now_ms();
+        let result =
+            blocking_api(move || process_batch(&scope, &stream_id, &events, key.as_deref(), now))
+                .await?;
+        Ok(Json(result))
+    }
+
+    /// Create a stream or change its detector settings. New settings restart its baseline.
+    #[oai(path = "/:stream_id", method = "put", operation_id = "putStream")]
+    async fn put(
+        &self,
+        auth: OrgAuth,
+        stream_id: Path<String>,
+        body: Json<StreamSettings>,
+    ) -> ApiResult<Json<Stream>> {
+        valid_stream_id(&stream_id)?;
+        let settings = settings_from(&body)?;
+        let scope = auth.0.scope;
+        let now = clock::now_ms();
+        let record =
+            super::blocking(move || scope.put_stream_settings(&stream_id, settings, now)).await?;
+        Ok(Json(record.into()))
+    }
+
+    /// A stream's settings and status.
+    #[oai(path = "/:stream_id", method = "get", operation_id = "getStream")]
+    async fn get(&self, auth: OrgAuth, stream_id: Path<String>) -> ApiResult<Json<Stream>> {
+        Ok(Json(auth.0.scope.get_stream(&stream_id)?.into()))
+    }
+
+    /// The organization's streams, by id.
+    #[oai(path = "/", method = "get", operation_id = "listStreams")]
+    async fn list(
+        &self,
+        auth: OrgAuth,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<StreamList>> {
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page = auth
+            .0
+            .scope
+            .list_streams(after.as_deref(), page_limit(limit.0))?;
+        Ok(Json(StreamList {
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: encode_cursor(page.next_after),
+        }))
+    }
+
+    /// Delete a stream with its detector state and stored anomalies.
+    #[oai(path = "/:stream_id", method = "delete", operation_id = "deleteStream")]
+    async fn delete(&self, auth: OrgAuth, stream_id: Path<String>) -> ApiResult<Json<Stream>> {
+        let scope = auth.0.scope;
+        let record = scope.get_stream(&stream_id)?;
+        super::blocking(move || scope.delete_stream(&stream_id)).await?;
+        Ok(Json(record.into()))
+    }
+
+    /// Stored anomalies of a stream, oldest first, optionally within `[from, to)` (RFC 3339).
+    #[oai(
+        path = "/:stream_id/anomalies",
+        method = "get",
+        operation_id = "listStreamAnomalies"
+    )]
+    async fn anomalies(
+        &self,
+        auth: OrgAuth,
+        stream_id: Path<String>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<StreamAnomalyList>> {
+        let after = decode_cursor(cursor.0.as_deref())?
+            .map(|c| {
+                c.parse::<u64>()
+                    .map_err(|_| ApiError::BadRequest("cursor is not valid".into()))
+            })
+            .transpose()?;
+        let from_ms = super::models::parse_time_param("from", from.0.as_deref())?;
+        let to_ms = super::models::parse_time_param("to", to.0.as_deref())?;
+        let page = auth.0.scope.list_stream_anomalies(
+            &stream_id,
+            after,
+            from_ms,
+            to_ms,
+            page_limit(limit.0),
+        )?;
+        Ok(Json(StreamAnomalyList {
+            items: page
+                .items
+                .into_iter()
+                .map(|a| StreamAnomaly {
+                    seq: a.seq,
+                    detected_at: clock::format_rfc3339(a.at_ms),
+                    batch_index: a.batch_index,
+                    event: a.event,
+                    score: a.score,
+                    explanation: a.explanation.into(),
+                })
+                .collect(),
+            next_cursor: encode_cursor(page.next_after),
+        }))
+    }
+}

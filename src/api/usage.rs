@@ -1,0 +1,259 @@
+//! Usage and metering routes: an organization's current period and history, and
+//! `meter-usage` for services that detect elsewhere. Only anomaly detections are counted.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{param::Query, payload::Json, Enum, Object, OpenApi};
+
+use super::{
+    auth::{OrgAuth, ServiceAuth},
+    blocking,
+    error::{ApiError, ApiResult},
+    models::Tag,
+    AppState,
+};
+use crate::{
+    clock,
+    core::metering::{
+        plans::Plan,
+        quota::{self, Admission, OnExceed, QuotaPolicy},
+        usage::Usage,
+    },
+    store::{page_limit, MeterSnapshot},
+};
+
+pub struct UsageApi;
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[oai(rename_all = "snake_case")]
+pub enum Behavior {
+    SoftCap,
+    HardCap,
+    AllowOverage,
+}
+
+impl From<OnExceed> for Behavior {
+    fn from(b: OnExceed) -> Self {
+        match b {
+            OnExceed::SoftCap => Behavior::SoftCap,
+            OnExceed::HardCap => Behavior::HardCap,
+            OnExceed::AllowOverage => Behavior::AllowOverage,
+        }
+    }
+}
+
+impl From<Behavior> for OnExceed {
+    fn from(b: Behavior) -> Self {
+        match b {
+            Behavior::SoftCap => OnExceed::SoftCap,
+            Behavior::HardCap => OnExceed::HardCap,
+            Behavior::AllowOverage => OnExceed::AllowOverage,
+        }
+    }
+}
+
+/// An organization's quota policy.
+#[derive(Object, Clone, Debug)]
+pub struct QuotaPolicyView {
+    /// What happens past the included detections.
+    pub behavior_on_exceed: Behavior,
+    /// Soft cap in percent of included detections (100..=1000).
+    pub cap_percent: u32,
+    /// Estimated overage in cents that asks for an early invoice.
+    pub invoice_threshold_cents: u64,
+    /// Whether to alert at 90% as well as at 70% and 100%.
+    pub alert_at_90: bool,
+}
+
+impl From<&QuotaPolicy> for QuotaPolicyView {
+    fn from(p: &QuotaPolicy) -> Self {
+        QuotaPolicyView {
+            behavior_on_exceed: p.behavior_on_exceed.into(),
+            cap_percent: p.cap_percent,
+            invoice_threshold_cents: p.invoice_threshold_cents,
+            alert_at_90: p.alert_at_90,
+        }
+    }
+}
+
+impl From<&QuotaPolicyView> for QuotaPolicy {
+    fn from(p: &QuotaPolicyView) -> Self {
+        QuotaPolicy {
+            behavior_on_exceed: p.behavior_on_exceed.into(),
+            cap_percent: p.cap_percent,
+            invoice_threshold_cents: p.invoice_threshold_cents,
+            alert_at_90: p.alert_at_90,
+        }
+    }
+}
+
+/// Usage of one billing period.
+#[derive(Object, Clone, Debug)]
+pub struct UsagePeriod {
+    pub period_start: String,
+    pub period_end: String,
+    pub plan: String,
+    /// Anomaly detections counted this period.
+    pub total_calls: u64,
+    pub included_calls_used: u64,
+    pub overage_calls: u64,
+    /// Overage at the plan's unit price, rounded half up to whole cents once per period.
+    pub estimated_charges_cents: u64,
+    /// Alert thresholds raised this period, in percent of included.
+    pub alerts_sent: Vec<u32>,
+}
+
+impl From<&Usage> for UsagePeriod {
+    fn from(u: &Usage) -> Self {
+        UsagePeriod {
+            period_start: clock::format_rfc3339(u.period.start_ms),
+            period_end: clock::format_rfc3339(u.period.end_ms),
+            plan: u.plan_id.clone(),
+            total_calls: u.total_calls,
+            included_calls_used: u.included_calls_used,
+            overage_calls: u.overage_calls,
+            estimated_charges_cents: u.estimated_charges_cents,
+            alerts_sent: u.alerts_sent.clone(),
+        }
+    }
+}
+
+/// The current period, with what the plan includes and where the policy stops.
+#[derive(Object, Clone, Debug)]
+pub struct UsageReport {
+    pub organization_id: String,
+    #[oai(flatten)]
+    pub period: UsagePeriod,
+    pub included: u64,
+    /// Detections used over included, in percent (may pass 100).
+    pub percent_used: f64,
+    /// Detections after which detection calls answer 429; absent when never refused.
+    pub limit: Option<u64>,
+    /// Whether detection calls are refused right now.
+    pub over_limit: bool,
+    pub policy: QuotaPolicyView,
+}
+
+pub fn report(org_id: &str, plan: &Plan, policy: &QuotaPolicy, usage: &Usage) -> UsageReport {
+    UsageReport {
+        organization_id: org_id.to_string(),
+        period: usage.into(),
+        included: plan.included_detections,
+        percent_used: (usage.percent_used(plan) * 100.0).round() / 100.0,
+        limit: policy.limit(plan),
+        over_limit: quota::admit(usage, plan, policy) != Admission::Allowed,
+        policy: policy.into(),
+    }
+}
+
+/// Refuses a detection call when the org is past its quota, before any work.
+pub fn admit(snapshot: &MeterSnapshot, now_ms: i64) -> ApiResult<()> {
+    match quota::admit(&snapshot.usage, snapshot.plan, &snapshot.policy) {
+        Admission::Allowed => Ok(()),
+        Admission::QuotaExceeded { used, limit } => Err(ApiError::QuotaExceeded {
+            used,
+            limit,
+            retry_after_secs: snapshot.usage.period.seconds_left(now_ms),
+            period_end: clock::format_rfc3339(snapshot.usage.period.end_ms),
+        }),
+    }
+}
+
+#[derive(Object)]
+struct UsageHistory {
+    /// Newest first.
+    items: Vec<UsagePeriod>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Object)]
+struct MeterUsageRequest {
+    organization_id: String,
+    /// Whether the call being metered found an anomaly; `false` changes nothing.
+    anomaly: bool,
+    /// Detections to count, 1..=1000000 (default 1).
+    count: Option<u64>,
+}
+
+#[derive(Object)]
+struct MeterUsageResult {
+    /// Detections counted by this call.
+    counted: u64,
+    usage: UsageReport,
+}
+
+#[OpenApi(prefix_path = "/v1", tag = "Tag::Usage")]
+impl UsageApi {
+    /// The organization's usage in the current billing period.
+    #[oai(path = "/usage", method = "get", operation_id = "getUsage")]
+    async fn usage(&self, auth: OrgAuth) -> ApiResult<Json<UsageReport>> {
+        let s = auth.0.scope.meter_snapshot(clock::now_ms())?;
+        Ok(Json(report(&s.org.id, s.plan, &s.policy, &s.usage)))
+    }
+
+    /// Usage of past and current periods, newest first.
+    #[oai(
+        path = "/usage/history",
+        method = "get",
+        operation_id = "getUsageHistory"
+    )]
+    async fn history(
+        &self,
+        auth: OrgAuth,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<UsageHistory>> {
+        let before = super::models::decode_cursor(cursor.0.as_deref())?
+            .map(|c| {
+                c.parse::<i64>()
+                    .map_err(|_| ApiError::BadRequest("cursor is not valid".into()))
+            })
+            .transpose()?;
+        let page = auth.0.scope.usage_history(before, page_limit(limit.0))?;
+        Ok(Json(UsageHistory {
+            items: page.items.iter().map(Into::into).collect(),
+            next_cursor: super::models::encode_cursor(page.next_after),
+        }))
+    }
+
+    /// Records detections made elsewhere (service scope). `anomaly: false` counts nothing;
+    /// past the quota the call answers 429 and counts nothing.
+    #[oai(path = "/meter-usage", method = "post", operation_id = "meterUsage")]
+    async fn meter_usage(
+        &self,
+        auth: ServiceAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<MeterUsageRequest>,
+    ) -> ApiResult<Json<MeterUsageResult>> {
+        state.rate_limiter.check(&auth.0.actor)?;
+        let count = body.count.unwrap_or(1);
+        if !(1..=1_000_000).contains(&count) {
+            return Err(ApiError::validation(
+                "count",
+                "must be between 1 and 1000000",
+            ));
+        }
+        let now = clock::now_ms();
+        let org_id = body.organization_id.clone();
+        let snapshot = state.store.meter_snapshot(&org_id, now)?;
+        if !body.anomaly {
+            return Ok(Json(MeterUsageResult {
+                counted: 0,
+                usage: report(&org_id, snapshot.plan, &snapshot.policy, &snapshot.usage),
+            }));
+        }
+        admit(&snapshot, now)?;
+        let store = state.store.clone();
+        let metered = blocking(move || store.meter(&org_id, count, now)).await?;
+        Ok(Json(MeterUsageResult {
+            counted: count,
+            usage: report(
+                &body.organization_id,
+                snapshot.plan,
+                &snapshot.policy,
+                &metered.usage,
+            ),
+        }))
+    }
+}

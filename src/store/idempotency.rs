@@ -1,0 +1,109 @@
+//! Idempotency records: the first answer to a request made with an `Idempotency-Key`, kept for
+//! 24 hours per organization, so a retry gets the same answer and changes nothing. A key
+//! reused with a different request is refused rather than answered with the wrong result.
+
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    codec::{self, Versioned},
+    tables, StoreError,
+};
+
+/// How long an answer is kept.
+pub const TTL_MS: i64 = 24 * 3600 * 1000;
+/// Expired records removed per write, so pruning never makes one write slow.
+const PRUNE_PER_WRITE: usize = 32;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdempotentAnswer {
+    pub created_at_ms: i64,
+    /// Digest of the request the key was first used with.
+    pub fingerprint: String,
+    pub answer: serde_json::Value,
+}
+
+impl Versioned for IdempotentAnswer {
+    const KIND: &'static str = "idempotency record";
+    const VERSION: u8 = 1;
+}
+
+/// What a lookup found for a key.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prior {
+    None,
+    /// The same request was answered before: answer it the same way.
+    Answered(serde_json::Value),
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+pub(super) fn lookup(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    org_id: &str,
+    key: &str,
+    fingerprint: &str,
+    now_ms: i64,
+) -> Result<Prior, StoreError> {
+    let Some(bytes) = table.get((org_id, key))? else {
+        return Ok(Prior::None);
+    };
+    let record: IdempotentAnswer = codec::decode(bytes.value())?;
+    if now_ms - record.created_at_ms >= TTL_MS {
+        Ok(Prior::None)
+    } else if record.fingerprint == fingerprint {
+        Ok(Prior::Answered(record.answer))
+    } else {
+        Ok(Prior::Mismatch)
+    }
+}
+
+pub(super) fn remember(
+    tx: &WriteTransaction,
+    org_id: &str,
+    key: &str,
+    fingerprint: &str,
+    answer: serde_json::Value,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let record = IdempotentAnswer {
+        created_at_ms: now_ms,
+        fingerprint: fingerprint.to_string(),
+        answer,
+    };
+    let replaced = {
+        let mut table = tx.open_table(tables::IDEMPOTENCY)?;
+        let old = table.insert((org_id, key), codec::encode(&record).as_slice())?;
+        old.map(|bytes| codec::decode::<IdempotentAnswer>(bytes.value()))
+            .transpose()?
+    };
+    let mut by_time = tx.open_table(tables::IDEMPOTENCY_BY_TIME)?;
+    if let Some(old) = replaced {
+        // An expired record under the same key: drop its expiry entry.
+        by_time.remove((old.created_at_ms, org_id, key))?;
+    }
+    by_time.insert((now_ms, org_id, key), ())?;
+    drop(by_time);
+    prune(tx, now_ms)
+}
+
+fn prune(tx: &WriteTransaction, now_ms: i64) -> Result<(), StoreError> {
+    let mut by_time = tx.open_table(tables::IDEMPOTENCY_BY_TIME)?;
+    let mut records = tx.open_table(tables::IDEMPOTENCY)?;
+    let cutoff = now_ms - TTL_MS;
+    let expired: Vec<(i64, String, String)> = by_time
+        .range((i64::MIN, "", "")..(cutoff, "", ""))?
+        .take(PRUNE_PER_WRITE)
+        .map(|e| {
+            e.map(|(k, _)| {
+                let (t, org, key) = k.value();
+                (t, org.to_string(), key.to_string())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    for (t, org, key) in expired {
+        by_time.remove((t, org.as_str(), key.as_str()))?;
+        records.remove((org.as_str(), key.as_str()))?;
+    }
+    Ok(())
+}

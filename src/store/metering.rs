@@ -1,0 +1,260 @@
+//! Metering in the store: usage counters per org and period, quota policies and plan changes.
+//! Counting detections, raising the alerts it crosses (email outbox rows) and asking for an
+//! early invoice (billing action) happen in one write transaction, so concurrent calls can
+//! neither lose a count nor send an alert twice. The decisions themselves are the core's.
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde_json::json;
+
+use super::{
+    codec::{self, Versioned},
+    outbox::{self, NewEmail},
+    tables, OrgRecord, OrgScope, Page, Store, StoreError,
+};
+use crate::core::metering::{
+    period::Period,
+    plans::{self, Plan},
+    quota::{self, Crossings, QuotaPolicy},
+    usage::Usage,
+};
+
+impl Versioned for Usage {
+    const KIND: &'static str = "usage counter";
+    const VERSION: u8 = 1;
+}
+
+impl Versioned for QuotaPolicy {
+    const KIND: &'static str = "quota policy";
+    const VERSION: u8 = 1;
+}
+
+/// What admission and display need: the org, its plan and policy, and this period's usage.
+#[derive(Debug, Clone)]
+pub struct MeterSnapshot {
+    pub org: OrgRecord,
+    pub plan: &'static Plan,
+    pub policy: QuotaPolicy,
+    pub usage: Usage,
+}
+
+/// The result of counting detections.
+#[derive(Debug, Clone)]
+pub struct Metered {
+    pub usage: Usage,
+    pub crossings: Crossings,
+}
+
+fn plan_of(org: &OrgRecord) -> Result<&'static Plan, StoreError> {
+    plans::find(&org.plan).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "organization {} has unknown plan {}",
+            org.id, org.plan
+        ))
+    })
+}
+
+fn read_org(
+    orgs: &impl ReadableTable<&'static str, &'static [u8]>,
+    org_id: &str,
+) -> Result<OrgRecord, StoreError> {
+    match orgs.get(org_id)? {
+        Some(bytes) => codec::decode(bytes.value()),
+        None => Err(StoreError::not_found("organization", org_id)),
+    }
+}
+
+fn read_policy(
+    policies: &impl ReadableTable<&'static str, &'static [u8]>,
+    org_id: &str,
+) -> Result<QuotaPolicy, StoreError> {
+    match policies.get(org_id)? {
+        Some(bytes) => codec::decode(bytes.value()),
+        None => Ok(QuotaPolicy::default()),
+    }
+}
+
+fn read_usage(
+    usage: &impl ReadableTable<(&'static str, i64), &'static [u8]>,
+    org_id: &str,
+    period: Period,
+    plan: &Plan,
+) -> Result<Usage, StoreError> {
+    let mut current = match usage.get((org_id, period.start_ms))? {
+        Some(bytes) => codec::decode(bytes.value())?,
+        None => Usage::new(period, plan),
+    };
+    if current.plan_id != plan.id {
+        current.reprice(plan);
+    }
+    Ok(current)
+}
+
+/// Counts `count` detections for `org_id` inside `tx`, with everything they trigger.
+pub(super) fn meter_in_tx(
+    tx: &WriteTransaction,
+    org_id: &str,
+    count: u64,
+    now_ms: i64,
+) -> Result<Metered, StoreError> {
+    let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
+    let plan = plan_of(&org)?;
+    let policy = read_policy(&tx.open_table(tables::QUOTA_POLICIES)?, org_id)?;
+    let period = Period::containing(now_ms);
+    let mut usage_table = tx.open_table(tables::USAGE)?;
+    let mut usage = read_usage(&usage_table, org_id, period, plan)?;
+    let crossings = quota::record(&mut usage, plan, &policy, count);
+    usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;
+    drop(usage_table);
+
+    for threshold in &crossings.alerts {
+        let params = json!({
+            "organization_id": org.id,
+            "organization_name": org.name,
+            "plan": plan.id,
+            "threshold_percent": threshold,
+            "is_cap": *threshold > 100,
+            "used": usage.total_calls,
+            "included": plan.included_detections,
+            "percent_used": usage.percent_used(plan),
+            "overage_calls": usage.overage_calls,
+            "estimated_charges_cents": usage.estimated_charges_cents,
+            "period_start_ms": period.start_ms,
+            "period_end_ms": period.end_ms,
+        });
+        outbox::enqueue_email(
+            tx,
+            NewEmail {
+                dedupe_key: format!("usage_alert:{}:{}:{threshold}", org.id, period.start_ms),
+                org_id: Some(&org.id),
+                to: org.billing_email.as_deref(),
+                kind: "usage_alert",
+                params,
+            },
+            now_ms,
+        )?;
+    }
+    if crossings.early_invoice {
+        outbox::record_billing_action(
+            tx,
+            org_id,
+            "metering",
+            "early_invoice_requested",
+            json!({
+                "estimated_charges_cents": usage.estimated_charges_cents,
+                "invoice_threshold_cents": policy.invoice_threshold_cents,
+                "period_start_ms": period.start_ms,
+            }),
+            now_ms,
+        )?;
+    }
+    Ok(Metered { usage, crossings })
+}
+
+impl Store {
+    /// The org's plan, policy and current-period usage as of `now_ms`.
+    pub fn meter_snapshot(&self, org_id: &str, now_ms: i64) -> Result<MeterSnapshot, StoreError> {
+        let tx = self.db().begin_read()?;
+        let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
+        let plan = plan_of(&org)?;
+        let policy = read_policy(&tx.open_table(tables::QUOTA_POLICIES)?, org_id)?;
+        let usage = read_usage(
+            &tx.open_table(tables::USAGE)?,
+            org_id,
+            Period::containing(now_ms),
+            plan,
+        )?;
+        Ok(MeterSnapshot {
+            org,
+            plan,
+            policy,
+            usage,
+        })
+    }
+
+    /// Counts detections reported by a service (meter-usage), in one transaction.
+    pub fn meter(&self, org_id: &str, count: u64, now_ms: i64) -> Result<Metered, StoreError> {
+        let tx = self.db().begin_write()?;
+        let metered = meter_in_tx(&tx, org_id, count, now_ms)?;
+        tx.commit()?;
+        Ok(metered)
+    }
+
+    /// Replaces an org's quota policy (already validated against its plan).
+    pub fn set_quota_policy(
+        &self,
+        org_id: &str,
+        policy: &QuotaPolicy,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.db().begin_write()?;
+        read_org(&tx.open_table(tables::ORGS)?, org_id)?;
+        tx.open_table(tables::QUOTA_POLICIES)?
+            .insert(org_id, codec::encode(policy).as_slice())?;
+        let detail = serde_json::to_value(policy).unwrap_or_default();
+        outbox::record_billing_action(&tx, org_id, actor, "quota_policy_changed", detail, now_ms)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Moves an org to another plan. The period's usage is kept and repriced.
+    pub fn set_plan(
+        &self,
+        org_id: &str,
+        plan: &Plan,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<OrgRecord, StoreError> {
+        let tx = self.db().begin_write()?;
+        let org = {
+            let mut orgs = tx.open_table(tables::ORGS)?;
+            let mut org = read_org(&orgs, org_id)?;
+            let from = std::mem::replace(&mut org.plan, plan.id.to_string());
+            orgs.insert(org_id, codec::encode(&org).as_slice())?;
+            let period = Period::containing(now_ms);
+            let mut usage_table = tx.open_table(tables::USAGE)?;
+            let mut usage = read_usage(&usage_table, org_id, period, plan)?;
+            usage.reprice(plan);
+            usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;
+            drop(usage_table);
+            let detail = json!({"from": from, "to": plan.id, "usage_kept": usage.total_calls});
+            outbox::record_billing_action(&tx, org_id, actor, "plan_changed", detail, now_ms)?;
+            org
+        };
+        tx.commit()?;
+        Ok(org)
+    }
+}
+
+impl OrgScope {
+    pub fn meter_snapshot(&self, now_ms: i64) -> Result<MeterSnapshot, StoreError> {
+        self.store.meter_snapshot(&self.org_id, now_ms)
+    }
+
+    /// Past and current periods, newest first, starting before period `before_start_ms`.
+    pub fn usage_history(
+        &self,
+        before_start_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<Usage>, StoreError> {
+        let tx = self.store.db().begin_read()?;
+        let usage = tx.open_table(tables::USAGE)?;
+        let org = self.org_id.as_str();
+        let end = before_start_ms.unwrap_or(i64::MAX);
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in usage.range((org, i64::MIN)..(org, end))?.rev() {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(codec::decode::<Usage>(entry?.1.value())?);
+        }
+        let next_after = if more {
+            items.last().map(|u| u.period.start_ms.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+}

@@ -1,0 +1,180 @@
+//! Outboxes and the billing action log. Anything a mail server (and later Stripe) must learn
+//! is first written here, in the same transaction as the change that caused it, with a
+//! dedupe key; workers deliver it afterwards and record the result.
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    codec::{self, Versioned},
+    tables, Page, Store, StoreError,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EmailStatus {
+    Pending,
+    Sent,
+    Failed,
+    /// The organization has no billing email; kept so admins can see what was not sent.
+    NoRecipient,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEmail {
+    pub id: u64,
+    pub dedupe_key: String,
+    pub org_id: Option<String>,
+    pub to: Option<String>,
+    /// Template name, e.g. `usage_alert`.
+    pub kind: String,
+    /// The numbers the template renders.
+    pub params: serde_json::Value,
+    pub status: EmailStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub created_at_ms: i64,
+}
+
+impl Versioned for OutboxEmail {
+    const KIND: &'static str = "email outbox row";
+    const VERSION: u8 = 1;
+}
+
+/// What a change asks to be mailed.
+pub struct NewEmail<'a> {
+    pub dedupe_key: String,
+    pub org_id: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub kind: &'a str,
+    pub params: serde_json::Value,
+}
+
+/// The sequence number after the last row of an append-only table.
+pub(super) fn next_seq(table: &impl ReadableTable<u64, &'static [u8]>) -> Result<u64, StoreError> {
+    Ok(match table.last()? {
+        Some((seq, _)) => seq.value() + 1,
+        None => 1,
+    })
+}
+
+/// Queues an email unless one with the same dedupe key exists. Returns whether it was queued.
+pub(super) fn enqueue_email(
+    tx: &WriteTransaction,
+    email: NewEmail<'_>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let mut dedupe = tx.open_table(tables::EMAIL_DEDUPE)?;
+    if dedupe.get(email.dedupe_key.as_str())?.is_some() {
+        return Ok(false);
+    }
+    let mut outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
+    let id = next_seq(&outbox)?;
+    let row = OutboxEmail {
+        id,
+        org_id: email.org_id.map(str::to_string),
+        to: email.to.map(str::to_string),
+        kind: email.kind.to_string(),
+        params: email.params,
+        status: if email.to.is_some() {
+            EmailStatus::Pending
+        } else {
+            EmailStatus::NoRecipient
+        },
+        attempts: 0,
+        last_error: None,
+        created_at_ms: now_ms,
+        dedupe_key: email.dedupe_key,
+    };
+    outbox.insert(id, codec::encode(&row).as_slice())?;
+    dedupe.insert(row.dedupe_key.as_str(), id)?;
+    Ok(true)
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BillingAction {
+    pub id: u64,
+    pub at_ms: i64,
+    pub org_id: String,
+    /// Who or what caused it: `admin`, `key:<id>`, `metering`, `stripe:<event id>`, ...
+    pub actor: String,
+    /// e.g. `plan_changed`, `quota_policy_changed`, `early_invoice_requested`.
+    pub action: String,
+    pub detail: serde_json::Value,
+}
+
+impl Versioned for BillingAction {
+    const KIND: &'static str = "billing action";
+    const VERSION: u8 = 1;
+}
+
+pub(super) fn record_billing_action(
+    tx: &WriteTransaction,
+    org_id: &str,
+    actor: &str,
+    action: &str,
+    detail: serde_json::Value,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let mut log = tx.open_table(tables::BILLING_ACTIONS)?;
+    let id = next_seq(&log)?;
+    let row = BillingAction {
+        id,
+        at_ms: now_ms,
+        org_id: org_id.to_string(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        detail,
+    };
+    log.insert(id, codec::encode(&row).as_slice())?;
+    Ok(())
+}
+
+impl Store {
+    /// Email outbox rows, oldest first, after row `after`.
+    pub fn list_emails(
+        &self,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Page<OutboxEmail>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
+        let start = after.map_or(0, |a| a + 1);
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in outbox.range(start..)? {
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(codec::decode::<OutboxEmail>(entry?.1.value())?);
+        }
+        let next_after = if more {
+            items.last().map(|e| e.id.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+
+    /// Billing actions, newest first; only one org's when `org_id` is given.
+    pub fn list_billing_actions(
+        &self,
+        org_id: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<BillingAction>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let log = tx.open_table(tables::BILLING_ACTIONS)?;
+        let mut out = Vec::new();
+        for entry in log.iter()?.rev() {
+            if out.len() == limit {
+                break;
+            }
+            let action: BillingAction = codec::decode(entry?.1.value())?;
+            if org_id.is_none_or(|o| o == action.org_id) {
+                out.push(action);
+            }
+        }
+        Ok(out)
+    }
+}

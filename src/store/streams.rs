@@ -1,0 +1,335 @@
+//! Streams of one organization: settings and counters, the detector's state, stored
+//! anomalies, and the commit of a processed batch. A batch's detector state, its anomalies,
+//! the detections it counts and its idempotent answer are written in one transaction, so a
+//! crash can neither count forgotten work nor forget counted work.
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    codec::{self, Versioned},
+    idempotency::{self, Prior},
+    metering::{meter_in_tx, Metered},
+    tables, OrgScope, Page, StoreError,
+};
+use crate::core::detect::{EventSettings, Explanation};
+
+/// Anomalies kept per stream; older ones are dropped as new ones arrive.
+pub const MAX_STORED_ANOMALIES: u64 = 10_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    pub id: String,
+    pub settings: EventSettings,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub events_seen: u64,
+    pub anomalies_seen: u64,
+    pub last_event_at_ms: Option<i64>,
+    /// Bumped on every write; a batch commits only over the version it started from.
+    pub version: u64,
+}
+
+impl Versioned for StreamRecord {
+    const KIND: &'static str = "stream";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredAnomaly {
+    pub seq: u64,
+    pub at_ms: i64,
+    /// Position of the event in its batch.
+    pub batch_index: u32,
+    pub event: serde_json::Value,
+    pub score: f64,
+    pub explanation: Explanation,
+}
+
+impl Versioned for StoredAnomaly {
+    const KIND: &'static str = "stream anomaly";
+    const VERSION: u8 = 1;
+}
+
+/// A stream as a batch starts from: its record and detector state, if it exists yet.
+#[derive(Debug, Clone)]
+pub struct StreamSnapshot {
+    pub record: Option<StreamRecord>,
+    pub state: Option<Vec<u8>>,
+}
+
+/// A processed batch, ready to commit.
+pub struct StreamBatchCommit {
+    pub record: StreamRecord,
+    /// The version the batch started from; `None` for a stream created by this batch.
+    pub expected_version: Option<u64>,
+    pub state: Vec<u8>,
+    pub anomalies: Vec<(u32, serde_json::Value, f64, Explanation)>,
+    pub idempotency: Option<(String, String)>,
+    pub now_ms: i64,
+}
+
+#[derive(Debug)]
+pub enum BatchCommitted<T> {
+    /// Committed; the answer built from the metering result.
+    Done(T),
+    /// Another request with the same idempotency key committed first: its answer.
+    Replayed(serde_json::Value),
+    /// The stream changed since the snapshot; process the batch again.
+    Raced,
+}
+
+/// What an idempotency key already answered, if anything.
+pub enum Remembered {
+    Nothing,
+    Answer(serde_json::Value),
+    KeyReused,
+}
+
+impl OrgScope {
+    pub fn stream_snapshot(&self, stream_id: &str) -> Result<StreamSnapshot, StoreError> {
+        let tx = self.store.db().begin_read()?;
+        let key = (self.org_id.as_str(), stream_id);
+        let record = match tx.open_table(tables::STREAMS)?.get(key)? {
+            Some(bytes) => Some(codec::decode::<StreamRecord>(bytes.value())?),
+            None => None,
+        };
+        let state = tx
+            .open_table(tables::STREAM_STATE)?
+            .get(key)?
+            .map(|b| b.value().to_vec());
+        Ok(StreamSnapshot { record, state })
+    }
+
+    pub fn get_stream(&self, stream_id: &str) -> Result<StreamRecord, StoreError> {
+        self.stream_snapshot(stream_id)?
+            .record
+            .ok_or_else(|| StoreError::not_found("stream", stream_id))
+    }
+
+    /// The answer remembered for `key` (scoped by the caller, e.g. per stream).
+    pub fn remembered(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now_ms: i64,
+    ) -> Result<Remembered, StoreError> {
+        let tx = self.store.db().begin_read()?;
+        let table = tx.open_table(tables::IDEMPOTENCY)?;
+        Ok(
+            match idempotency::lookup(&table, &self.org_id, key, fingerprint, now_ms)? {
+                Prior::None => Remembered::Nothing,
+                Prior::Answered(a) => Remembered::Answer(a),
+                Prior::Mismatch => Remembered::KeyReused,
+            },
+        )
+    }
+
+    pub fn list_streams(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<StreamRecord>, StoreError> {
+        let tx = self.store.db().begin_read()?;
+        let streams = tx.open_table(tables::STREAMS)?;
+        let org = self.org_id.as_str();
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in streams.range((org, after.unwrap_or(""))..)? {
+            let (key, value) = entry?;
+            let (entry_org, id) = key.value();
+            if entry_org != org {
+                break;
+            }
+            if after == Some(id) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(codec::decode::<StreamRecord>(value.value())?);
+        }
+        let next_after = if more {
+            items.last().map(|s| s.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+
+    /// Creates a stream or replaces its settings. New settings restart its baseline: the
+    /// detector state is dropped (stored anomalies and counters are kept).
+    pub fn put_stream_settings(
+        &self,
+        stream_id: &str,
+        settings: EventSettings,
+        now_ms: i64,
+    ) -> Result<StreamRecord, StoreError> {
+        let tx = self.store.db().begin_write()?;
+        let key = (self.org_id.as_str(), stream_id);
+        let record = {
+            let mut streams = tx.open_table(tables::STREAMS)?;
+            let existing = match streams.get(key)? {
+                Some(bytes) => Some(codec::decode::<StreamRecord>(bytes.value())?),
+                None => None,
+            };
+            let record = match existing {
+                Some(mut r) => {
+                    r.settings = settings;
+                    r.updated_at_ms = now_ms;
+                    r.version += 1;
+                    r
+                }
+                None => StreamRecord {
+                    id: stream_id.to_string(),
+                    settings,
+                    created_at_ms: now_ms,
+                    updated_at_ms: now_ms,
+                    events_seen: 0,
+                    anomalies_seen: 0,
+                    last_event_at_ms: None,
+                    version: 1,
+                },
+            };
+            streams.insert(key, codec::encode(&record).as_slice())?;
+            tx.open_table(tables::STREAM_STATE)?.remove(key)?;
+            record
+        };
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Removes a stream, its detector state and its stored anomalies.
+    pub fn delete_stream(&self, stream_id: &str) -> Result<(), StoreError> {
+        let tx = self.store.db().begin_write()?;
+        let org = self.org_id.as_str();
+        {
+            let key = (org, stream_id);
+            if tx.open_table(tables::STREAMS)?.remove(key)?.is_none() {
+                return Err(StoreError::not_found("stream", stream_id));
+            }
+            tx.open_table(tables::STREAM_STATE)?.remove(key)?;
+            let mut anomalies = tx.open_table(tables::STREAM_ANOMALIES)?;
+            anomalies.retain_in((org, stream_id, 0)..=(org, stream_id, u64::MAX), |_, _| {
+                false
+            })?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stored anomalies of a stream, oldest first, after sequence `after`, within
+    /// `[from_ms, to_ms)` when given.
+    pub fn list_stream_anomalies(
+        &self,
+        stream_id: &str,
+        after: Option<u64>,
+        from_ms: Option<i64>,
+        to_ms: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<StoredAnomaly>, StoreError> {
+        self.get_stream(stream_id)?;
+        let tx = self.store.db().begin_read()?;
+        let table = tx.open_table(tables::STREAM_ANOMALIES)?;
+        let org = self.org_id.as_str();
+        let start = after.map_or(0, |a| a.saturating_add(1));
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in table.range((org, stream_id, start)..=(org, stream_id, u64::MAX))? {
+            let anomaly: StoredAnomaly = codec::decode(entry?.1.value())?;
+            if from_ms.is_some_and(|f| anomaly.at_ms < f) {
+                continue;
+            }
+            if to_ms.is_some_and(|t| anomaly.at_ms >= t) {
+                break;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(anomaly);
+        }
+        let next_after = if more {
+            items.last().map(|a| a.seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+
+    /// Commits a processed batch: state, counters, anomalies, metering and the idempotent
+    /// answer, all or nothing. `answer` builds the answer from the metering result.
+    pub fn commit_stream_batch<T: Serialize>(
+        &self,
+        batch: StreamBatchCommit,
+        answer: impl FnOnce(&Metered) -> T,
+    ) -> Result<BatchCommitted<T>, StoreError> {
+        let tx = self.store.db().begin_write()?;
+        let org = self.org_id.as_str();
+        let stream_id = batch.record.id.as_str();
+        let key = (org, stream_id);
+        if let Some((idem_key, fingerprint)) = &batch.idempotency {
+            let table = tx.open_table(tables::IDEMPOTENCY)?;
+            match idempotency::lookup(&table, org, idem_key, fingerprint, batch.now_ms)? {
+                Prior::None => {}
+                Prior::Answered(a) => return Ok(BatchCommitted::Replayed(a)),
+                Prior::Mismatch => {
+                    return Err(StoreError::Conflict(
+                        "this Idempotency-Key was used for a different request".into(),
+                    ))
+                }
+            }
+        }
+        {
+            let mut streams = tx.open_table(tables::STREAMS)?;
+            let current = match streams.get(key)? {
+                Some(bytes) => Some(codec::decode::<StreamRecord>(bytes.value())?.version),
+                None => None,
+            };
+            if current != batch.expected_version {
+                return Ok(BatchCommitted::Raced);
+            }
+            streams.insert(key, codec::encode(&batch.record).as_slice())?;
+            tx.open_table(tables::STREAM_STATE)?
+                .insert(key, batch.state.as_slice())?;
+        }
+        {
+            let mut table = tx.open_table(tables::STREAM_ANOMALIES)?;
+            let mut next = match table
+                .range((org, stream_id, 0)..=(org, stream_id, u64::MAX))?
+                .next_back()
+            {
+                Some(last) => last?.0.value().2 + 1,
+                None => 1,
+            };
+            for (batch_index, event, score, explanation) in batch.anomalies.iter().cloned() {
+                let stored = StoredAnomaly {
+                    seq: next,
+                    at_ms: batch.now_ms,
+                    batch_index,
+                    event,
+                    score,
+                    explanation,
+                };
+                table.insert((org, stream_id, next), codec::encode(&stored).as_slice())?;
+                next += 1;
+            }
+            let keep_from = next.saturating_sub(MAX_STORED_ANOMALIES);
+            if keep_from > 1 {
+                table.retain_in((org, stream_id, 0)..(org, stream_id, keep_from), |_, _| {
+                    false
+                })?;
+            }
+        }
+        let metered = meter_in_tx(&tx, org, batch.anomalies.len() as u64, batch.now_ms)?;
+        let answer = answer(&metered);
+        if let Some((idem_key, fingerprint)) = &batch.idempotency {
+            let value = serde_json::to_value(&answer)
+                .map_err(|e| StoreError::Corrupt(format!("answer does not serialize: {e}")))?;
+            idempotency::remember(&tx, org, idem_key, fingerprint, value, batch.now_ms)?;
+        }
+        tx.commit()?;
+        Ok(BatchCommitted::Done(answer))
+    }
+}
