@@ -15,7 +15,7 @@ use poem::{listener::Acceptor, listener::Listener, listener::TcpListener, Server
 
 use crate::{
     api::{self, AppState, Metrics, RateLimiter},
-    cli::{Cli, Command, LogFormat, ServeArgs},
+    cli::{Cli, Command, LogFormat, ScoreArgs, ServeArgs},
     config::{self, AdminTokenSource, Config},
     secrets,
     store::Store,
@@ -27,6 +27,7 @@ pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
+        Command::Score(args) => score(&args),
         Command::Openapi => {
             let mut out = std::io::stdout().lock();
             out.write_all(api::openapi_json().as_bytes())?;
@@ -34,6 +35,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn score(args: &ScoreArgs) -> anyhow::Result<()> {
+    let input = std::fs::File::open(&args.input)
+        .with_context(|| format!("while opening {}", args.input.display()))?;
+    let output = std::fs::File::create(&args.output)
+        .with_context(|| format!("while creating {}", args.output.display()))?;
+    let summary = crate::score::score_csv(
+        std::io::BufReader::new(input),
+        std::io::BufWriter::new(output),
+        &crate::core::detect::MetricSettings::default(),
+    )
+    .with_context(|| format!("while scoring {}", args.input.display()))?;
+    eprintln!(
+        "scored {} rows ({} anomalies, {} rejected) into {}",
+        summary.rows,
+        summary.anomalies,
+        summary.rejected,
+        args.output.display()
+    );
+    Ok(())
 }
 
 fn init_logging(config: &Config) {

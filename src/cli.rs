@@ -23,6 +23,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI 3 document (identical to openapi/openapi.json).
     Openapi,
+    /// Score a CSV (`timestamp,value`) with the metric detector's defaults (those of a new
+    /// monitor), writing `timestamp,value,anomaly_score,is_anomaly` rows in order.
+    Score(ScoreArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -64,4 +67,14 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on shutdown [default: 30]
     #[arg(long, env = "DRIFTLOCK_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Input CSV with header `timestamp,value`
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output CSV
+    #[arg(long)]
+    pub output: PathBuf,
 }

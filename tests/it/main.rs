@@ -4,4 +4,5 @@
 mod durability;
 mod foundation;
 mod openapi;
+mod streams;
 mod support;

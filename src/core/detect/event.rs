@@ -178,8 +178,11 @@ impl EventDetector {
         }
         let anomaly = warming == 0 && score >= self.threshold;
         let explanation = anomaly.then(|| self.explain(&buf, bits, cost, window_cost, score, p));
-        // Alarms stay out of the calibration so one incident cannot mask the next.
-        if !anomaly {
+        // Alarms stay out of the calibration so one incident cannot mask the next, and so do
+        // the costs of the first half of the warm-up: they are measured against a dictionary
+        // that is still nearly empty, and would make every later surprise look ordinary.
+        let dictionary_settled = self.seen > u64::from(self.settings.warmup / 2);
+        if !anomaly && dictionary_settled {
             self.calib.push(cost);
         }
         self.lens.push(buf.len() as f64);

@@ -5,8 +5,9 @@
 //! ([`super::context`]); the code length of each new point given the baseline is its
 //! compression surprise. That surprise, fused with a robust distance from the baseline, is
 //! calibrated against the detector's own recent raw scores ([`super::calibrate`]) into a
-//! p-value and a 0..1 score. After an alarm, scores are damped for a while: one early alarm per
-//! incident is what an operator (and NAB) wants. Pure: no I/O, clock, threads or randomness.
+//! p-value and a 0..1 score. A peak filter then damps any score that is not above the highest
+//! of the last `suppression` points: one early alarm per incident is what an operator (and NAB)
+//! wants. Pure: no I/O, clock, threads or randomness.
 //!
 //! Input rule: a non-finite value, or a timestamp not strictly after the last accepted one
 //! (out of order or duplicate), is rejected (`accepted: false`, score 0) and leaves the state
