@@ -24,7 +24,7 @@ use crate::{
     clock,
     core::metering::plans,
     secrets,
-    store::{page_limit, KeyScope, NewKey, NewOrg},
+    store::{page_limit, KeyScope, NewKey, NewOrg, StoreError},
 };
 
 pub struct AdminApi;
@@ -127,10 +127,10 @@ impl AdminApi {
             .plan
             .clone()
             .unwrap_or_else(|| plans::DEFAULT_PLAN.into());
-        if plans::find(&plan).is_none() {
+        if let Err(StoreError::NotFound { .. }) = state.store.get_plan(&plan) {
             return Err(ApiError::validation(
                 "plan",
-                format!("unknown plan {plan:?}; one of developer, standard, growth"),
+                format!("unknown plan {plan:?}; see GET /v1/admin/plans"),
             ));
         }
         let now = clock::now_ms();

@@ -20,7 +20,7 @@ use super::{
 };
 use crate::{
     clock,
-    core::metering::{plans, quota::QuotaPolicy},
+    core::metering::{plans::Plan, quota::QuotaPolicy},
     store::{page_limit, EmailStatus},
 };
 
@@ -36,7 +36,8 @@ struct SetPlanRequest {
 struct BillingActionView {
     id: u64,
     at: String,
-    organization_id: String,
+    /// Absent for changes to the plan catalog.
+    organization_id: Option<String>,
     /// Who or what caused it: `admin`, `key:<id>`, `metering`, ...
     actor: String,
     action: String,
@@ -69,8 +70,97 @@ struct OutboxEmailList {
     next_cursor: Option<String>,
 }
 
+/// A plan of the catalog.
+#[derive(Object)]
+struct PlanView {
+    /// Lowercase id, e.g. `standard`.
+    id: String,
+    name: String,
+    monthly_price_cents: u64,
+    included_detections: u64,
+    /// Price per detection past the included amount, in thousandths of a cent; absent when
+    /// overage is not sold.
+    overage_millicents: Option<u64>,
+    /// Stripe price of the monthly fee.
+    stripe_price_id: Option<String>,
+    /// Stripe metered price for overage.
+    stripe_metered_price_id: Option<String>,
+}
+
+impl From<Plan> for PlanView {
+    fn from(p: Plan) -> Self {
+        PlanView {
+            id: p.id,
+            name: p.name,
+            monthly_price_cents: p.monthly_price_cents,
+            included_detections: p.included_detections,
+            overage_millicents: p.overage_millicents,
+            stripe_price_id: p.stripe_price_id,
+            stripe_metered_price_id: p.stripe_metered_price_id,
+        }
+    }
+}
+
+#[derive(Object)]
+struct PlanList {
+    items: Vec<PlanView>,
+}
+
+/// A plan's terms; the id comes from the path.
+#[derive(Object)]
+struct PutPlanRequest {
+    name: String,
+    monthly_price_cents: u64,
+    included_detections: u64,
+    overage_millicents: Option<u64>,
+    stripe_price_id: Option<String>,
+    stripe_metered_price_id: Option<String>,
+}
+
 #[OpenApi(prefix_path = "/v1/admin", tag = "Tag::Admin")]
 impl AdminBillingApi {
+    /// The plan catalog, cheapest first.
+    #[oai(path = "/plans", method = "get", operation_id = "listPlans")]
+    async fn plans(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> ApiResult<Json<PlanList>> {
+        let plans = state.store.list_plans()?;
+        Ok(Json(PlanList {
+            items: plans.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// Create or edit a plan, including its Stripe price ids. Organizations on it are repriced
+    /// from their next counted detection; the change is a billing action.
+    #[oai(path = "/plans/:plan_id", method = "put", operation_id = "putPlan")]
+    async fn put_plan(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        plan_id: Path<String>,
+        body: Json<PutPlanRequest>,
+    ) -> ApiResult<Json<PlanView>> {
+        let body = body.0;
+        let plan = Plan {
+            id: plan_id.0,
+            name: body.name.trim().to_string(),
+            monthly_price_cents: body.monthly_price_cents,
+            included_detections: body.included_detections,
+            overage_millicents: body.overage_millicents,
+            stripe_price_id: body.stripe_price_id,
+            stripe_metered_price_id: body.stripe_metered_price_id,
+        };
+        plan.validate()
+            .map_err(|e| ApiError::validation("plan", e.to_string()))?;
+        let store = state.store.clone();
+        let now = clock::now_ms();
+        let saved = plan.clone();
+        blocking(move || store.put_plan(&saved, &auth.0.actor, now)).await?;
+        Ok(Json(plan.into()))
+    }
+
     /// Move an organization to another plan. The period's usage is kept and repriced.
     #[oai(
         path = "/orgs/:org_id/plan",
@@ -84,18 +174,10 @@ impl AdminBillingApi {
         org_id: Path<String>,
         body: Json<SetPlanRequest>,
     ) -> ApiResult<Json<Organization>> {
-        let plan = plans::find(&body.plan).ok_or_else(|| {
-            ApiError::validation(
-                "plan",
-                format!(
-                    "unknown plan {:?}; one of developer, standard, growth",
-                    body.plan
-                ),
-            )
-        })?;
+        let plan_id = body.0.plan;
         let store = state.store.clone();
         let now = clock::now_ms();
-        let org = blocking(move || store.set_plan(&org_id, plan, &auth.0.actor, now)).await?;
+        let org = blocking(move || store.set_plan(&org_id, &plan_id, &auth.0.actor, now)).await?;
         Ok(Json(org.into()))
     }
 
@@ -131,7 +213,7 @@ impl AdminBillingApi {
         let snapshot = state.store.meter_snapshot(&org_id, clock::now_ms())?;
         let policy = QuotaPolicy::from(&body.0);
         policy
-            .validate(snapshot.plan)
+            .validate(&snapshot.plan)
             .map_err(|e| ApiError::validation("policy", e.to_string()))?;
         let store = state.store.clone();
         let now = clock::now_ms();
@@ -153,7 +235,7 @@ impl AdminBillingApi {
         org_id: Path<String>,
     ) -> ApiResult<Json<UsageReport>> {
         let s = state.store.meter_snapshot(&org_id, clock::now_ms())?;
-        Ok(Json(report(&s.org.id, s.plan, &s.policy, &s.usage)))
+        Ok(Json(report(&s.org.id, &s.plan, &s.policy, &s.usage)))
     }
 
     /// The billing actions log, newest first, optionally for one organization.

@@ -20,7 +20,7 @@ use crate::{
         quota::{self, Admission, OnExceed, QuotaPolicy},
         usage::Usage,
     },
-    store::{page_limit, MeterSnapshot},
+    store::{page_limit, MeterOutcome, MeterSnapshot},
 };
 
 pub struct UsageApi;
@@ -149,7 +149,7 @@ pub fn report(org_id: &str, plan: &Plan, policy: &QuotaPolicy, usage: &Usage) ->
 
 /// Refuses a detection call when the org is past its quota, before any work.
 pub fn admit(snapshot: &MeterSnapshot, now_ms: i64) -> ApiResult<()> {
-    match quota::admit(&snapshot.usage, snapshot.plan, &snapshot.policy) {
+    match quota::admit(&snapshot.usage, &snapshot.plan, &snapshot.policy) {
         Admission::Allowed => Ok(()),
         Admission::QuotaExceeded { used, limit } => Err(ApiError::QuotaExceeded {
             used,
@@ -174,12 +174,16 @@ struct MeterUsageRequest {
     anomaly: bool,
     /// Detections to count, 1..=1000000 (default 1).
     count: Option<u64>,
+    /// Repeating a request with the same key (within 24 h) counts nothing again.
+    idempotency_key: Option<String>,
 }
 
 #[derive(Object)]
 struct MeterUsageResult {
-    /// Detections counted by this call.
+    /// Detections counted by this request (on a replay: by its first attempt).
     counted: u64,
+    /// True when the idempotency key was seen before and nothing was counted now.
+    replayed: bool,
     usage: UsageReport,
 }
 
@@ -189,7 +193,7 @@ impl UsageApi {
     #[oai(path = "/usage", method = "get", operation_id = "getUsage")]
     async fn usage(&self, auth: OrgAuth) -> ApiResult<Json<UsageReport>> {
         let s = auth.0.scope.meter_snapshot(clock::now_ms())?;
-        Ok(Json(report(&s.org.id, s.plan, &s.policy, &s.usage)))
+        Ok(Json(report(&s.org.id, &s.plan, &s.policy, &s.usage)))
     }
 
     /// Usage of past and current periods, newest first.
@@ -240,19 +244,45 @@ impl UsageApi {
         if !body.anomaly {
             return Ok(Json(MeterUsageResult {
                 counted: 0,
-                usage: report(&org_id, snapshot.plan, &snapshot.policy, &snapshot.usage),
+                replayed: false,
+                usage: report(&org_id, &snapshot.plan, &snapshot.policy, &snapshot.usage),
             }));
         }
         admit(&snapshot, now)?;
+        let key = match body.idempotency_key.as_deref() {
+            Some(k) if k.is_empty() || k.len() > 255 => {
+                return Err(ApiError::validation(
+                    "idempotency_key",
+                    "must be 1 to 255 characters",
+                ))
+            }
+            Some(k) => Some(format!("meter:{k}")),
+            None => None,
+        };
+        let fingerprint = format!("{}:{count}", body.anomaly);
         let store = state.store.clone();
-        let metered = blocking(move || store.meter(&org_id, count, now)).await?;
+        let outcome = blocking(move || {
+            store.meter(
+                &org_id,
+                count,
+                key.as_deref().map(|k| (k, fingerprint.as_str())),
+                now,
+            )
+        })
+        .await?;
+        let (usage, replayed) = match outcome {
+            MeterOutcome::Counted(metered) => (metered.usage, false),
+            MeterOutcome::AlreadyCounted => (snapshot.usage, true),
+            MeterOutcome::KeyReused => return Err(ApiError::IdempotencyKeyReused),
+        };
         Ok(Json(MeterUsageResult {
             counted: count,
+            replayed,
             usage: report(
                 &body.organization_id,
-                snapshot.plan,
+                &snapshot.plan,
                 &snapshot.policy,
-                &metered.usage,
+                &usage,
             ),
         }))
     }

@@ -8,12 +8,14 @@ use serde_json::json;
 
 use super::{
     codec::{self, Versioned},
+    idempotency::{self, Prior},
     outbox::{self, NewEmail},
+    plans::read_plan,
     tables, OrgRecord, OrgScope, Page, Store, StoreError,
 };
 use crate::core::metering::{
     period::Period,
-    plans::{self, Plan},
+    plans::Plan,
     quota::{self, Crossings, QuotaPolicy},
     usage::Usage,
 };
@@ -32,9 +34,19 @@ impl Versioned for QuotaPolicy {
 #[derive(Debug, Clone)]
 pub struct MeterSnapshot {
     pub org: OrgRecord,
-    pub plan: &'static Plan,
+    pub plan: Plan,
     pub policy: QuotaPolicy,
     pub usage: Usage,
+}
+
+/// What a metering call did.
+#[derive(Debug, Clone)]
+pub enum MeterOutcome {
+    Counted(Metered),
+    /// The idempotency key was already used for this very request: nothing counted again.
+    AlreadyCounted,
+    /// The idempotency key was used for a different request: nothing counted.
+    KeyReused,
 }
 
 /// The result of counting detections.
@@ -42,15 +54,6 @@ pub struct MeterSnapshot {
 pub struct Metered {
     pub usage: Usage,
     pub crossings: Crossings,
-}
-
-fn plan_of(org: &OrgRecord) -> Result<&'static Plan, StoreError> {
-    plans::find(&org.plan).ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "organization {} has unknown plan {}",
-            org.id, org.plan
-        ))
-    })
 }
 
 fn read_org(
@@ -97,7 +100,7 @@ pub(super) fn meter_in_tx(
     now_ms: i64,
 ) -> Result<Metered, StoreError> {
     let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
-    let plan = plan_of(&org)?;
+    let plan = &read_plan(&tx.open_table(tables::PLANS)?, &org.plan)?;
     let policy = read_policy(&tx.open_table(tables::QUOTA_POLICIES)?, org_id)?;
     let period = Period::containing(now_ms);
     let mut usage_table = tx.open_table(tables::USAGE)?;
@@ -136,7 +139,7 @@ pub(super) fn meter_in_tx(
     if crossings.early_invoice {
         outbox::record_billing_action(
             tx,
-            org_id,
+            Some(org_id),
             "metering",
             "early_invoice_requested",
             json!({
@@ -155,13 +158,13 @@ impl Store {
     pub fn meter_snapshot(&self, org_id: &str, now_ms: i64) -> Result<MeterSnapshot, StoreError> {
         let tx = self.db().begin_read()?;
         let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
-        let plan = plan_of(&org)?;
+        let plan = read_plan(&tx.open_table(tables::PLANS)?, &org.plan)?;
         let policy = read_policy(&tx.open_table(tables::QUOTA_POLICIES)?, org_id)?;
         let usage = read_usage(
             &tx.open_table(tables::USAGE)?,
             org_id,
             Period::containing(now_ms),
-            plan,
+            &plan,
         )?;
         Ok(MeterSnapshot {
             org,
@@ -171,12 +174,37 @@ impl Store {
         })
     }
 
-    /// Counts detections reported by a service (meter-usage), in one transaction.
-    pub fn meter(&self, org_id: &str, count: u64, now_ms: i64) -> Result<Metered, StoreError> {
+    /// Counts detections reported by a service (meter-usage), in one transaction. With an
+    /// idempotency key (already scoped by the caller) a repeat counts nothing.
+    pub fn meter(
+        &self,
+        org_id: &str,
+        count: u64,
+        idempotency: Option<(&str, &str)>,
+        now_ms: i64,
+    ) -> Result<MeterOutcome, StoreError> {
         let tx = self.db().begin_write()?;
+        if let Some((key, fingerprint)) = idempotency {
+            let table = tx.open_table(tables::IDEMPOTENCY)?;
+            match idempotency::lookup(&table, org_id, key, fingerprint, now_ms)? {
+                Prior::None => {}
+                Prior::Answered(_) => return Ok(MeterOutcome::AlreadyCounted),
+                Prior::Mismatch => return Ok(MeterOutcome::KeyReused),
+            }
+        }
         let metered = meter_in_tx(&tx, org_id, count, now_ms)?;
+        if let Some((key, fingerprint)) = idempotency {
+            idempotency::remember(
+                &tx,
+                org_id,
+                key,
+                fingerprint,
+                json!({"counted": count}),
+                now_ms,
+            )?;
+        }
         tx.commit()?;
-        Ok(metered)
+        Ok(MeterOutcome::Counted(metered))
     }
 
     /// Replaces an org's quota policy (already validated against its plan).
@@ -189,10 +217,18 @@ impl Store {
     ) -> Result<(), StoreError> {
         let tx = self.db().begin_write()?;
         read_org(&tx.open_table(tables::ORGS)?, org_id)?;
+        let before = read_policy(&tx.open_table(tables::QUOTA_POLICIES)?, org_id)?;
         tx.open_table(tables::QUOTA_POLICIES)?
             .insert(org_id, codec::encode(policy).as_slice())?;
-        let detail = serde_json::to_value(policy).unwrap_or_default();
-        outbox::record_billing_action(&tx, org_id, actor, "quota_policy_changed", detail, now_ms)?;
+        let detail = json!({"before": before, "after": policy});
+        outbox::record_billing_action(
+            &tx,
+            Some(org_id),
+            actor,
+            "quota_policy_changed",
+            detail,
+            now_ms,
+        )?;
         tx.commit()?;
         Ok(())
     }
@@ -201,15 +237,16 @@ impl Store {
     pub fn set_plan(
         &self,
         org_id: &str,
-        plan: &Plan,
+        plan_id: &str,
         actor: &str,
         now_ms: i64,
     ) -> Result<OrgRecord, StoreError> {
         let tx = self.db().begin_write()?;
+        let plan = &read_plan(&tx.open_table(tables::PLANS)?, plan_id)?;
         let org = {
             let mut orgs = tx.open_table(tables::ORGS)?;
             let mut org = read_org(&orgs, org_id)?;
-            let from = std::mem::replace(&mut org.plan, plan.id.to_string());
+            let from = std::mem::replace(&mut org.plan, plan.id.clone());
             orgs.insert(org_id, codec::encode(&org).as_slice())?;
             let period = Period::containing(now_ms);
             let mut usage_table = tx.open_table(tables::USAGE)?;
@@ -217,8 +254,15 @@ impl Store {
             usage.reprice(plan);
             usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;
             drop(usage_table);
-            let detail = json!({"from": from, "to": plan.id, "usage_kept": usage.total_calls});
-            outbox::record_billing_action(&tx, org_id, actor, "plan_changed", detail, now_ms)?;
+            let detail = json!({"before": from, "after": plan.id, "usage_kept": usage.total_calls});
+            outbox::record_billing_action(
+                &tx,
+                Some(org_id),
+                actor,
+                "plan_changed",
+                detail,
+                now_ms,
+            )?;
             org
         };
         tx.commit()?;

@@ -11,6 +11,7 @@ mod keys;
 mod metering;
 mod orgs;
 mod outbox;
+mod plans;
 pub mod schema;
 mod streams;
 mod tables;
@@ -24,7 +25,7 @@ use redb::{Database, ReadableDatabase};
 
 pub use audit::AuditEvent;
 pub use keys::{KeyRecord, KeyScope, NewKey};
-pub use metering::{MeterSnapshot, Metered};
+pub use metering::{MeterOutcome, MeterSnapshot, Metered};
 pub use orgs::{NewOrg, OrgRecord};
 pub use outbox::{BillingAction, EmailStatus, OutboxEmail};
 pub use streams::{

@@ -95,7 +95,8 @@ pub(super) fn enqueue_email(
 pub struct BillingAction {
     pub id: u64,
     pub at_ms: i64,
-    pub org_id: String,
+    /// The organization concerned; `None` for catalog-wide changes.
+    pub org_id: Option<String>,
     /// Who or what caused it: `admin`, `key:<id>`, `metering`, `stripe:<event id>`, ...
     pub actor: String,
     /// e.g. `plan_changed`, `quota_policy_changed`, `early_invoice_requested`.
@@ -110,7 +111,7 @@ impl Versioned for BillingAction {
 
 pub(super) fn record_billing_action(
     tx: &WriteTransaction,
-    org_id: &str,
+    org_id: Option<&str>,
     actor: &str,
     action: &str,
     detail: serde_json::Value,
@@ -121,7 +122,7 @@ pub(super) fn record_billing_action(
     let row = BillingAction {
         id,
         at_ms: now_ms,
-        org_id: org_id.to_string(),
+        org_id: org_id.map(str::to_string),
         actor: actor.to_string(),
         action: action.to_string(),
         detail,
@@ -171,7 +172,7 @@ impl Store {
                 break;
             }
             let action: BillingAction = codec::decode(entry?.1.value())?;
-            if org_id.is_none_or(|o| o == action.org_id) {
+            if org_id.is_none_or(|o| action.org_id.as_deref() == Some(o)) {
                 out.push(action);
             }
         }

@@ -2,12 +2,12 @@
 //! version in one write transaction, so a crash mid-upgrade leaves the store at a version it
 //! can resume from. A store written by a newer binary is refused, never touched.
 
-use redb::{Database, ReadableDatabase, TableError, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransaction};
 
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 2;
+pub const CURRENT_SCHEMA_VERSION: u64 = 3;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -26,6 +26,11 @@ const LADDER: &[Step] = &[
         version: 2,
         what: "create usage, quota policies, outboxes, billing actions, streams and idempotency",
         apply: create_v2_tables,
+    },
+    Step {
+        version: 3,
+        what: "create the plan catalog and seed it with developer, standard and growth",
+        apply: seed_plan_catalog,
     },
 ];
 
@@ -48,6 +53,16 @@ fn create_v2_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::STREAM_ANOMALIES)?;
     tx.open_table(tables::IDEMPOTENCY)?;
     tx.open_table(tables::IDEMPOTENCY_BY_TIME)?;
+    Ok(())
+}
+
+fn seed_plan_catalog(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut plans = tx.open_table(tables::PLANS)?;
+    for plan in crate::core::metering::plans::seed_catalog() {
+        if plans.get(plan.id.as_str())?.is_none() {
+            plans.insert(plan.id.as_str(), super::codec::encode(&plan).as_slice())?;
+        }
+    }
     Ok(())
 }
 
@@ -111,7 +126,7 @@ pub fn force_version(db: &Database, version: u64) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use redb::TableHandle;
+    use redb::{ReadableTableMetadata, TableHandle};
 
     fn fresh() -> (tempfile::TempDir, Database) {
         let dir = tempfile::tempdir().unwrap();
@@ -179,6 +194,19 @@ mod tests {
                 "{table} missing from {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn step_3_seeds_the_plan_catalog_once() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 2).unwrap();
+        assert_eq!(migrate_to(&db, 3).unwrap(), 2);
+        let tx = db.begin_read().unwrap();
+        let plans = tx.open_table(tables::PLANS).unwrap();
+        let standard: crate::core::metering::plans::Plan =
+            super::super::codec::decode(plans.get("standard").unwrap().unwrap().value()).unwrap();
+        assert_eq!(standard, crate::core::metering::plans::standard());
+        assert_eq!(plans.len().unwrap(), 3);
     }
 
     #[test]

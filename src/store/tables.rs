@@ -53,3 +53,8 @@ pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::n
 /// Expiry index of idempotency records: (created ms, org id, scoped key) -> ().
 pub const IDEMPOTENCY_BY_TIME: TableDefinition<(i64, &str, &str), ()> =
     TableDefinition::new("idempotency_by_time");
+
+// Schema version 3: the plan catalog.
+
+/// Plans by id: `Plan`, seeded from the runbook's catalog and editable by admins.
+pub const PLANS: TableDefinition<&str, &[u8]> = TableDefinition::new("plans");

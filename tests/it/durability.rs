@@ -119,10 +119,11 @@ fn a_store_from_a_newer_release_is_refused() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("schema version 99, newer than this binary supports (2)"),
-        "{err}"
+    let want = format!(
+        "schema version 99, newer than this binary supports ({})",
+        driftlock::store::schema::CURRENT_SCHEMA_VERSION
     );
+    assert!(err.contains(&want), "{err}");
     assert!(
         String::from_utf8_lossy(&out.stdout).is_empty(),
         "it must not start listening"

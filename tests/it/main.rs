@@ -3,6 +3,7 @@
 
 mod durability;
 mod foundation;
+mod metering;
 mod openapi;
 mod streams;
 mod support;

@@ -52,7 +52,7 @@ impl QuotaPolicy {
             return Err(PolicyError::CapOutOfRange(self.cap_percent));
         }
         if self.behavior_on_exceed == OnExceed::AllowOverage && plan.overage_millicents.is_none() {
-            return Err(PolicyError::NoOveragePrice(plan.id.to_string()));
+            return Err(PolicyError::NoOveragePrice(plan.id.clone()));
         }
         Ok(())
     }
@@ -145,7 +145,7 @@ mod tests {
     use super::*;
     use crate::core::metering::{
         period::Period,
-        plans::{DEVELOPER, GROWTH, STANDARD},
+        plans::{developer, growth, standard},
     };
 
     fn usage(plan: &Plan, total: u64) -> Usage {
@@ -158,11 +158,11 @@ mod tests {
     fn soft_cap_refuses_at_cap_percent_hard_cap_at_included() {
         let soft = QuotaPolicy::default();
         assert_eq!(
-            admit(&usage(&DEVELOPER, 11_999), &DEVELOPER, &soft),
+            admit(&usage(&developer(), 11_999), &developer(), &soft),
             Admission::Allowed
         );
         assert_eq!(
-            admit(&usage(&DEVELOPER, 12_000), &DEVELOPER, &soft),
+            admit(&usage(&developer(), 12_000), &developer(), &soft),
             Admission::QuotaExceeded {
                 used: 12_000,
                 limit: 12_000
@@ -173,7 +173,7 @@ mod tests {
             ..soft.clone()
         };
         assert_eq!(
-            admit(&usage(&DEVELOPER, 10_000), &DEVELOPER, &hard),
+            admit(&usage(&developer(), 10_000), &developer(), &hard),
             Admission::QuotaExceeded {
                 used: 10_000,
                 limit: 10_000
@@ -184,7 +184,7 @@ mod tests {
             ..soft
         };
         assert_eq!(
-            admit(&usage(&STANDARD, 10_000_000), &STANDARD, &open),
+            admit(&usage(&standard(), 10_000_000), &standard(), &open),
             Admission::Allowed
         );
     }
@@ -196,16 +196,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            open.validate(&DEVELOPER),
+            open.validate(&developer()),
             Err(PolicyError::NoOveragePrice("developer".into()))
         );
-        assert_eq!(open.validate(&GROWTH), Ok(()));
+        assert_eq!(open.validate(&growth()), Ok(()));
         let silly = QuotaPolicy {
             cap_percent: 99,
             ..Default::default()
         };
         assert_eq!(
-            silly.validate(&STANDARD),
+            silly.validate(&standard()),
             Err(PolicyError::CapOutOfRange(99))
         );
     }
@@ -216,23 +216,23 @@ mod tests {
             alert_at_90: true,
             ..Default::default()
         };
-        let mut u = usage(&DEVELOPER, 0);
+        let mut u = usage(&developer(), 0);
         assert_eq!(
-            record(&mut u, &DEVELOPER, &policy, 6_999).alerts,
+            record(&mut u, &developer(), &policy, 6_999).alerts,
             Vec::<u32>::new()
         );
-        assert_eq!(record(&mut u, &DEVELOPER, &policy, 1).alerts, vec![70]);
+        assert_eq!(record(&mut u, &developer(), &policy, 1).alerts, vec![70]);
         assert_eq!(
-            record(&mut u, &DEVELOPER, &policy, 1).alerts,
+            record(&mut u, &developer(), &policy, 1).alerts,
             Vec::<u32>::new()
         );
         // One big jump crosses several thresholds at once, each reported once.
         assert_eq!(
-            record(&mut u, &DEVELOPER, &policy, 6_000).alerts,
+            record(&mut u, &developer(), &policy, 6_000).alerts,
             vec![90, 100, 120]
         );
         assert_eq!(
-            record(&mut u, &DEVELOPER, &policy, 6_000).alerts,
+            record(&mut u, &developer(), &policy, 6_000).alerts,
             Vec::<u32>::new()
         );
     }
@@ -244,9 +244,9 @@ mod tests {
             invoice_threshold_cents: 350,
             ..Default::default()
         };
-        let mut u = usage(&STANDARD, 250_000);
-        assert!(!record(&mut u, &STANDARD, &policy, 998).early_invoice);
-        assert!(record(&mut u, &STANDARD, &policy, 2).early_invoice);
-        assert!(!record(&mut u, &STANDARD, &policy, 10_000).early_invoice);
+        let mut u = usage(&standard(), 250_000);
+        assert!(!record(&mut u, &standard(), &policy, 998).early_invoice);
+        assert!(record(&mut u, &standard(), &policy, 2).early_invoice);
+        assert!(!record(&mut u, &standard(), &policy, 10_000).early_invoice);
     }
 }

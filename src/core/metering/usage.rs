@@ -26,7 +26,7 @@ impl Usage {
     pub fn new(period: Period, plan: &Plan) -> Usage {
         let mut usage = Usage {
             period,
-            plan_id: plan.id.to_string(),
+            plan_id: plan.id.clone(),
             total_calls: 0,
             included_calls_used: 0,
             overage_calls: 0,
@@ -41,7 +41,7 @@ impl Usage {
     /// Re-derives included, overage and charges from `total_calls` under `plan`. A plan change
     /// keeps the period's usage and reprices it.
     pub fn reprice(&mut self, plan: &Plan) {
-        self.plan_id = plan.id.to_string();
+        self.plan_id = plan.id.clone();
         self.included_calls_used = self.total_calls.min(plan.included_detections);
         self.overage_calls = self.total_calls - self.included_calls_used;
         self.estimated_charges_cents = overage_cents(self.overage_calls, plan);
@@ -74,7 +74,7 @@ pub fn overage_cents(overage: u64, plan: &Plan) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::metering::plans::{DEVELOPER, GROWTH, STANDARD};
+    use crate::core::metering::plans::{developer, growth, standard};
 
     fn period() -> Period {
         Period::containing(0)
@@ -83,19 +83,19 @@ mod tests {
     #[test]
     fn runbook_prices() {
         // 1,000 extra standard detections at $0.0035 = $3.50.
-        assert_eq!(overage_cents(1_000, &STANDARD), 350);
+        assert_eq!(overage_cents(1_000, &standard()), 350);
         // 1 extra growth detection at $0.0018 rounds to 0 cents, 3 round to 1 (0.54 -> 1).
-        assert_eq!(overage_cents(1, &GROWTH), 0);
-        assert_eq!(overage_cents(3, &GROWTH), 1);
+        assert_eq!(overage_cents(1, &growth()), 0);
+        assert_eq!(overage_cents(3, &growth()), 1);
         // Half a cent rounds up: 1 standard detection is 0.35 -> 0, 2 are 0.7 -> 1.
-        assert_eq!(overage_cents(2, &STANDARD), 1);
-        assert_eq!(overage_cents(1_000_000, &DEVELOPER), 0);
+        assert_eq!(overage_cents(2, &standard()), 1);
+        assert_eq!(overage_cents(1_000_000, &developer()), 0);
     }
 
     #[test]
     fn counters_split_included_and_overage() {
-        let mut u = Usage::new(period(), &STANDARD);
-        u.add(249_999, &STANDARD);
+        let mut u = Usage::new(period(), &standard());
+        u.add(249_999, &standard());
         assert_eq!(
             (
                 u.included_calls_used,
@@ -104,15 +104,15 @@ mod tests {
             ),
             (249_999, 0, 0)
         );
-        u.add(1_001, &STANDARD);
+        u.add(1_001, &standard());
         assert_eq!((u.included_calls_used, u.overage_calls), (250_000, 1_000));
         assert_eq!(u.estimated_charges_cents, 350);
     }
 
     #[test]
     fn a_plan_change_keeps_the_usage_and_reprices_it() {
-        let mut u = Usage::new(period(), &DEVELOPER);
-        u.add(12_000, &DEVELOPER);
+        let mut u = Usage::new(period(), &developer());
+        u.add(12_000, &developer());
         assert_eq!(
             (
                 u.included_calls_used,
@@ -121,7 +121,7 @@ mod tests {
             ),
             (10_000, 2_000, 0)
         );
-        u.reprice(&STANDARD);
+        u.reprice(&standard());
         assert_eq!(u.total_calls, 12_000);
         assert_eq!((u.included_calls_used, u.overage_calls), (12_000, 0));
         assert_eq!(u.plan_id, "standard");
@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn batching_never_changes_the_bill() {
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        for plan in [DEVELOPER, STANDARD, GROWTH] {
+        for plan in [developer(), standard(), growth()] {
             for _ in 0..200 {
                 let mut u = Usage::new(period(), &plan);
                 let mut sum = 0u64;
@@ -149,6 +149,64 @@ mod tests {
                 assert_eq!(u, once);
                 assert_eq!(u.included_calls_used + u.overage_calls, u.total_calls);
             }
+        }
+    }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn any_plan() -> impl Strategy<Value = Plan> {
+            prop_oneof![Just(developer()), Just(standard()), Just(growth())]
+        }
+
+        proptest! {
+            /// Overage is never charged below zero and never for detections within the plan.
+            #[test]
+            fn no_charge_within_included(plan in any_plan(), n in 0u64..3_000_000) {
+                let mut u = Usage::new(period(), &plan);
+                u.add(n, &plan);
+                if n <= plan.included_detections {
+                    prop_assert_eq!(u.estimated_charges_cents, 0);
+                    prop_assert_eq!(u.overage_calls, 0);
+                }
+                prop_assert_eq!(u.included_calls_used + u.overage_calls, n);
+            }
+
+            /// More detections never cost less.
+            #[test]
+            fn charges_are_monotone_in_usage(plan in any_plan(), a in 0u64..10_000_000, b in 0u64..10_000_000) {
+                let (lo, hi) = if a <= b { (a, b) } else { (b, a) };
+                prop_assert!(overage_cents(lo, &plan) <= overage_cents(hi, &plan));
+            }
+
+            /// The charge is the exact product rounded half up, off by less than one cent.
+            #[test]
+            fn charge_is_the_rounded_exact_product(plan in any_plan(), n in 0u64..1_000_000_000) {
+                let exact_millicents = u128::from(n) * u128::from(plan.overage_millicents.unwrap_or(0));
+                let cents = u128::from(overage_cents(n, &plan));
+                prop_assert!(cents * 1000 + 500 > exact_millicents);
+                prop_assert!(cents * 1000 <= exact_millicents + 500);
+            }
+        }
+
+        #[test]
+        fn exact_at_plan_boundaries() {
+            let s = standard();
+            let mut u = Usage::new(period(), &s);
+            u.add(250_000, &s);
+            assert_eq!((u.overage_calls, u.estimated_charges_cents), (0, 0));
+            u.add(1, &s);
+            assert_eq!((u.overage_calls, u.estimated_charges_cents), (1, 0));
+            u.add(1, &s);
+            assert_eq!((u.overage_calls, u.estimated_charges_cents), (2, 1));
+            let g = growth();
+            let mut u = Usage::new(period(), &g);
+            u.add(2_000_000 + 100_000, &g);
+            assert_eq!(
+                u.estimated_charges_cents, 18_000,
+                "100k extra growth detections are $180"
+            );
         }
     }
 }

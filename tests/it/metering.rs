@@ -1,0 +1,451 @@
+//! Metering against the running binary: the runbook's tests 3-5, exact counters under 64
+//! concurrent clients, no lost detection after `kill -9`, meter-usage idempotency, rate
+//! limits distinct from quota, and the billing actions log.
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+use crate::support::{assert_error, get, post, send, start, start_with, Server};
+
+struct Fixture {
+    admin: String,
+    org: String,
+    org_key: String,
+    service: String,
+}
+
+fn fixture(server: &Server, plan: &str) -> Fixture {
+    let admin = server.admin_token();
+    let (s, org) = post(
+        server,
+        "/v1/admin/orgs",
+        Some(&admin),
+        &json!({"name": "Metered", "plan": plan, "billing_email": "billing@metered.example"}),
+    );
+    assert_eq!(s, 201, "{org}");
+    let org = org["id"].as_str().unwrap().to_string();
+    let (_, key) = post(
+        server,
+        &format!("/v1/admin/orgs/{org}/keys"),
+        Some(&admin),
+        &json!({"name": "k"}),
+    );
+    let (_, service) = post(
+        server,
+        "/v1/admin/keys",
+        Some(&admin),
+        &json!({"name": "meter", "scope": "service"}),
+    );
+    Fixture {
+        org_key: key["secret"].as_str().unwrap().to_string(),
+        service: service["secret"].as_str().unwrap().to_string(),
+        admin,
+        org,
+    }
+}
+
+fn meter(server: &Server, f: &Fixture, anomaly: bool, count: u64) -> (u16, Value) {
+    post(
+        server,
+        "/v1/meter-usage",
+        Some(&f.service),
+        &json!({"organization_id": f.org, "anomaly": anomaly, "count": count}),
+    )
+}
+
+fn alerts(server: &Server, f: &Fixture) -> Vec<Value> {
+    let (s, outbox) = get(server, "/v1/admin/outbox/email?limit=500", Some(&f.admin));
+    assert_eq!(s, 200);
+    outbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["organization_id"] == f.org.as_str() && e["kind"] == "usage_alert")
+        .cloned()
+        .collect()
+}
+
+fn thresholds(server: &Server, f: &Fixture) -> Vec<u64> {
+    let mut t: Vec<u64> = alerts(server, f)
+        .iter()
+        .map(|e| e["params"]["threshold_percent"].as_u64().unwrap())
+        .collect();
+    t.sort();
+    t
+}
+
+#[test]
+fn runbook_tests_3_4_5() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let f = fixture(&server, "standard");
+
+    // Test 3: a call that found no anomaly changes nothing.
+    let (s, b) = meter(&server, &f, false, 1_000);
+    assert_eq!(
+        (s, b["counted"].as_u64(), b["usage"]["total_calls"].as_u64()),
+        (200, Some(0), Some(0)),
+        "{b}"
+    );
+
+    // Test 4: 175,000 of 250,000 sends the 70% alert; 250,000 sends the 100% alert.
+    let (s, b) = meter(&server, &f, true, 174_999);
+    assert_eq!(s, 200, "{b}");
+    assert!(alerts(&server, &f).is_empty());
+    meter(&server, &f, true, 1);
+    let sent = alerts(&server, &f);
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["to"], "billing@metered.example");
+    assert_eq!(sent[0]["status"], "pending");
+    assert_eq!(sent[0]["params"]["threshold_percent"], 70);
+    assert_eq!(sent[0]["params"]["used"], 175_000);
+    meter(&server, &f, true, 75_000);
+    assert_eq!(thresholds(&server, &f), vec![70, 100]);
+    let (_, usage) = get(&server, "/v1/usage", Some(&f.org_key));
+    assert_eq!(
+        (
+            usage["total_calls"].as_u64(),
+            usage["percent_used"].as_f64()
+        ),
+        (Some(250_000), Some(100.0))
+    );
+    assert_eq!(usage["alerts_sent"], json!([70, 100]));
+
+    // Test 5: at 121% a soft-capped org (cap 120%) gets 429 on detection calls.
+    let (s, b) = meter(&server, &f, true, 52_500);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["usage"]["total_calls"], 302_500);
+    assert_eq!(b["usage"]["overage_calls"], 52_500);
+    assert_eq!(
+        b["usage"]["estimated_charges_cents"], 18_375,
+        "52,500 x $0.0035"
+    );
+    let (s, b) = meter(&server, &f, true, 1);
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (429, Some("quota_exceeded")),
+        "{b}"
+    );
+    let (s, b) = post(
+        &server,
+        "/v1/streams/s/events",
+        Some(&f.org_key),
+        &json!([{"a": 1}]),
+    );
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (429, Some("quota_exceeded")),
+        "{b}"
+    );
+    assert_eq!(thresholds(&server, &f), vec![70, 100, 120]);
+    let (_, usage) = get(&server, "/v1/usage", Some(&f.org_key));
+    assert_eq!(
+        (usage["total_calls"].as_u64(), usage["over_limit"].as_bool()),
+        (Some(302_500), Some(true))
+    );
+    // anomaly: false is still accepted and counts nothing.
+    let (s, b) = meter(&server, &f, false, 1);
+    assert_eq!((s, b["counted"].as_u64()), (200, Some(0)));
+}
+
+/// Runs `clients` threads that meter random counts until `stop` or the deadline; returns the
+/// sum of acknowledged detections and the largest count a request can carry.
+fn metering_load(
+    server: &Server,
+    f: &Fixture,
+    clients: usize,
+    duration: Duration,
+    stop: Arc<AtomicBool>,
+) -> (Arc<AtomicU64>, Vec<std::thread::JoinHandle<()>>) {
+    let acknowledged = Arc::new(AtomicU64::new(0));
+    let handles = (0..clients)
+        .map(|c| {
+            let url = server.url("/v1/meter-usage");
+            let (service, org) = (f.service.clone(), f.org.clone());
+            let (acknowledged, stop) = (acknowledged.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(10))
+                    .build();
+                let deadline = Instant::now() + duration;
+                let mut x = c as u64 + 1;
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    x = x
+                        .wrapping_mul(6_364_136_223_846_793_005)
+                        .wrapping_add(1_442_695_040_888_963_407);
+                    let count = 1 + (x >> 33) % 20;
+                    let resp = agent
+                        .post(&url)
+                        .set("Authorization", &format!("Bearer {service}"))
+                        .send_json(
+                            json!({"organization_id": org, "anomaly": true, "count": count}),
+                        );
+                    match resp {
+                        Ok(r) if r.status() == 200 => {
+                            acknowledged.fetch_add(count, Ordering::SeqCst);
+                        }
+                        Ok(r) => panic!("unexpected status {}", r.status()),
+                        Err(ureq::Error::Status(code, r)) => {
+                            panic!("{code}: {}", r.into_string().unwrap())
+                        }
+                        Err(_) => break, // the server went away
+                    }
+                }
+            })
+        })
+        .collect();
+    (acknowledged, handles)
+}
+
+/// A small plan that sells overage, so the load crosses 70% and 100% and is never refused.
+fn small_overage_plan(server: &Server, admin: &str, f: &Fixture) {
+    let put = |path: &str, body: Value| {
+        send(
+            ureq::put(&server.url(path)).set("Authorization", &format!("Bearer {admin}")),
+            Some(&body),
+        )
+    };
+    let (s, b) = put(
+        "/v1/admin/plans/load-test",
+        json!({"name": "Load test", "monthly_price_cents": 100, "included_detections": 20_000, "overage_millicents": 100}),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = put(
+        &format!("/v1/admin/orgs/{}/plan", f.org),
+        json!({"plan": "load-test"}),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = put(
+        &format!("/v1/admin/orgs/{}/quota-policy", f.org),
+        json!({"behavior_on_exceed": "allow_overage", "cap_percent": 120, "invoice_threshold_cents": 50_000, "alert_at_90": true}),
+    );
+    assert_eq!(s, 200, "{b}");
+}
+
+#[test]
+fn sixty_four_concurrent_clients_are_counted_exactly_and_alerted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &["--rate-limit-per-sec", "0"], &[]);
+    let f = fixture(&server, "standard");
+    small_overage_plan(&server, &f.admin, &f);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acknowledged, handles) = metering_load(&server, &f, 64, Duration::from_secs(10), stop);
+    for h in handles {
+        h.join().unwrap();
+    }
+    let acknowledged = acknowledged.load(Ordering::SeqCst);
+    let (_, usage) = get(&server, "/v1/usage", Some(&f.org_key));
+    assert_eq!(
+        usage["total_calls"].as_u64(),
+        Some(acknowledged),
+        "counters equal the acknowledged sum"
+    );
+    assert!(
+        acknowledged >= 20_000,
+        "the load ({acknowledged}) should pass 100% of 20,000"
+    );
+    assert_eq!(
+        thresholds(&server, &f),
+        vec![70, 90, 100],
+        "each alert exactly once"
+    );
+    eprintln!("metering load: {acknowledged} detections acknowledged by 64 clients in 10 s");
+}
+
+#[test]
+fn kill_9_under_metering_load_loses_no_acknowledged_detection() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = start_with(dir.path(), &["--rate-limit-per-sec", "0"], &[]);
+    let f = fixture(&server, "standard");
+    small_overage_plan(&server, &f.admin, &f);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (acknowledged, handles) =
+        metering_load(&server, &f, 64, Duration::from_secs(20), stop.clone());
+    let t0 = Instant::now();
+    while acknowledged.load(Ordering::SeqCst) < 25_000 && t0.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    server.stop_with("KILL");
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().unwrap();
+    }
+    let acknowledged = acknowledged.load(Ordering::SeqCst);
+
+    let server = start_with(dir.path(), &["--rate-limit-per-sec", "0"], &[]);
+    let (_, usage) = get(&server, "/v1/usage", Some(&f.org_key));
+    let total = usage["total_calls"].as_u64().unwrap();
+    // Requests in flight at the kill may have committed without being acknowledged: at most
+    // one per client, 20 detections each.
+    assert!(
+        total >= acknowledged,
+        "lost detections: stored {total} < acknowledged {acknowledged}"
+    );
+    assert!(
+        total <= acknowledged + 64 * 20,
+        "stored {total} far above acknowledged {acknowledged}"
+    );
+    assert_eq!(thresholds(&server, &f), vec![70, 90, 100]);
+}
+
+#[test]
+fn meter_usage_idempotency_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let f = fixture(&server, "standard");
+    let body =
+        json!({"organization_id": f.org, "anomaly": true, "count": 7, "idempotency_key": "job-42"});
+    let (s, first) = post(&server, "/v1/meter-usage", Some(&f.service), &body);
+    assert_eq!(
+        (s, first["replayed"].as_bool()),
+        (200, Some(false)),
+        "{first}"
+    );
+    let (s, again) = post(&server, "/v1/meter-usage", Some(&f.service), &body);
+    assert_eq!(
+        (s, again["replayed"].as_bool(), again["counted"].as_u64()),
+        (200, Some(true), Some(7))
+    );
+    assert_eq!(again["usage"]["total_calls"], 7, "counted once");
+    let other =
+        json!({"organization_id": f.org, "anomaly": true, "count": 8, "idempotency_key": "job-42"});
+    let (s, b) = post(&server, "/v1/meter-usage", Some(&f.service), &other);
+    assert_error(s, &b, 409, "idempotency_key_reused");
+
+    // Scopes and validation.
+    let (s, b) = post(&server, "/v1/meter-usage", Some(&f.org_key), &body);
+    assert_error(s, &b, 403, "forbidden");
+    let zero = json!({"organization_id": f.org, "anomaly": true, "count": 0});
+    let (s, b) = post(&server, "/v1/meter-usage", Some(&f.service), &zero);
+    assert_error(s, &b, 422, "validation_failed");
+    let missing = json!({"organization_id": "org_missing", "anomaly": true});
+    let (s, b) = post(&server, "/v1/meter-usage", Some(&f.service), &missing);
+    assert_error(s, &b, 404, "not_found");
+}
+
+#[test]
+fn rate_limits_answer_429_rate_limited_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(
+        dir.path(),
+        &["--rate-limit-per-sec", "1", "--rate-limit-burst", "2"],
+        &[],
+    );
+    let f = fixture(&server, "standard");
+    assert_eq!(meter(&server, &f, true, 1).0, 200);
+    assert_eq!(meter(&server, &f, true, 1).0, 200);
+    let resp = ureq::post(&server.url("/v1/meter-usage"))
+        .set("Authorization", &format!("Bearer {}", f.service))
+        .send_json(json!({"organization_id": f.org, "anomaly": true}));
+    let Err(ureq::Error::Status(429, resp)) = resp else {
+        panic!("expected 429")
+    };
+    assert_eq!(resp.header("Retry-After"), Some("1"));
+    let body: Value = resp.into_json().unwrap();
+    assert_error(429, &body, 429, "rate_limited");
+    // Another key has its own bucket.
+    let (s, _) = post(
+        &server,
+        "/v1/streams/s/events",
+        Some(&f.org_key),
+        &json!([{"a": 1}]),
+    );
+    assert_eq!(s, 200);
+    let (_, usage) = get(&server, "/v1/usage", Some(&f.org_key));
+    assert_eq!(usage["total_calls"], 2, "the refused call counted nothing");
+}
+
+#[test]
+fn plan_and_policy_changes_are_billing_actions_with_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let f = fixture(&server, "developer");
+    meter(&server, &f, true, 9_000);
+    let put = |path: String, body: Value| {
+        send(
+            ureq::put(&server.url(&path)).set("Authorization", &format!("Bearer {}", f.admin)),
+            Some(&body),
+        )
+    };
+    let (s, b) = put(
+        format!("/v1/admin/orgs/{}/plan", f.org),
+        json!({"plan": "standard"}),
+    );
+    assert_eq!((s, b["plan"].as_str()), (200, Some("standard")), "{b}");
+    let (s, b) = put(
+        format!("/v1/admin/orgs/{}/plan", f.org),
+        json!({"plan": "platinum"}),
+    );
+    assert_error(s, &b, 404, "not_found");
+    let policy = json!({"behavior_on_exceed": "hard_cap", "cap_percent": 150, "invoice_threshold_cents": 1000, "alert_at_90": true});
+    let (s, b) = put(
+        format!("/v1/admin/orgs/{}/quota-policy", f.org),
+        policy.clone(),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (_, b) = get(
+        &server,
+        &format!("/v1/admin/orgs/{}/quota-policy", f.org),
+        Some(&f.admin),
+    );
+    assert_eq!(b, policy);
+    let (s, b) = put(
+        format!("/v1/admin/orgs/{}/quota-policy", f.org),
+        json!({"behavior_on_exceed": "soft_cap", "cap_percent": 50, "invoice_threshold_cents": 1000, "alert_at_90": true}),
+    );
+    assert_error(s, &b, 422, "validation_failed");
+
+    let (_, usage) = get(&server, "/v1/usage", Some(&f.org_key));
+    assert_eq!(
+        (usage["total_calls"].as_u64(), usage["plan"].as_str()),
+        (Some(9_000), Some("standard")),
+        "usage kept"
+    );
+
+    let (_, actions) = get(
+        &server,
+        &format!("/v1/admin/billing-actions?org_id={}", f.org),
+        Some(&f.admin),
+    );
+    let items = actions["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{actions}");
+    assert_eq!(items[0]["action"], "quota_policy_changed");
+    assert_eq!(items[0]["actor"], "admin");
+    assert_eq!(
+        items[0]["detail"]["before"]["behavior_on_exceed"],
+        "soft_cap"
+    );
+    assert_eq!(
+        items[0]["detail"]["after"]["behavior_on_exceed"],
+        "hard_cap"
+    );
+    assert_eq!(items[1]["action"], "plan_changed");
+    assert_eq!(
+        (
+            items[1]["detail"]["before"].as_str(),
+            items[1]["detail"]["after"].as_str()
+        ),
+        (Some("developer"), Some("standard"))
+    );
+
+    let (_, plans) = get(&server, "/v1/admin/plans", Some(&f.admin));
+    let ids: Vec<&str> = plans["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["developer", "standard", "growth"]);
+}
