@@ -19,14 +19,20 @@ use crate::{
     config::{self, AdminTokenSource, Config},
     secrets,
     store::Store,
+    sync::{
+        self,
+        email::{EmailWorker, Transport},
+        Workers,
+    },
 };
+use tokio::sync::watch;
 
 /// File in the data directory that holds the generated admin token.
 pub const ADMIN_TOKEN_FILE: &str = "admin.token";
 
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
-        Command::Serve(args) => serve(args),
+    match cli.command.unwrap_or_default() {
+        Command::Serve(args) => serve(*args),
         Command::Score(args) => score(&args),
         Command::Openapi => {
             let mut out = std::io::stdout().lock();
@@ -88,6 +94,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("while starting the async runtime")?;
+    let workers = Arc::new(Workers::default());
     let state = Arc::new(AppState {
         store,
         admin_token,
@@ -95,10 +102,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_body_bytes: config.max_body_bytes,
         max_batch_events: config.max_batch_events,
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        workers: workers.clone(),
         started_at: Instant::now(),
         shutting_down: AtomicBool::new(false),
     });
-    runtime.block_on(serve_http(&config, state.clone(), token_path))?;
+    runtime.block_on(async {
+        let (stop_workers, shutdown) = watch::channel(false);
+        let handles = start_workers(&config, &state.store, &workers, shutdown);
+        let served = serve_http(&config, state.clone(), token_path).await;
+        let _ = stop_workers.send(true);
+        let grace = Duration::from_secs(10);
+        for handle in handles {
+            if tokio::time::timeout(grace, handle).await.is_err() {
+                tracing::warn!("a worker did not stop within {} s", grace.as_secs());
+            }
+        }
+        served
+    })?;
     drop(runtime);
     match Arc::try_unwrap(state) {
         Ok(state) => {
@@ -108,6 +128,25 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         Err(_) => tracing::warn!("store still referenced at exit; it closes with the process"),
     }
     Ok(())
+}
+
+fn start_workers(
+    config: &Config,
+    store: &Store,
+    workers: &Arc<Workers>,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    match &config.email.transport {
+        Transport::Maildir(dir) => tracing::warn!(
+            dir = %dir.display(),
+            "no SMTP server configured: outgoing mail is written to this folder (set --smtp-host to send it)"
+        ),
+        Transport::Smtp(smtp) => {
+            tracing::info!(host = %smtp.host, port = smtp.port, tls = ?smtp.tls, "outgoing mail goes to SMTP")
+        }
+    }
+    let email = EmailWorker::new(store.clone(), config.email.clone());
+    vec![sync::spawn(email, workers.clone(), shutdown)]
 }
 
 async fn serve_http(

@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start the appliance (the default when no command is given).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI 3 document (identical to openapi/openapi.json).
     Openapi,
     /// Score a CSV (`timestamp,value`) with the metric detector's defaults (those of a new
@@ -64,6 +64,33 @@ pub struct ServeArgs {
     /// Burst size of the per-key rate limit [default: 200]
     #[arg(long, env = "DRIFTLOCK_RATE_LIMIT_BURST")]
     pub rate_limit_burst: Option<u32>,
+    /// SMTP server for outgoing mail; without it mail goes to DATA_DIR/mail (maildir)
+    #[arg(long, env = "DRIFTLOCK_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP port [default: 587, or 465 with implicit TLS, 25 without TLS]
+    #[arg(long, env = "DRIFTLOCK_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// SMTP TLS mode [default: starttls]
+    #[arg(long, env = "DRIFTLOCK_SMTP_TLS", value_enum)]
+    pub smtp_tls: Option<crate::sync::email::TlsMode>,
+    /// SMTP user name (the password comes from DRIFTLOCK_SMTP_PASSWORD or a file)
+    #[arg(long, env = "DRIFTLOCK_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// Sender address of outgoing mail [default: driftlock@localhost]
+    #[arg(long, env = "DRIFTLOCK_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+    /// Delivery attempts before an email is marked failed [default: 8]
+    #[arg(long, env = "DRIFTLOCK_EMAIL_MAX_ATTEMPTS")]
+    pub email_max_attempts: Option<u32>,
+    /// First retry delay of email delivery in milliseconds, doubled per attempt [default: 30000]
+    #[arg(long, env = "DRIFTLOCK_EMAIL_RETRY_BASE_MS")]
+    pub email_retry_base_ms: Option<u64>,
+    /// How often the email worker looks for due mail, in milliseconds [default: 1000]
+    #[arg(long, env = "DRIFTLOCK_EMAIL_POLL_MS")]
+    pub email_poll_ms: Option<u64>,
+    /// Public base URL of this server, used in links in mail [default: http://LISTEN]
+    #[arg(long, env = "DRIFTLOCK_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Seconds in-flight requests get to finish on shutdown [default: 30]
     #[arg(long, env = "DRIFTLOCK_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
@@ -77,4 +104,10 @@ pub struct ScoreArgs {
     /// Output CSV
     #[arg(long)]
     pub output: PathBuf,
+}
+
+impl Default for Command {
+    fn default() -> Self {
+        Command::Serve(Box::default())
+    }
 }

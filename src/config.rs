@@ -10,7 +10,10 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::cli::{LogFormat, ServeArgs};
+use crate::{
+    cli::{LogFormat, ServeArgs},
+    sync::email::{EmailSettings, SmtpSettings, TlsMode, Transport},
+};
 
 /// Environment variables this binary reads; any other `DRIFTLOCK_*` variable earns a warning.
 pub const KNOWN_ENV: &[&str] = &[
@@ -24,6 +27,17 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_MAX_BATCH_EVENTS",
     "DRIFTLOCK_RATE_LIMIT_PER_SEC",
     "DRIFTLOCK_RATE_LIMIT_BURST",
+    "DRIFTLOCK_SMTP_HOST",
+    "DRIFTLOCK_SMTP_PORT",
+    "DRIFTLOCK_SMTP_TLS",
+    "DRIFTLOCK_SMTP_USERNAME",
+    "DRIFTLOCK_SMTP_PASSWORD",
+    "DRIFTLOCK_SMTP_PASSWORD_FILE",
+    "DRIFTLOCK_SMTP_FROM",
+    "DRIFTLOCK_EMAIL_MAX_ATTEMPTS",
+    "DRIFTLOCK_EMAIL_RETRY_BASE_MS",
+    "DRIFTLOCK_EMAIL_POLL_MS",
+    "DRIFTLOCK_PUBLIC_URL",
     "DRIFTLOCK_ADMIN_TOKEN",
     "DRIFTLOCK_ADMIN_TOKEN_FILE",
 ];
@@ -42,6 +56,16 @@ pub struct FileConfig {
     pub rate_limit_per_sec: Option<u32>,
     pub rate_limit_burst: Option<u32>,
     pub admin_token_file: Option<PathBuf>,
+    pub smtp_host: Option<String>,
+    pub smtp_port: Option<u16>,
+    pub smtp_tls: Option<TlsMode>,
+    pub smtp_username: Option<String>,
+    pub smtp_password_file: Option<PathBuf>,
+    pub smtp_from: Option<String>,
+    pub email_max_attempts: Option<u32>,
+    pub email_retry_base_ms: Option<u64>,
+    pub email_poll_ms: Option<u64>,
+    pub public_url: Option<String>,
 }
 
 /// Where the admin token comes from.
@@ -65,6 +89,8 @@ pub struct Config {
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
     pub admin_token: AdminTokenSource,
+    /// Outgoing mail; `transport` is `Maildir` under the data dir when no SMTP host is set.
+    pub email: EmailSettings,
     /// Problems worth a warning once logging is up (unknown env variables, ...).
     pub warnings: Vec<String>,
 }
@@ -121,7 +147,7 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
         env_get("DRIFTLOCK_ADMIN_TOKEN"),
         env_get("DRIFTLOCK_ADMIN_TOKEN_FILE")
             .map(PathBuf::from)
-            .or(file.admin_token_file),
+            .or(file.admin_token_file.clone()),
     ) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::Invalid(
@@ -133,6 +159,17 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
         (None, None) => AdminTokenSource::DataDir,
     };
 
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses"));
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let email = resolve_email(args, &file, &env_get, listen, &data_dir)?;
+
     let warnings = env
         .iter()
         .filter(|(k, _)| k.starts_with("DRIFTLOCK_") && !KNOWN_ENV.contains(&k.as_str()))
@@ -140,15 +177,8 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
         .collect();
 
     Ok(Config {
-        listen: args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("default address parses")),
-        data_dir: args
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+        listen,
+        data_dir,
         log_format: args
             .log_format
             .or(file.log_format)
@@ -173,7 +203,92 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
             .or(file.rate_limit_burst)
             .unwrap_or(200),
         admin_token,
+        email,
         warnings,
+    })
+}
+
+fn resolve_email(
+    args: &ServeArgs,
+    file: &FileConfig,
+    env_get: &dyn Fn(&str) -> Option<String>,
+    listen: SocketAddr,
+    data_dir: &Path,
+) -> Result<EmailSettings, ConfigError> {
+    let password = match (
+        env_get("DRIFTLOCK_SMTP_PASSWORD"),
+        env_get("DRIFTLOCK_SMTP_PASSWORD_FILE")
+            .map(PathBuf::from)
+            .or(file.smtp_password_file.clone()),
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::Invalid(
+                "set DRIFTLOCK_SMTP_PASSWORD or an SMTP password file, not both".into(),
+            ))
+        }
+        (Some(p), None) => Some(p),
+        (None, Some(path)) => Some(
+            read_secret_file(&path)?
+                .trim_end_matches(['\r', '\n'])
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let transport = match args.smtp_host.clone().or(file.smtp_host.clone()) {
+        None => Transport::Maildir(data_dir.join("mail")),
+        Some(host) => {
+            let tls = args.smtp_tls.or(file.smtp_tls).unwrap_or(TlsMode::Starttls);
+            let default_port = match tls {
+                TlsMode::None => 25,
+                TlsMode::Starttls => 587,
+                TlsMode::Implicit => 465,
+            };
+            Transport::Smtp(SmtpSettings {
+                host,
+                port: args.smtp_port.or(file.smtp_port).unwrap_or(default_port),
+                tls,
+                username: args.smtp_username.clone().or(file.smtp_username.clone()),
+                password,
+                timeout: std::time::Duration::from_secs(30),
+            })
+        }
+    };
+    let max_attempts = args
+        .email_max_attempts
+        .or(file.email_max_attempts)
+        .unwrap_or(8);
+    if !(1..=100).contains(&max_attempts) {
+        return Err(ConfigError::Invalid(format!(
+            "email_max_attempts must be between 1 and 100, got {max_attempts}"
+        )));
+    }
+    Ok(EmailSettings {
+        transport,
+        from: args
+            .smtp_from
+            .clone()
+            .or(file.smtp_from.clone())
+            .unwrap_or_else(|| "driftlock@localhost".into()),
+        max_attempts,
+        retry_base_ms: args
+            .email_retry_base_ms
+            .or(file.email_retry_base_ms)
+            .unwrap_or(30_000)
+            .max(10),
+        retry_cap_ms: 3_600_000,
+        poll: std::time::Duration::from_millis(
+            args.email_poll_ms
+                .or(file.email_poll_ms)
+                .unwrap_or(1_000)
+                .max(10),
+        ),
+        public_url: args
+            .public_url
+            .clone()
+            .or(file.public_url.clone())
+            .unwrap_or_else(|| format!("http://{listen}"))
+            .trim_end_matches('/')
+            .to_string(),
     })
 }
 

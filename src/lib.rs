@@ -15,3 +15,4 @@ pub mod core;
 pub mod score;
 pub mod secrets;
 pub mod store;
+pub mod sync;

@@ -7,7 +7,7 @@ use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
     payload::Json,
-    Object, OpenApi,
+    ApiResponse, Object, OpenApi,
 };
 
 use super::{
@@ -62,6 +62,59 @@ struct OutboxEmailView {
     last_error: Option<String>,
     created_at: String,
     params: serde_json::Value,
+}
+
+impl From<crate::store::OutboxEmail> for OutboxEmailView {
+    fn from(e: crate::store::OutboxEmail) -> Self {
+        OutboxEmailView {
+            id: e.id,
+            organization_id: e.org_id,
+            to: e.to,
+            kind: e.kind,
+            status: match e.status {
+                EmailStatus::Pending => "pending",
+                EmailStatus::Sent => "sent",
+                EmailStatus::Failed => "failed",
+                EmailStatus::NoRecipient => "no_recipient",
+            }
+            .into(),
+            attempts: e.attempts,
+            last_error: e.last_error,
+            created_at: clock::format_rfc3339(e.created_at_ms),
+            params: e.params,
+        }
+    }
+}
+
+#[derive(Object)]
+struct TestEmailRequest {
+    /// Where to send the test message.
+    to: String,
+}
+
+#[derive(ApiResponse)]
+enum EmailQueued {
+    /// Queued; the email worker delivers it.
+    #[oai(status = 202)]
+    Queued(Json<OutboxEmailView>),
+}
+
+/// A background worker's status.
+#[derive(Object)]
+struct WorkerView {
+    name: String,
+    /// `idle`, `busy` or `stopped`.
+    state: String,
+    passes: u64,
+    items: u64,
+    errors: u64,
+    last_error: Option<String>,
+    last_pass_at: Option<String>,
+}
+
+#[derive(Object)]
+struct WorkerList {
+    items: Vec<WorkerView>,
 }
 
 #[derive(Object)]
@@ -290,28 +343,62 @@ impl AdminBillingApi {
             .transpose()?;
         let page = state.store.list_emails(after, page_limit(limit.0))?;
         Ok(Json(OutboxEmailList {
-            items: page
-                .items
-                .into_iter()
-                .map(|e| OutboxEmailView {
-                    id: e.id,
-                    organization_id: e.org_id,
-                    to: e.to,
-                    kind: e.kind,
-                    status: match e.status {
-                        EmailStatus::Pending => "pending",
-                        EmailStatus::Sent => "sent",
-                        EmailStatus::Failed => "failed",
-                        EmailStatus::NoRecipient => "no_recipient",
-                    }
-                    .into(),
-                    attempts: e.attempts,
-                    last_error: e.last_error,
-                    created_at: clock::format_rfc3339(e.created_at_ms),
-                    params: e.params,
-                })
-                .collect(),
+            items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: encode_cursor(page.next_after),
         }))
+    }
+
+    /// Put a failed email back in the queue with a fresh set of attempts.
+    #[oai(
+        path = "/outbox/email/:email_id/retry",
+        method = "post",
+        operation_id = "retryEmail"
+    )]
+    async fn retry_email(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        email_id: Path<u64>,
+    ) -> ApiResult<Json<OutboxEmailView>> {
+        let store = state.store.clone();
+        let now = clock::now_ms();
+        let row = blocking(move || store.retry_email(email_id.0, now)).await?;
+        Ok(Json(row.into()))
+    }
+
+    /// Queue a test email, to check delivery end to end.
+    #[oai(path = "/email/test", method = "post", operation_id = "sendTestEmail")]
+    async fn test_email(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<TestEmailRequest>,
+    ) -> ApiResult<EmailQueued> {
+        let to = super::models::valid_email("to", &body.to)?;
+        let store = state.store.clone();
+        let now = clock::now_ms();
+        let row = blocking(move || store.enqueue_test_email(&to, &auth.0.actor, now)).await?;
+        Ok(EmailQueued::Queued(Json(row.into())))
+    }
+
+    /// Background workers and how they are doing.
+    #[oai(path = "/workers", method = "get", operation_id = "listWorkers")]
+    async fn workers(&self, _auth: AdminAuth, state: Data<&Arc<AppState>>) -> Json<WorkerList> {
+        Json(WorkerList {
+            items: state
+                .workers
+                .snapshot()
+                .into_iter()
+                .map(|w| WorkerView {
+                    name: w.name.into(),
+                    state: w.state.into(),
+                    passes: w.passes,
+                    items: w.items,
+                    errors: w.errors,
+                    last_error: w.last_error,
+                    last_pass_at: w.last_pass_at_ms.map(clock::format_rfc3339),
+                })
+                .collect(),
+        })
     }
 }

@@ -40,6 +40,8 @@ pub struct AppState {
     pub max_batch_events: usize,
     /// Per-key request budget on detection and metering routes.
     pub rate_limiter: RateLimiter,
+    /// Status of the background workers.
+    pub workers: Arc<crate::sync::Workers>,
     pub started_at: Instant,
     pub shutting_down: AtomicBool,
 }

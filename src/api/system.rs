@@ -46,6 +46,9 @@ impl SystemApi {
             .store
             .ping()
             .map_err(|e| ApiError::NotReady(format!("the store does not answer: {e}")))?;
+        if !state.workers.all_running() {
+            return Err(ApiError::NotReady("a background worker has stopped".into()));
+        }
         let version = state
             .store
             .schema_version()

@@ -27,7 +27,7 @@ pub use audit::AuditEvent;
 pub use keys::{KeyRecord, KeyScope, NewKey};
 pub use metering::{MeterOutcome, MeterSnapshot, Metered};
 pub use orgs::{NewOrg, OrgRecord};
-pub use outbox::{BillingAction, EmailStatus, OutboxEmail};
+pub use outbox::{Attempt, BillingAction, EmailStatus, OutboxEmail};
 pub use streams::{
     BatchCommitted, Remembered, StoredAnomaly, StreamBatchCommit, StreamRecord, StreamSnapshot,
 };

@@ -34,6 +34,11 @@ pub struct OutboxEmail {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub created_at_ms: i64,
+    /// When delivery is next tried (pending rows only).
+    #[serde(default)]
+    pub next_attempt_at_ms: i64,
+    #[serde(default)]
+    pub sent_at_ms: Option<i64>,
 }
 
 impl Versioned for OutboxEmail {
@@ -84,10 +89,15 @@ pub(super) fn enqueue_email(
         attempts: 0,
         last_error: None,
         created_at_ms: now_ms,
+        next_attempt_at_ms: now_ms,
+        sent_at_ms: None,
         dedupe_key: email.dedupe_key,
     };
     outbox.insert(id, codec::encode(&row).as_slice())?;
     dedupe.insert(row.dedupe_key.as_str(), id)?;
+    if row.status == EmailStatus::Pending {
+        tx.open_table(tables::EMAIL_DUE)?.insert((now_ms, id), ())?;
+    }
     Ok(true)
 }
 
@@ -131,7 +141,130 @@ pub(super) fn record_billing_action(
     Ok(())
 }
 
+/// What happened to one delivery attempt.
+pub enum Attempt {
+    Delivered,
+    /// Failed; try again at this time.
+    RetryAt {
+        error: String,
+        at_ms: i64,
+    },
+    /// Failed for the last time.
+    GiveUp {
+        error: String,
+    },
+}
+
 impl Store {
+    /// Pending emails due by `now_ms`, soonest first.
+    pub fn due_emails(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEmail>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let due = tx.open_table(tables::EMAIL_DUE)?;
+        let outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
+        let mut out = Vec::new();
+        for entry in due.range((i64::MIN, 0)..=(now_ms, u64::MAX))?.take(limit) {
+            let (_, id) = entry?.0.value();
+            if let Some(bytes) = outbox.get(id)? {
+                out.push(codec::decode(bytes.value())?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records the outcome of delivering row `id`.
+    pub fn record_email_attempt(
+        &self,
+        id: u64,
+        attempt: Attempt,
+        now_ms: i64,
+    ) -> Result<OutboxEmail, StoreError> {
+        let tx = self.db().begin_write()?;
+        let row = {
+            let mut outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
+            let mut row: OutboxEmail = match outbox.get(id)? {
+                Some(bytes) => codec::decode(bytes.value())?,
+                None => return Err(StoreError::not_found("email", id.to_string())),
+            };
+            let mut due = tx.open_table(tables::EMAIL_DUE)?;
+            due.remove((row.next_attempt_at_ms, id))?;
+            row.attempts += 1;
+            match attempt {
+                Attempt::Delivered => {
+                    row.status = EmailStatus::Sent;
+                    row.sent_at_ms = Some(now_ms);
+                }
+                Attempt::RetryAt { error, at_ms } => {
+                    row.last_error = Some(error);
+                    row.next_attempt_at_ms = at_ms;
+                    due.insert((at_ms, id), ())?;
+                }
+                Attempt::GiveUp { error } => {
+                    row.last_error = Some(error);
+                    row.status = EmailStatus::Failed;
+                }
+            }
+            outbox.insert(id, codec::encode(&row).as_slice())?;
+            row
+        };
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Puts a failed email back in the queue with a fresh set of attempts.
+    pub fn retry_email(&self, id: u64, now_ms: i64) -> Result<OutboxEmail, StoreError> {
+        let tx = self.db().begin_write()?;
+        let row = {
+            let mut outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
+            let mut row: OutboxEmail = match outbox.get(id)? {
+                Some(bytes) => codec::decode(bytes.value())?,
+                None => return Err(StoreError::not_found("email", id.to_string())),
+            };
+            if row.status != EmailStatus::Failed {
+                return Err(StoreError::Conflict(format!(
+                    "email {id} has not failed; only failed mail is retried"
+                )));
+            }
+            row.status = EmailStatus::Pending;
+            row.attempts = 0;
+            row.next_attempt_at_ms = now_ms;
+            outbox.insert(id, codec::encode(&row).as_slice())?;
+            tx.open_table(tables::EMAIL_DUE)?.insert((now_ms, id), ())?;
+            row
+        };
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Queues a test email to `to`.
+    pub fn enqueue_test_email(
+        &self,
+        to: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<OutboxEmail, StoreError> {
+        let tx = self.db().begin_write()?;
+        let id = next_seq(&tx.open_table(tables::EMAIL_OUTBOX)?)?;
+        enqueue_email(
+            &tx,
+            NewEmail {
+                dedupe_key: format!("test:{id}"),
+                org_id: None,
+                to: Some(to),
+                kind: "test",
+                params: serde_json::json!({"requested_by": actor}),
+            },
+            now_ms,
+        )?;
+        let row = codec::decode(
+            tx.open_table(tables::EMAIL_OUTBOX)?
+                .get(id)?
+                .ok_or_else(|| StoreError::Corrupt("queued email vanished".into()))?
+                .value(),
+        )?;
+        tx.commit()?;
+        Ok(row)
+    }
+
     /// Email outbox rows, oldest first, after row `after`.
     pub fn list_emails(
         &self,

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 3;
+pub const CURRENT_SCHEMA_VERSION: u64 = 4;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -31,6 +31,11 @@ const LADDER: &[Step] = &[
         version: 3,
         what: "create the plan catalog and seed it with developer, standard and growth",
         apply: seed_plan_catalog,
+    },
+    Step {
+        version: 4,
+        what: "index pending outbox emails by due time",
+        apply: index_pending_emails,
     },
 ];
 
@@ -61,6 +66,19 @@ fn seed_plan_catalog(tx: &WriteTransaction) -> Result<(), StoreError> {
     for plan in crate::core::metering::plans::seed_catalog() {
         if plans.get(plan.id.as_str())?.is_none() {
             plans.insert(plan.id.as_str(), super::codec::encode(&plan).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+fn index_pending_emails(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
+    let mut due = tx.open_table(tables::EMAIL_DUE)?;
+    for entry in outbox.iter()? {
+        let (id, bytes) = entry?;
+        let row: super::OutboxEmail = super::codec::decode(bytes.value())?;
+        if row.status == super::EmailStatus::Pending {
+            due.insert((row.next_attempt_at_ms, id.value()), ())?;
         }
     }
     Ok(())
@@ -207,6 +225,48 @@ mod tests {
             super::super::codec::decode(plans.get("standard").unwrap().unwrap().value()).unwrap();
         assert_eq!(standard, crate::core::metering::plans::standard());
         assert_eq!(plans.len().unwrap(), 3);
+    }
+
+    #[test]
+    fn step_4_indexes_mail_that_was_pending_before_it() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 3).unwrap();
+        let tx = db.begin_write().unwrap();
+        for (id, to) in [(1u64, Some("a@example.com")), (2, None)] {
+            let row = super::super::OutboxEmail {
+                id,
+                dedupe_key: format!("k{id}"),
+                org_id: None,
+                to: to.map(str::to_string),
+                kind: "test".into(),
+                params: serde_json::json!({}),
+                status: if to.is_some() {
+                    super::super::EmailStatus::Pending
+                } else {
+                    super::super::EmailStatus::NoRecipient
+                },
+                attempts: 0,
+                last_error: None,
+                created_at_ms: 5,
+                next_attempt_at_ms: 5,
+                sent_at_ms: None,
+            };
+            tx.open_table(tables::EMAIL_OUTBOX)
+                .unwrap()
+                .insert(id, super::super::codec::encode(&row).as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        migrate_to(&db, 4).unwrap();
+        let tx = db.begin_read().unwrap();
+        let due: Vec<(i64, u64)> = tx
+            .open_table(tables::EMAIL_DUE)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value())
+            .collect();
+        assert_eq!(due, vec![(5, 1)], "only the pending row is queued");
     }
 
     #[test]

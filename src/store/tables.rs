@@ -58,3 +58,8 @@ pub const IDEMPOTENCY_BY_TIME: TableDefinition<(i64, &str, &str), ()> =
 
 /// Plans by id: `Plan`, seeded from the runbook's catalog and editable by admins.
 pub const PLANS: TableDefinition<&str, &[u8]> = TableDefinition::new("plans");
+
+// Schema version 4: the delivery queue of the email outbox.
+
+/// Pending email rows by when they are next due: (due ms, row id) -> ().
+pub const EMAIL_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("email_due");

@@ -2,6 +2,7 @@
 //! clients. One test binary; each module covers one area.
 
 mod durability;
+mod email;
 mod foundation;
 mod metering;
 mod openapi;

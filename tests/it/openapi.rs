@@ -4,10 +4,9 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    sync::OnceLock,
 };
 
-use crate::support::{start, BIN};
+use crate::support::{python, start, BIN};
 
 const REFRESH: &str = "cargo run -q -- openapi > openapi/openapi.json";
 
@@ -45,43 +44,6 @@ fn the_checked_in_spec_is_what_the_code_generates() {
         docs.into_string().unwrap().contains("swagger"),
         "interactive docs are served"
     );
-}
-
-/// A Python virtual environment under target/ with the spec tools, made once per run.
-fn python() -> &'static Path {
-    static VENV: OnceLock<PathBuf> = OnceLock::new();
-    VENV.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-venv");
-        let py = venv.join("bin/python");
-        let ready = venv.join(".installed-v1");
-        if !ready.exists() {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "python3 -m venv failed");
-            let ok = Command::new(&py)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args([
-                    "openapi-spec-validator==0.7.*",
-                    "openapi-python-client==0.*",
-                ])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "pip install of the spec tools failed");
-            std::fs::write(&ready, "").unwrap();
-        }
-        py
-    })
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::{
     io::{BufRead, BufReader, Read},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{mpsc, OnceLock},
     time::{Duration, Instant},
 };
 
@@ -231,4 +231,67 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
         "{body}"
     );
     assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+}
+
+/// A Python virtual environment under target/ with the spec tools and the SMTP sink, made
+/// once per run.
+pub fn python() -> &'static Path {
+    static VENV: OnceLock<PathBuf> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-venv");
+        let py = venv.join("bin/python");
+        let ready = venv.join(".installed-v3");
+        if !ready.exists() {
+            let ok = Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "python3 -m venv failed");
+            let ok = Command::new(&py)
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
+                .args([
+                    "openapi-spec-validator==0.7.*",
+                    "openapi-python-client==0.*",
+                    "aiosmtpd==1.*",
+                ])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "pip install of the spec tools failed");
+            std::fs::write(&ready, "").unwrap();
+        }
+        py
+    })
+}
+
+/// Polls `check` every 50 ms until it returns `Some`, for at most `secs` seconds.
+pub fn wait_for<T>(secs: u64, what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check() {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
