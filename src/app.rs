@@ -22,6 +22,7 @@ use crate::{
     sync::{
         self,
         email::{EmailWorker, Transport},
+        webhooks::WebhookWorker,
         Workers,
     },
 };
@@ -146,7 +147,11 @@ fn start_workers(
         }
     }
     let email = EmailWorker::new(store.clone(), config.email.clone());
-    vec![sync::spawn(email, workers.clone(), shutdown)]
+    let webhooks = WebhookWorker::new(store.clone(), config.webhooks.clone());
+    vec![
+        sync::spawn(email, workers.clone(), shutdown.clone()),
+        sync::spawn(webhooks, workers.clone(), shutdown),
+    ]
 }
 
 async fn serve_http(

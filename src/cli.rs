@@ -88,6 +88,15 @@ pub struct ServeArgs {
     /// How often the email worker looks for due mail, in milliseconds [default: 1000]
     #[arg(long, env = "DRIFTLOCK_EMAIL_POLL_MS")]
     pub email_poll_ms: Option<u64>,
+    /// Delivery attempts before a webhook is marked failed [default: 10]
+    #[arg(long, env = "DRIFTLOCK_WEBHOOK_MAX_ATTEMPTS")]
+    pub webhook_max_attempts: Option<u32>,
+    /// First retry delay of webhook delivery in milliseconds, doubled per attempt [default: 30000]
+    #[arg(long, env = "DRIFTLOCK_WEBHOOK_RETRY_BASE_MS")]
+    pub webhook_retry_base_ms: Option<u64>,
+    /// How often the webhook worker looks for due deliveries, in milliseconds [default: 1000]
+    #[arg(long, env = "DRIFTLOCK_WEBHOOK_POLL_MS")]
+    pub webhook_poll_ms: Option<u64>,
     /// Public base URL of this server, used in links in mail [default: http://LISTEN]
     #[arg(long, env = "DRIFTLOCK_PUBLIC_URL")]
     pub public_url: Option<String>,

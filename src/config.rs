@@ -12,7 +12,10 @@ use serde::Deserialize;
 
 use crate::{
     cli::{LogFormat, ServeArgs},
-    sync::email::{EmailSettings, SmtpSettings, TlsMode, Transport},
+    sync::{
+        email::{EmailSettings, SmtpSettings, TlsMode, Transport},
+        webhooks::WebhookSettings,
+    },
 };
 
 /// Environment variables this binary reads; any other `DRIFTLOCK_*` variable earns a warning.
@@ -38,6 +41,9 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_EMAIL_RETRY_BASE_MS",
     "DRIFTLOCK_EMAIL_POLL_MS",
     "DRIFTLOCK_PUBLIC_URL",
+    "DRIFTLOCK_WEBHOOK_MAX_ATTEMPTS",
+    "DRIFTLOCK_WEBHOOK_RETRY_BASE_MS",
+    "DRIFTLOCK_WEBHOOK_POLL_MS",
     "DRIFTLOCK_ADMIN_TOKEN",
     "DRIFTLOCK_ADMIN_TOKEN_FILE",
 ];
@@ -66,6 +72,9 @@ pub struct FileConfig {
     pub email_retry_base_ms: Option<u64>,
     pub email_poll_ms: Option<u64>,
     pub public_url: Option<String>,
+    pub webhook_max_attempts: Option<u32>,
+    pub webhook_retry_base_ms: Option<u64>,
+    pub webhook_poll_ms: Option<u64>,
 }
 
 /// Where the admin token comes from.
@@ -91,6 +100,7 @@ pub struct Config {
     pub admin_token: AdminTokenSource,
     /// Outgoing mail; `transport` is `Maildir` under the data dir when no SMTP host is set.
     pub email: EmailSettings,
+    pub webhooks: WebhookSettings,
     /// Problems worth a warning once logging is up (unknown env variables, ...).
     pub warnings: Vec<String>,
 }
@@ -204,6 +214,26 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
             .unwrap_or(200),
         admin_token,
         email,
+        webhooks: WebhookSettings {
+            max_attempts: args
+                .webhook_max_attempts
+                .or(file.webhook_max_attempts)
+                .unwrap_or(10)
+                .clamp(1, 100),
+            retry_base_ms: args
+                .webhook_retry_base_ms
+                .or(file.webhook_retry_base_ms)
+                .unwrap_or(30_000)
+                .max(10),
+            retry_cap_ms: 3_600_000,
+            poll: std::time::Duration::from_millis(
+                args.webhook_poll_ms
+                    .or(file.webhook_poll_ms)
+                    .unwrap_or(1_000)
+                    .max(10),
+            ),
+            timeout: std::time::Duration::from_secs(10),
+        },
         warnings,
     })
 }

@@ -10,6 +10,7 @@ mod explain;
 mod metrics;
 mod middleware;
 mod models;
+mod monitors;
 mod orgs;
 mod rate_limit;
 pub mod request_id;
@@ -52,6 +53,7 @@ type Api = (
     admin_billing::AdminBillingApi,
     orgs::OrgApi,
     streams::StreamsApi,
+    monitors::MonitorsApi,
     usage::UsageApi,
 );
 
@@ -63,6 +65,7 @@ fn service() -> OpenApiService<Api, ()> {
             admin_billing::AdminBillingApi,
             orgs::OrgApi,
             streams::StreamsApi,
+            monitors::MonitorsApi,
             usage::UsageApi,
         ),
         "Driftlock",

@@ -20,6 +20,8 @@ pub enum Tag {
     Organization,
     /// Stream API: push events, get verdicts (organization key).
     Streams,
+    /// Monitor API: named monitors over metrics (organization key).
+    Monitors,
     /// Usage and metering.
     Usage,
 }

@@ -9,12 +9,14 @@ pub mod codec;
 mod idempotency;
 mod keys;
 mod metering;
+mod monitors;
 mod orgs;
 mod outbox;
 mod plans;
 pub mod schema;
 mod streams;
 mod tables;
+mod webhooks;
 
 use std::{
     path::{Path, PathBuf},
@@ -26,11 +28,16 @@ use redb::{Database, ReadableDatabase};
 pub use audit::AuditEvent;
 pub use keys::{KeyRecord, KeyScope, NewKey};
 pub use metering::{MeterOutcome, MeterSnapshot, Metered};
+pub use monitors::{
+    EpisodeStart, MonitorAnomaly, MonitorBatchCommit, MonitorRecord, SeriesPoint, WebhookChannel,
+    MAX_SERIES_POINTS,
+};
 pub use orgs::{NewOrg, OrgRecord};
 pub use outbox::{Attempt, BillingAction, EmailStatus, OutboxEmail};
 pub use streams::{
     BatchCommitted, Remembered, StoredAnomaly, StreamBatchCommit, StreamRecord, StreamSnapshot,
 };
+pub use webhooks::{DeliveryStatus, WebhookDelivery};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "driftlock.redb";

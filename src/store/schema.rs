@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 4;
+pub const CURRENT_SCHEMA_VERSION: u64 = 5;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -36,6 +36,12 @@ const LADDER: &[Step] = &[
         version: 4,
         what: "index pending outbox emails by due time",
         apply: index_pending_emails,
+    },
+    Step {
+        version: 5,
+        what:
+            "create monitors, their state, anomalies, series, notifications and the webhook outbox",
+        apply: create_v5_tables,
     },
 ];
 
@@ -81,6 +87,17 @@ fn index_pending_emails(tx: &WriteTransaction) -> Result<(), StoreError> {
             due.insert((row.next_attempt_at_ms, id.value()), ())?;
         }
     }
+    Ok(())
+}
+
+fn create_v5_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::MONITORS)?;
+    tx.open_table(tables::MONITOR_STATE)?;
+    tx.open_table(tables::MONITOR_ANOMALIES)?;
+    tx.open_table(tables::MONITOR_SERIES)?;
+    tx.open_table(tables::WEBHOOK_OUTBOX)?;
+    tx.open_table(tables::WEBHOOK_DUE)?;
+    tx.open_table(tables::MONITOR_NOTIFICATIONS)?;
     Ok(())
 }
 
@@ -267,6 +284,28 @@ mod tests {
             .map(|e| e.unwrap().0.value())
             .collect();
         assert_eq!(due, vec![(5, 1)], "only the pending row is queued");
+    }
+
+    #[test]
+    fn step_5_adds_monitor_and_webhook_tables() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 4).unwrap();
+        assert_eq!(migrate_to(&db, 5).unwrap(), 4);
+        let names = table_names(&db);
+        for table in [
+            "monitors",
+            "monitor_state",
+            "monitor_anomalies",
+            "monitor_series",
+            "webhook_outbox",
+            "webhook_due",
+            "monitor_notifications",
+        ] {
+            assert!(
+                names.iter().any(|n| n == table),
+                "{table} missing from {names:?}"
+            );
+        }
     }
 
     #[test]

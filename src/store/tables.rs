@@ -63,3 +63,30 @@ pub const PLANS: TableDefinition<&str, &[u8]> = TableDefinition::new("plans");
 
 /// Pending email rows by when they are next due: (due ms, row id) -> ().
 pub const EMAIL_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("email_due");
+
+// Schema version 5: monitors, their notifications and the webhook outbox.
+
+/// Monitors: (org id, monitor id) -> `MonitorRecord`.
+pub const MONITORS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("monitors");
+
+/// Detector state of each monitor: (org id, monitor id) -> versioned detector bytes.
+pub const MONITOR_STATE: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("monitor_state");
+
+/// Stored monitor anomalies: (org id, monitor id, sequence) -> `MonitorAnomaly`.
+pub const MONITOR_ANOMALIES: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("monitor_anomalies");
+
+/// Recent points of each monitor with their scores: (org, monitor, point timestamp s) -> `SeriesPoint`.
+pub const MONITOR_SERIES: TableDefinition<(&str, &str, i64), &[u8]> =
+    TableDefinition::new("monitor_series");
+
+/// Webhook deliveries by sequence number.
+pub const WEBHOOK_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("webhook_outbox");
+
+/// Pending webhook deliveries by when they are next due: (due ms, delivery id) -> ().
+pub const WEBHOOK_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("webhook_due");
+
+/// Notifications of each monitor: (org, monitor, kind, outbox row id) -> ().
+pub const MONITOR_NOTIFICATIONS: TableDefinition<(&str, &str, &str, u64), ()> =
+    TableDefinition::new("monitor_notifications");

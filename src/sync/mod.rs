@@ -5,6 +5,7 @@
 pub mod email;
 pub mod retry;
 pub mod templates;
+pub mod webhooks;
 
 use std::{
     future::Future,

@@ -78,6 +78,7 @@ fn html_from(paragraphs: &[String], link: (&str, &str)) -> String {
 pub fn render(kind: &str, params: &Value, links: &Links<'_>) -> Rendered {
     match kind {
         "usage_alert" => usage_alert(params, links),
+        "monitor_anomaly" => monitor_anomaly(params, links),
         "test" => {
             let text =
                 "This is a test message from Driftlock. If you can read it, email delivery works."
@@ -100,6 +101,35 @@ pub fn render(kind: &str, params: &Value, links: &Links<'_>) -> Rendered {
                 text,
             }
         }
+    }
+}
+
+fn monitor_anomaly(p: &Value, links: &Links<'_>) -> Rendered {
+    let name = p["monitor"]["name"].as_str().unwrap_or("");
+    let e = &p["explanation"];
+    let when = format_rfc3339(p["timestamp"].as_i64().unwrap_or(0).saturating_mul(1000));
+    let mut paragraphs = vec![format!(
+        "Monitor {name} saw {} at {when} (anomaly score {:.3}, confidence {:.4}).",
+        p["value"],
+        p["score"].as_f64().unwrap_or(0.0),
+        e["confidence"].as_f64().unwrap_or(0.0)
+    )];
+    if let (Some(lo), Some(hi)) = (e["expected_low"].as_f64(), e["expected_high"].as_f64()) {
+        paragraphs.push(format!("Expected range: {lo:.4} to {hi:.4}."));
+    }
+    paragraphs.push(s(e, "summary").to_string());
+    paragraphs.push("Further anomalies in this episode will not be mailed again.".into());
+    let url = format!(
+        "{}/admin/#/monitors/{}",
+        links.public_url,
+        p["monitor"]["id"].as_str().unwrap_or("")
+    );
+    let mut text = paragraphs.join("\n\n");
+    text.push_str(&format!("\n\nMonitor: {url}\n"));
+    Rendered {
+        subject: format!("[Driftlock] Anomaly on monitor {name}"),
+        html: html_from(&paragraphs, (&url, "Open the monitor")),
+        text,
     }
 }
 
@@ -195,6 +225,27 @@ mod tests {
             cap.text
         );
         assert!(cap.text.contains("429"));
+    }
+
+    #[test]
+    fn monitor_anomalies_say_what_was_seen_and_expected() {
+        let p = json!({"monitor": {"id": "mon_1", "name": "latency"}, "timestamp": 1_700_000_000, "value": 5000.0,
+            "score": 0.97, "explanation": {"confidence": 0.9999, "expected_low": 40.0, "expected_high": 60.0, "summary": "Far above."}});
+        let r = render(
+            "monitor_anomaly",
+            &p,
+            &Links {
+                public_url: "http://x",
+            },
+        );
+        assert_eq!(r.subject, "[Driftlock] Anomaly on monitor latency");
+        assert!(
+            r.text.contains("5000.0 at 2023-11-14T22:13:20.000Z"),
+            "{}",
+            r.text
+        );
+        assert!(r.text.contains("Expected range: 40.0000 to 60.0000."));
+        assert!(r.text.contains("Far above."));
     }
 
     #[test]

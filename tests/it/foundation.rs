@@ -164,12 +164,21 @@ fn every_org_route_hides_other_orgs_data() {
         &json!([{"b": 1}]),
     );
     assert_eq!(s, 200);
-    let snapshot_b = |server: &support::Server| get(server, "/v1/streams/b-stream", Some(&key_b)).1;
+    let (s, monitor_b) = post(&server, "/v1/monitors", Some(&key_b), &json!({"name": "b"}));
+    assert_eq!(s, 201);
+    let monitor_b = monitor_b["id"].as_str().unwrap().to_string();
+    let snapshot_b = |server: &support::Server| {
+        (
+            get(server, "/v1/streams/b-stream", Some(&key_b)).1,
+            get(server, &format!("/v1/monitors/{monitor_b}"), Some(&key_b)).1,
+        )
+    };
     let before = snapshot_b(&server);
     let foreign = |param: &str| match param {
         "org_id" => org_b.clone(),
         "key_id" => key_b_id.clone(),
         "stream_id" => "b-stream".to_string(),
+        "monitor_id" => monitor_b.clone(),
         other => panic!("no foreign fixture for path parameter {other}; add one to this test"),
     };
     // Operations that create the named object in the caller's own namespace on first use.
@@ -210,6 +219,7 @@ fn every_org_route_hides_other_orgs_data() {
                 .set("Authorization", &format!("Bearer {key_a}"));
             let body: Option<Value> = op.get("requestBody").map(|_| match op_id {
                 "ingestStreamEvents" => json!([{"probe": 1}]),
+                "sendMonitorPoints" => json!({"timestamp": 1_900_000_000, "value": 1}),
                 _ => json!({"name": "x"}),
             });
             let (s, b) = support::send(req, body.as_ref());

@@ -5,6 +5,7 @@ mod durability;
 mod email;
 mod foundation;
 mod metering;
+mod monitors;
 mod openapi;
 mod streams;
 mod support;

@@ -1,0 +1,851 @@
+//! The Monitor API: named, long-lived monitors over a numeric metric. Points run through the
+//! monitor's persisted metric detector (the same engine and defaults as `driftlock score`);
+//! anomalies are stored with their explanations, counted as detections, and the first anomaly
+//! of each episode notifies the monitor's email addresses and signed webhooks.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    param::{Header, Path, Query},
+    payload::Json,
+    ApiResponse, Object, OpenApi, Union,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{
+    auth::OrgAuth,
+    blocking, blocking_api,
+    error::{ApiError, ApiResult},
+    explain::ExplanationView,
+    models::{decode_cursor, encode_cursor, parse_time_param, valid_email, valid_name, Tag},
+    usage, AppState,
+};
+use crate::{
+    clock,
+    core::detect::{MetricDetector, MetricSettings},
+    secrets,
+    store::{
+        page_limit, BatchCommitted, DeliveryStatus, EpisodeStart, MonitorAnomaly,
+        MonitorBatchCommit, MonitorRecord, OrgScope, SeriesPoint, WebhookChannel,
+    },
+};
+
+pub struct MonitorsApi;
+
+/// Anomalies closer than this many points to the previous one belong to the same episode and
+/// notify nobody again (flapping suppression).
+pub const EPISODE_GAP_POINTS: u64 = 30;
+
+#[derive(Object, Clone, Default)]
+struct Channels {
+    /// Addresses mailed at the start of each anomaly episode.
+    #[oai(default)]
+    emails: Vec<String>,
+    /// URLs that receive a signed POST at the start of each anomaly episode.
+    #[oai(default)]
+    webhooks: Vec<String>,
+}
+
+#[derive(Object)]
+struct CreateMonitorRequest {
+    name: String,
+    description: Option<String>,
+    /// 0 (fewest alarms) ..= 1 (most alarms); default 0.5.
+    sensitivity: Option<f64>,
+    /// Advanced detector settings (the fields of `driftlock score`'s defaults); absent fields
+    /// keep their defaults.
+    detector: Option<Value>,
+    notifications: Option<Channels>,
+}
+
+#[derive(Object)]
+struct UpdateMonitorRequest {
+    name: Option<String>,
+    description: Option<String>,
+    /// Changing the sensitivity or detector settings restarts the monitor's baseline.
+    sensitivity: Option<f64>,
+    detector: Option<Value>,
+    /// Replaces the channels; new webhooks get new secrets, shown in this answer only.
+    notifications: Option<Channels>,
+}
+
+#[derive(Object, Clone)]
+struct WebhookView {
+    id: String,
+    url: String,
+    /// The signing secret; only in the answer that created the channel.
+    #[oai(skip_serializing_if_is_none)]
+    secret: Option<String>,
+}
+
+#[derive(Object)]
+struct Monitor {
+    id: String,
+    name: String,
+    description: Option<String>,
+    /// `warming_up`, `healthy` or `paused`.
+    status: String,
+    warming_up_remaining: u32,
+    sensitivity: f64,
+    detector: Value,
+    emails: Vec<String>,
+    webhooks: Vec<WebhookView>,
+    points_seen: u64,
+    points_rejected: u64,
+    anomalies_seen: u64,
+    episodes: u64,
+    last_point_at: Option<String>,
+    last_anomaly_at: Option<String>,
+    created_at: String,
+}
+
+fn secs_to_rfc3339(ts: i64) -> String {
+    clock::format_rfc3339(ts.saturating_mul(1000))
+}
+
+fn view(r: MonitorRecord, fresh: &[String]) -> Monitor {
+    let remaining = u64::from(r.settings.warmup).saturating_sub(r.points_seen) as u32;
+    Monitor {
+        status: if r.paused {
+            "paused"
+        } else if remaining > 0 {
+            "warming_up"
+        } else {
+            "healthy"
+        }
+        .into(),
+        warming_up_remaining: remaining,
+        sensitivity: r.settings.sensitivity,
+        detector: serde_json::to_value(&r.settings).unwrap_or_default(),
+        webhooks: r
+            .webhooks
+            .iter()
+            .map(|w| WebhookView {
+                id: w.id.clone(),
+                url: w.url.clone(),
+                secret: fresh.contains(&w.id).then(|| w.secret.clone()),
+            })
+            .collect(),
+        emails: r.emails,
+        id: r.id,
+        name: r.name,
+        description: r.description,
+        points_seen: r.points_seen,
+        points_rejected: r.points_rejected,
+        anomalies_seen: r.anomalies_seen,
+        episodes: r.episodes,
+        last_point_at: r.last_point_ts.map(secs_to_rfc3339),
+        last_anomaly_at: r.last_anomaly_ts.map(secs_to_rfc3339),
+        created_at: clock::format_rfc3339(r.created_at_ms),
+    }
+}
+
+#[derive(Object)]
+struct MonitorList {
+    items: Vec<Monitor>,
+    next_cursor: Option<String>,
+}
+
+#[derive(ApiResponse)]
+enum MonitorCreated {
+    /// Created; webhook secrets are in this answer only.
+    #[oai(status = 201)]
+    Created(Json<Monitor>),
+}
+
+/// One point: `timestamp` as RFC 3339 (or `YYYY-MM-DD HH:MM:SS`, UTC) or epoch seconds.
+#[derive(Object, Clone, Serialize, Deserialize)]
+struct PointIn {
+    timestamp: Value,
+    value: f64,
+}
+
+#[derive(Object, Clone)]
+struct PointBatch {
+    points: Vec<PointIn>,
+}
+
+/// A single point or a batch.
+#[derive(Union)]
+#[oai(one_of)]
+enum PointsBody {
+    Batch(PointBatch),
+    Single(PointIn),
+}
+
+#[derive(Object, Serialize, Deserialize, Clone)]
+struct PointResult {
+    index: u32,
+    /// The point's time, normalized to RFC 3339.
+    timestamp: String,
+    /// False when the point broke the input rule and was ignored (see `rejected_reason`).
+    accepted: bool,
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rejected_reason: Option<String>,
+    anomaly: bool,
+    score: f64,
+    warming_up: bool,
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    explanation: Option<ExplanationView>,
+}
+
+#[derive(Object, Serialize, Deserialize, Clone)]
+struct PointsResult {
+    monitor_id: String,
+    status: String,
+    warming_up_remaining: u32,
+    results: Vec<PointResult>,
+    accepted: u32,
+    anomalies: u32,
+    detections_counted: u64,
+    period_detections: u64,
+}
+
+#[derive(Object)]
+struct AnomalyView {
+    seq: u64,
+    timestamp: String,
+    value: f64,
+    score: f64,
+    episode: u64,
+    detected_at: String,
+    explanation: ExplanationView,
+}
+
+#[derive(Object)]
+struct AnomalyList {
+    items: Vec<AnomalyView>,
+    next_cursor: Option<String>,
+}
+
+#[derive(Object)]
+struct SeriesView {
+    timestamp: String,
+    value: f64,
+    score: f64,
+    anomaly: bool,
+}
+
+#[derive(Object)]
+struct Series {
+    /// Points in time order; when downsampled, each bucket keeps its highest-scoring point so
+    /// anomalies stay visible.
+    points: Vec<SeriesView>,
+    downsampled: bool,
+}
+
+#[derive(Object)]
+struct DeliveryView {
+    id: u64,
+    url: String,
+    event: String,
+    /// `pending`, `delivered` or `failed`.
+    status: String,
+    attempts: u32,
+    last_error: Option<String>,
+    created_at: String,
+    delivered_at: Option<String>,
+    body: Value,
+}
+
+#[derive(Object)]
+struct DeliveryList {
+    items: Vec<DeliveryView>,
+}
+
+fn settings_from(
+    sensitivity: Option<f64>,
+    detector: Option<&Value>,
+    base: MetricSettings,
+) -> ApiResult<MetricSettings> {
+    let mut value = serde_json::to_value(&base).unwrap_or_default();
+    if let Some(Value::Object(overrides)) = detector {
+        for (k, v) in overrides {
+            value[k] = v.clone();
+        }
+    } else if detector.is_some_and(|d| !d.is_null()) {
+        return Err(ApiError::validation(
+            "detector",
+            "must be an object of detector settings",
+        ));
+    }
+    if let Some(s) = sensitivity {
+        value["sensitivity"] = serde_json::json!(s);
+    }
+    let settings: MetricSettings = serde_json::from_value(value)
+        .map_err(|e| ApiError::validation("detector", e.to_string()))?;
+    settings
+        .validate()
+        .map_err(|e| ApiError::validation("detector", e.to_string()))?;
+    Ok(settings)
+}
+
+fn channels_from(channels: &Channels) -> ApiResult<(Vec<String>, Vec<WebhookChannel>)> {
+    if channels.emails.len() + channels.webhooks.len() > 20 {
+        return Err(ApiError::validation(
+            "notifications",
+            "at most 20 channels per monitor",
+        ));
+    }
+    let emails = channels
+        .emails
+        .iter()
+        .map(|e| valid_email("notifications.emails", e))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let webhooks = channels
+        .webhooks
+        .iter()
+        .map(|url| {
+            let url = url.trim();
+            let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                && url.len() <= 2048
+                && !url.contains(char::is_whitespace);
+            if !ok {
+                return Err(ApiError::validation(
+                    "notifications.webhooks",
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+            Ok(WebhookChannel {
+                id: secrets::new_id("wh", clock::now_ms()),
+                url: url.to_string(),
+                secret: secrets::new_webhook_secret(),
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok((emails, webhooks))
+}
+
+fn parse_points(body: PointsBody) -> ApiResult<Vec<(i64, f64)>> {
+    let points = match body {
+        PointsBody::Batch(b) => b.points,
+        PointsBody::Single(p) => vec![p],
+    };
+    points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let ts = match &p.timestamp {
+                Value::Number(n) => n
+                    .as_f64()
+                    .filter(|f| f.is_finite() && f.abs() < 1e12)
+                    .map(|f| f.floor() as i64),
+                Value::String(s) => crate::score::parse_timestamp(s),
+                _ => None,
+            };
+            ts.map(|t| (t, p.value)).ok_or_else(|| {
+                ApiError::InvalidEvent(format!(
+                    "point at index {i}: timestamp {} is not RFC 3339 or epoch seconds",
+                    p.timestamp
+                ))
+            })
+        })
+        .collect()
+}
+
+fn process_points(
+    scope: &OrgScope,
+    monitor_id: &str,
+    points: &[(i64, f64)],
+    idempotency_key: Option<&str>,
+    now_ms: i64,
+) -> ApiResult<PointsResult> {
+    let scoped_key = idempotency_key.map(|k| format!("monitor:{monitor_id}:{k}"));
+    let fingerprint = secrets::sha256_hex(&serde_json::to_string(points).unwrap_or_default());
+    for _attempt in 0..8 {
+        if let Some(key) = &scoped_key {
+            match scope.remembered(key, &fingerprint, now_ms)? {
+                crate::store::Remembered::Nothing => {}
+                crate::store::Remembered::Answer(a) => return replayed(a),
+                crate::store::Remembered::KeyReused => return Err(ApiError::IdempotencyKeyReused),
+            }
+        }
+        let (mut record, state) = scope.monitor_snapshot(monitor_id)?;
+        if record.paused {
+            return Err(ApiError::Conflict(format!(
+                "monitor {monitor_id} is paused; resume it to send points"
+            )));
+        }
+        usage::admit(&scope.meter_snapshot(now_ms)?, now_ms)?;
+        let expected_version = record.version;
+        let mut detector = match &state {
+            Some(bytes) => MetricDetector::decode_state(bytes)
+                .map_err(|e| ApiError::Internal(format!("monitor {monitor_id}: {e}")))?,
+            None => MetricDetector::new(record.settings.clone()),
+        };
+        let mut results = Vec::with_capacity(points.len());
+        let mut series = Vec::new();
+        let mut anomalies = Vec::new();
+        let mut episode_starts = Vec::new();
+        let mut remaining =
+            u64::from(record.settings.warmup).saturating_sub(record.points_seen) as u32;
+        for (i, &(ts, value)) in points.iter().enumerate() {
+            let verdict = detector.observe(ts, value);
+            let mut result = PointResult {
+                index: i as u32,
+                timestamp: secs_to_rfc3339(ts),
+                accepted: verdict.accepted,
+                rejected_reason: None,
+                anomaly: verdict.anomaly,
+                score: verdict.score,
+                warming_up: verdict.warming_up_remaining > 0,
+                explanation: None,
+            };
+            if !verdict.accepted {
+                record.points_rejected += 1;
+                result.rejected_reason = Some(if value.is_finite() {
+                    "timestamp is not after the last accepted point (out of order or duplicate)"
+                        .into()
+                } else {
+                    "value is not a finite number".into()
+                });
+                results.push(result);
+                continue;
+            }
+            remaining = verdict.warming_up_remaining;
+            record.points_seen += 1;
+            record.last_point_ts = Some(ts);
+            series.push(SeriesPoint {
+                ts,
+                value,
+                score: verdict.score,
+                anomaly: verdict.anomaly,
+            });
+            if let (true, Some(explanation)) = (verdict.anomaly, verdict.explanation) {
+                let new_episode = record
+                    .last_anomaly_point
+                    .is_none_or(|last| record.points_seen - last > EPISODE_GAP_POINTS);
+                if new_episode {
+                    record.episodes += 1;
+                }
+                record.anomalies_seen += 1;
+                record.last_anomaly_ts = Some(ts);
+                record.last_anomaly_point = Some(record.points_seen);
+                let anomaly = MonitorAnomaly {
+                    seq: 0,
+                    ts,
+                    value,
+                    score: verdict.score,
+                    explanation: explanation.clone(),
+                    detected_at_ms: now_ms,
+                    episode: record.episodes,
+                };
+                if new_episode {
+                    episode_starts.push(EpisodeStart {
+                        episode: record.episodes,
+                        anomaly: anomaly.clone(),
+                    });
+                }
+                anomalies.push(anomaly);
+                result.explanation = Some(explanation.into());
+            }
+            results.push(result);
+        }
+        record.version += 1;
+        record.updated_at_ms = now_ms;
+        let accepted = series.len() as u32;
+        let found = anomalies.len() as u32;
+        let commit = MonitorBatchCommit {
+            record,
+            expected_version,
+            state: detector.encode_state(),
+            points: series,
+            anomalies,
+            episode_starts,
+            idempotency: scoped_key.clone().map(|k| (k, fingerprint.clone())),
+            now_ms,
+        };
+        let committed = scope.commit_monitor_batch(commit, |metered| PointsResult {
+            monitor_id: monitor_id.to_string(),
+            status: if remaining > 0 {
+                "warming_up"
+            } else {
+                "healthy"
+            }
+            .into(),
+            warming_up_remaining: remaining,
+            results,
+            accepted,
+            anomalies: found,
+            detections_counted: u64::from(found),
+            period_detections: metered.usage.total_calls,
+        })?;
+        match committed {
+            BatchCommitted::Done(r) => return Ok(r),
+            BatchCommitted::Replayed(a) => return replayed(a),
+            BatchCommitted::Raced => continue,
+        }
+    }
+    Err(ApiError::Conflict(format!(
+        "monitor {monitor_id} is being written by other requests; retry"
+    )))
+}
+
+fn replayed(answer: Value) -> ApiResult<PointsResult> {
+    serde_json::from_value(answer).map_err(|e| ApiError::Internal(format!("stored answer: {e}")))
+}
+
+/// At most `max` points: each of `max` equal buckets keeps its highest-scoring point.
+fn downsample(points: Vec<SeriesPoint>, max: usize) -> (Vec<SeriesPoint>, bool) {
+    if points.len() <= max {
+        return (points, false);
+    }
+    let per = points.len().div_ceil(max);
+    let kept = points
+        .chunks(per)
+        .filter_map(|chunk| {
+            chunk
+                .iter()
+                .copied()
+                .max_by(|a, b| a.score.total_cmp(&b.score))
+        })
+        .collect();
+    (kept, true)
+}
+
+#[OpenApi(prefix_path = "/v1/monitors", tag = "Tag::Monitors")]
+impl MonitorsApi {
+    /// Create a monitor.
+    #[oai(path = "/", method = "post", operation_id = "createMonitor")]
+    async fn create(
+        &self,
+        auth: OrgAuth,
+        body: Json<CreateMonitorRequest>,
+    ) -> ApiResult<MonitorCreated> {
+        let name = valid_name("name", &body.name)?;
+        let settings = settings_from(
+            body.sensitivity,
+            body.detector.as_ref(),
+            MetricSettings::default(),
+        )?;
+        let (emails, webhooks) = channels_from(&body.notifications.clone().unwrap_or_default())?;
+        let now = clock::now_ms();
+        let record = MonitorRecord {
+            id: secrets::new_id("mon", now),
+            name,
+            description: body.description.clone(),
+            settings,
+            emails,
+            webhooks,
+            paused: false,
+            created_at_ms: now,
+            updated_at_ms: now,
+            points_seen: 0,
+            points_rejected: 0,
+            anomalies_seen: 0,
+            last_point_ts: None,
+            last_anomaly_ts: None,
+            last_anomaly_point: None,
+            episodes: 0,
+            version: 1,
+        };
+        let fresh: Vec<String> = record.webhooks.iter().map(|w| w.id.clone()).collect();
+        let scope = auth.0.scope;
+        let stored = record.clone();
+        blocking(move || scope.create_monitor(&stored)).await?;
+        Ok(MonitorCreated::Created(Json(view(record, &fresh))))
+    }
+
+    /// The organization's monitors.
+    #[oai(path = "/", method = "get", operation_id = "listMonitors")]
+    async fn list(
+        &self,
+        auth: OrgAuth,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<MonitorList>> {
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page = auth
+            .0
+            .scope
+            .list_monitors(after.as_deref(), page_limit(limit.0))?;
+        Ok(Json(MonitorList {
+            items: page.items.into_iter().map(|m| view(m, &[])).collect(),
+            next_cursor: encode_cursor(page.next_after),
+        }))
+    }
+
+    /// A monitor and its status (warming up, healthy or paused; last point; last anomaly).
+    #[oai(path = "/:monitor_id", method = "get", operation_id = "getMonitor")]
+    async fn get(&self, auth: OrgAuth, monitor_id: Path<String>) -> ApiResult<Json<Monitor>> {
+        Ok(Json(view(auth.0.scope.get_monitor(&monitor_id)?, &[])))
+    }
+
+    /// Change a monitor. New detector settings restart its baseline.
+    #[oai(
+        path = "/:monitor_id",
+        method = "patch",
+        operation_id = "updateMonitor"
+    )]
+    async fn update(
+        &self,
+        auth: OrgAuth,
+        monitor_id: Path<String>,
+        body: Json<UpdateMonitorRequest>,
+    ) -> ApiResult<Json<Monitor>> {
+        let scope = auth.0.scope;
+        let current = scope.get_monitor(&monitor_id)?;
+        let name = body
+            .name
+            .as_deref()
+            .map(|n| valid_name("name", n))
+            .transpose()?;
+        let settings = if body.sensitivity.is_some() || body.detector.is_some() {
+            Some(settings_from(
+                body.sensitivity,
+                body.detector.as_ref(),
+                current.settings.clone(),
+            )?)
+        } else {
+            None
+        };
+        let channels = body.notifications.as_ref().map(channels_from).transpose()?;
+        let fresh: Vec<String> = channels
+            .iter()
+            .flat_map(|(_, w)| w.iter().map(|w| w.id.clone()))
+            .collect();
+        let reset = settings.as_ref().is_some_and(|s| *s != current.settings);
+        let description = body.0.description;
+        let now = clock::now_ms();
+        let record = blocking(move || {
+            scope.update_monitor(&monitor_id, reset, now, |m| {
+                if let Some(name) = name {
+                    m.name = name;
+                }
+                if description.is_some() {
+                    m.description = description;
+                }
+                if let Some(settings) = settings {
+                    if reset {
+                        m.settings = settings;
+                        m.points_seen = 0;
+                        m.last_anomaly_point = None;
+                    }
+                }
+                if let Some((emails, webhooks)) = channels {
+                    m.emails = emails;
+                    m.webhooks = webhooks;
+                }
+            })
+        })
+        .await?;
+        Ok(Json(view(record, &fresh)))
+    }
+
+    /// Delete a monitor with its state, points and anomalies.
+    #[oai(
+        path = "/:monitor_id",
+        method = "delete",
+        operation_id = "deleteMonitor"
+    )]
+    async fn delete(&self, auth: OrgAuth, monitor_id: Path<String>) -> ApiResult<Json<Monitor>> {
+        let scope = auth.0.scope;
+        let record = scope.get_monitor(&monitor_id)?;
+        blocking(move || scope.delete_monitor(&monitor_id)).await?;
+        Ok(Json(view(record, &[])))
+    }
+
+    /// Pause a monitor: points are refused (409) until it is resumed; its state is kept.
+    #[oai(
+        path = "/:monitor_id/pause",
+        method = "post",
+        operation_id = "pauseMonitor"
+    )]
+    async fn pause(&self, auth: OrgAuth, monitor_id: Path<String>) -> ApiResult<Json<Monitor>> {
+        let scope = auth.0.scope;
+        let now = clock::now_ms();
+        let record =
+            blocking(move || scope.update_monitor(&monitor_id, false, now, |m| m.paused = true))
+                .await?;
+        Ok(Json(view(record, &[])))
+    }
+
+    /// Resume a paused monitor.
+    #[oai(
+        path = "/:monitor_id/resume",
+        method = "post",
+        operation_id = "resumeMonitor"
+    )]
+    async fn resume(&self, auth: OrgAuth, monitor_id: Path<String>) -> ApiResult<Json<Monitor>> {
+        let scope = auth.0.scope;
+        let now = clock::now_ms();
+        let record =
+            blocking(move || scope.update_monitor(&monitor_id, false, now, |m| m.paused = false))
+                .await?;
+        Ok(Json(view(record, &[])))
+    }
+
+    /// Send one point or a batch; get a verdict per point. Points must come in time order: a
+    /// point not after the last accepted one (or not finite) is answered `accepted: false` and
+    /// ignored. Each anomaly counts one detection; past the quota the call answers 429.
+    #[oai(
+        path = "/:monitor_id/points",
+        method = "post",
+        operation_id = "sendMonitorPoints"
+    )]
+    async fn points(
+        &self,
+        auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
+        monitor_id: Path<String>,
+        /// Retrying with the same key returns the first answer and counts nothing again (24 h).
+        #[oai(name = "Idempotency-Key")]
+        idempotency_key: Header<Option<String>>,
+        body: Json<PointsBody>,
+    ) -> ApiResult<Json<PointsResult>> {
+        state.rate_limiter.check(&auth.0.actor)?;
+        if idempotency_key
+            .0
+            .as_ref()
+            .is_some_and(|k| k.is_empty() || k.len() > 255)
+        {
+            return Err(ApiError::validation(
+                "Idempotency-Key",
+                "must be 1 to 255 characters",
+            ));
+        }
+        let points = parse_points(body.0)?;
+        if points.len() > state.max_batch_events {
+            return Err(ApiError::BatchTooLarge {
+                got: points.len(),
+                max: state.max_batch_events,
+            });
+        }
+        let scope = auth.0.scope;
+        let key = idempotency_key.0;
+        let now = clock::now_ms();
+        let result =
+            blocking_api(move || process_points(&scope, &monitor_id, &points, key.as_deref(), now))
+                .await?;
+        Ok(Json(result))
+    }
+
+    /// Stored anomalies, oldest first, with point times in `[from, to)`.
+    #[oai(
+        path = "/:monitor_id/anomalies",
+        method = "get",
+        operation_id = "listMonitorAnomalies"
+    )]
+    async fn anomalies(
+        &self,
+        auth: OrgAuth,
+        monitor_id: Path<String>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+        limit: Query<Option<u32>>,
+        cursor: Query<Option<String>>,
+    ) -> ApiResult<Json<AnomalyList>> {
+        let after = decode_cursor(cursor.0.as_deref())?
+            .map(|c| {
+                c.parse::<u64>()
+                    .map_err(|_| ApiError::BadRequest("cursor is not valid".into()))
+            })
+            .transpose()?;
+        let from = parse_time_param("from", from.0.as_deref())?.map(|ms| ms / 1000);
+        let to = parse_time_param("to", to.0.as_deref())?.map(|ms| ms / 1000);
+        let page = auth.0.scope.list_monitor_anomalies(
+            &monitor_id,
+            after,
+            from,
+            to,
+            page_limit(limit.0),
+        )?;
+        Ok(Json(AnomalyList {
+            items: page
+                .items
+                .into_iter()
+                .map(|a| AnomalyView {
+                    seq: a.seq,
+                    timestamp: secs_to_rfc3339(a.ts),
+                    value: a.value,
+                    score: a.score,
+                    episode: a.episode,
+                    detected_at: clock::format_rfc3339(a.detected_at_ms),
+                    explanation: a.explanation.into(),
+                })
+                .collect(),
+            next_cursor: encode_cursor(page.next_after),
+        }))
+    }
+
+    /// Recent points with their scores, for charts (downsampled to `max_points`, default 500).
+    #[oai(
+        path = "/:monitor_id/series",
+        method = "get",
+        operation_id = "getMonitorSeries"
+    )]
+    async fn series(
+        &self,
+        auth: OrgAuth,
+        monitor_id: Path<String>,
+        from: Query<Option<String>>,
+        to: Query<Option<String>>,
+        max_points: Query<Option<u32>>,
+    ) -> ApiResult<Json<Series>> {
+        let from = parse_time_param("from", from.0.as_deref())?.map(|ms| ms / 1000);
+        let to = parse_time_param("to", to.0.as_deref())?.map(|ms| ms / 1000);
+        let points =
+            auth.0
+                .scope
+                .monitor_series(&monitor_id, from, to, crate::store::MAX_SERIES_POINTS)?;
+        let (points, downsampled) = downsample(
+            points,
+            max_points.0.unwrap_or(500).clamp(10, 20_000) as usize,
+        );
+        Ok(Json(Series {
+            points: points
+                .into_iter()
+                .map(|p| SeriesView {
+                    timestamp: secs_to_rfc3339(p.ts),
+                    value: p.value,
+                    score: p.score,
+                    anomaly: p.anomaly,
+                })
+                .collect(),
+            downsampled,
+        }))
+    }
+
+    /// Webhook deliveries of this monitor, newest first.
+    #[oai(
+        path = "/:monitor_id/deliveries",
+        method = "get",
+        operation_id = "listMonitorDeliveries"
+    )]
+    async fn deliveries(
+        &self,
+        auth: OrgAuth,
+        monitor_id: Path<String>,
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<DeliveryList>> {
+        let rows = auth
+            .0
+            .scope
+            .monitor_deliveries(&monitor_id, page_limit(limit.0))?;
+        Ok(Json(DeliveryList {
+            items: rows
+                .into_iter()
+                .map(|d| DeliveryView {
+                    id: d.id,
+                    url: d.url,
+                    event: d.event,
+                    status: match d.status {
+                        DeliveryStatus::Pending => "pending",
+                        DeliveryStatus::Delivered => "delivered",
+                        DeliveryStatus::Failed => "failed",
+                    }
+                    .into(),
+                    attempts: d.attempts,
+                    last_error: d.last_error,
+                    created_at: clock::format_rfc3339(d.created_at_ms),
+                    delivered_at: d.delivered_at_ms.map(clock::format_rfc3339),
+                    body: d.body,
+                })
+                .collect(),
+        }))
+    }
+}

@@ -1,0 +1,444 @@
+//! Monitors of one organization: definition and counters, detector state, recent points with
+//! their scores, stored anomalies, and the commit of a batch of points with everything it
+//! causes (metering, notifications, idempotent answer) in one transaction.
+
+use redb::{ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{
+    codec::{self, Versioned},
+    idempotency::{self, Prior},
+    metering::{meter_in_tx, Metered},
+    outbox::{self, NewEmail},
+    streams::BatchCommitted,
+    tables,
+    webhooks::{self, NewDelivery, WebhookDelivery},
+    OrgScope, Page, StoreError,
+};
+use crate::core::detect::{Explanation, MetricSettings};
+
+/// Anomalies and series points kept per monitor; older ones are dropped.
+pub const MAX_STORED_ANOMALIES: u64 = 10_000;
+pub const MAX_SERIES_POINTS: usize = 20_000;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookChannel {
+    pub id: String,
+    pub url: String,
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorRecord {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub settings: MetricSettings,
+    pub emails: Vec<String>,
+    pub webhooks: Vec<WebhookChannel>,
+    pub paused: bool,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub points_seen: u64,
+    pub points_rejected: u64,
+    pub anomalies_seen: u64,
+    /// Epoch seconds of the last accepted point and the last anomaly.
+    pub last_point_ts: Option<i64>,
+    pub last_anomaly_ts: Option<i64>,
+    /// `points_seen` when the last anomaly was found, to group anomalies into episodes.
+    pub last_anomaly_point: Option<u64>,
+    pub episodes: u64,
+    pub version: u64,
+}
+
+impl Versioned for MonitorRecord {
+    const KIND: &'static str = "monitor";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MonitorAnomaly {
+    pub seq: u64,
+    /// The point's own time (epoch seconds) and value.
+    pub ts: i64,
+    pub value: f64,
+    pub score: f64,
+    pub explanation: Explanation,
+    pub detected_at_ms: i64,
+    pub episode: u64,
+}
+
+impl Versioned for MonitorAnomaly {
+    const KIND: &'static str = "monitor anomaly";
+    const VERSION: u8 = 1;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SeriesPoint {
+    pub ts: i64,
+    pub value: f64,
+    pub score: f64,
+    pub anomaly: bool,
+}
+
+impl Versioned for SeriesPoint {
+    const KIND: &'static str = "series point";
+    const VERSION: u8 = 1;
+}
+
+/// A notification an episode's first anomaly asks for.
+pub struct EpisodeStart {
+    pub episode: u64,
+    pub anomaly: MonitorAnomaly,
+}
+
+/// A processed batch of points, ready to commit.
+pub struct MonitorBatchCommit {
+    pub record: MonitorRecord,
+    pub expected_version: u64,
+    pub state: Vec<u8>,
+    pub points: Vec<SeriesPoint>,
+    /// Anomalies without their sequence numbers (assigned at commit).
+    pub anomalies: Vec<MonitorAnomaly>,
+    pub episode_starts: Vec<EpisodeStart>,
+    pub idempotency: Option<(String, String)>,
+    pub now_ms: i64,
+}
+
+fn read<T: Versioned>(
+    bytes: Option<redb::AccessGuard<'_, &'static [u8]>>,
+) -> Result<Option<T>, StoreError> {
+    bytes.map(|b| codec::decode(b.value())).transpose()
+}
+
+impl OrgScope {
+    pub fn create_monitor(&self, record: &MonitorRecord) -> Result<(), StoreError> {
+        let tx = self.store.db().begin_write()?;
+        {
+            let mut monitors = tx.open_table(tables::MONITORS)?;
+            if monitors
+                .get((self.org_id.as_str(), record.id.as_str()))?
+                .is_some()
+            {
+                return Err(StoreError::Conflict(format!(
+                    "monitor {} already exists",
+                    record.id
+                )));
+            }
+            monitors.insert(
+                (self.org_id.as_str(), record.id.as_str()),
+                codec::encode(record).as_slice(),
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn get_monitor(&self, id: &str) -> Result<MonitorRecord, StoreError> {
+        let tx = self.store.db().begin_read()?;
+        let monitors = tx.open_table(tables::MONITORS)?;
+        read(monitors.get((self.org_id.as_str(), id))?)?
+            .ok_or_else(|| StoreError::not_found("monitor", id))
+    }
+
+    /// The monitor and its detector state, as a batch starts from.
+    pub fn monitor_snapshot(
+        &self,
+        id: &str,
+    ) -> Result<(MonitorRecord, Option<Vec<u8>>), StoreError> {
+        let tx = self.store.db().begin_read()?;
+        let key = (self.org_id.as_str(), id);
+        let record = read(tx.open_table(tables::MONITORS)?.get(key)?)?
+            .ok_or_else(|| StoreError::not_found("monitor", id))?;
+        let state = tx
+            .open_table(tables::MONITOR_STATE)?
+            .get(key)?
+            .map(|b| b.value().to_vec());
+        Ok((record, state))
+    }
+
+    pub fn list_monitors(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<MonitorRecord>, StoreError> {
+        let tx = self.store.db().begin_read()?;
+        let monitors = tx.open_table(tables::MONITORS)?;
+        let org = self.org_id.as_str();
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in monitors.range((org, after.unwrap_or(""))..)? {
+            let (key, value) = entry?;
+            let (entry_org, id) = key.value();
+            if entry_org != org {
+                break;
+            }
+            if after == Some(id) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(codec::decode::<MonitorRecord>(value.value())?);
+        }
+        let next_after = if more {
+            items.last().map(|m| m.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+
+    /// Changes a monitor with `change`; when `reset_state` the detector starts afresh.
+    pub fn update_monitor(
+        &self,
+        id: &str,
+        reset_state: bool,
+        now_ms: i64,
+        change: impl FnOnce(&mut MonitorRecord),
+    ) -> Result<MonitorRecord, StoreError> {
+        let tx = self.store.db().begin_write()?;
+        let key = (self.org_id.as_str(), id);
+        let record = {
+            let mut monitors = tx.open_table(tables::MONITORS)?;
+            let mut record: MonitorRecord =
+                read(monitors.get(key)?)?.ok_or_else(|| StoreError::not_found("monitor", id))?;
+            change(&mut record);
+            record.updated_at_ms = now_ms;
+            record.version += 1;
+            monitors.insert(key, codec::encode(&record).as_slice())?;
+            if reset_state {
+                tx.open_table(tables::MONITOR_STATE)?.remove(key)?;
+            }
+            record
+        };
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Removes a monitor with its state, points and anomalies (its deliveries stay listed).
+    pub fn delete_monitor(&self, id: &str) -> Result<(), StoreError> {
+        let tx = self.store.db().begin_write()?;
+        let org = self.org_id.as_str();
+        {
+            if tx
+                .open_table(tables::MONITORS)?
+                .remove((org, id))?
+                .is_none()
+            {
+                return Err(StoreError::not_found("monitor", id));
+            }
+            tx.open_table(tables::MONITOR_STATE)?.remove((org, id))?;
+            tx.open_table(tables::MONITOR_ANOMALIES)?
+                .retain_in((org, id, 0)..=(org, id, u64::MAX), |_, _| false)?;
+            tx.open_table(tables::MONITOR_SERIES)?
+                .retain_in((org, id, i64::MIN)..=(org, id, i64::MAX), |_, _| false)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stored anomalies, oldest first, after `after`, with point times in `[from, to)`.
+    pub fn list_monitor_anomalies(
+        &self,
+        id: &str,
+        after: Option<u64>,
+        from_ts: Option<i64>,
+        to_ts: Option<i64>,
+        limit: usize,
+    ) -> Result<Page<MonitorAnomaly>, StoreError> {
+        self.get_monitor(id)?;
+        let tx = self.store.db().begin_read()?;
+        let table = tx.open_table(tables::MONITOR_ANOMALIES)?;
+        let org = self.org_id.as_str();
+        let mut items = Vec::new();
+        let mut more = false;
+        for entry in table
+            .range((org, id, after.map_or(0, |a| a.saturating_add(1)))..=(org, id, u64::MAX))?
+        {
+            let anomaly: MonitorAnomaly = codec::decode(entry?.1.value())?;
+            if from_ts.is_some_and(|f| anomaly.ts < f) || to_ts.is_some_and(|t| anomaly.ts >= t) {
+                continue;
+            }
+            if items.len() == limit {
+                more = true;
+                break;
+            }
+            items.push(anomaly);
+        }
+        let next_after = if more {
+            items.last().map(|a| a.seq.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_after })
+    }
+
+    /// Recent points with scores, oldest first, with times in `[from, to)`, at most `limit`
+    /// (the newest ones).
+    pub fn monitor_series(
+        &self,
+        id: &str,
+        from_ts: Option<i64>,
+        to_ts: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        self.get_monitor(id)?;
+        let tx = self.store.db().begin_read()?;
+        let table = tx.open_table(tables::MONITOR_SERIES)?;
+        let org = self.org_id.as_str();
+        let lo = (org, id, from_ts.unwrap_or(i64::MIN));
+        let hi = (org, id, to_ts.unwrap_or(i64::MAX));
+        let mut points = Vec::new();
+        for entry in table.range(lo..hi)?.rev().take(limit) {
+            points.push(codec::decode::<SeriesPoint>(entry?.1.value())?);
+        }
+        points.reverse();
+        Ok(points)
+    }
+
+    /// Webhook deliveries of a monitor, newest first.
+    pub fn monitor_deliveries(
+        &self,
+        id: &str,
+        limit: usize,
+    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+        self.get_monitor(id)?;
+        let tx = self.store.db().begin_read()?;
+        let index = tx.open_table(tables::MONITOR_NOTIFICATIONS)?;
+        let outbox = tx.open_table(tables::WEBHOOK_OUTBOX)?;
+        let org = self.org_id.as_str();
+        let mut out = Vec::new();
+        for entry in index
+            .range((org, id, "webhook", 0)..=(org, id, "webhook", u64::MAX))?
+            .rev()
+            .take(limit)
+        {
+            let (_, _, _, delivery) = entry?.0.value();
+            if let Some(row) = webhooks::read_delivery(&outbox, delivery)? {
+                out.push(row);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Commits a processed batch of points, all or nothing.
+    pub fn commit_monitor_batch<T: Serialize>(
+        &self,
+        batch: MonitorBatchCommit,
+        answer: impl FnOnce(&Metered) -> T,
+    ) -> Result<BatchCommitted<T>, StoreError> {
+        let tx = self.store.db().begin_write()?;
+        let org = self.org_id.as_str();
+        let id = batch.record.id.as_str();
+        if let Some((key, fingerprint)) = &batch.idempotency {
+            let table = tx.open_table(tables::IDEMPOTENCY)?;
+            match idempotency::lookup(&table, org, key, fingerprint, batch.now_ms)? {
+                Prior::None => {}
+                Prior::Answered(a) => return Ok(BatchCommitted::Replayed(a)),
+                Prior::Mismatch => {
+                    return Err(StoreError::Conflict(
+                        "this Idempotency-Key was used for a different request".into(),
+                    ))
+                }
+            }
+        }
+        {
+            let mut monitors = tx.open_table(tables::MONITORS)?;
+            let current: Option<MonitorRecord> = read(monitors.get((org, id))?)?;
+            match current {
+                None => return Err(StoreError::not_found("monitor", id)),
+                Some(c) if c.version != batch.expected_version => return Ok(BatchCommitted::Raced),
+                Some(_) => {}
+            }
+            monitors.insert((org, id), codec::encode(&batch.record).as_slice())?;
+            tx.open_table(tables::MONITOR_STATE)?
+                .insert((org, id), batch.state.as_slice())?;
+        }
+        {
+            let mut series = tx.open_table(tables::MONITOR_SERIES)?;
+            for p in &batch.points {
+                series.insert((org, id, p.ts), codec::encode(p).as_slice())?;
+            }
+            let held = series
+                .range((org, id, i64::MIN)..=(org, id, i64::MAX))?
+                .count();
+            if held > MAX_SERIES_POINTS {
+                let cut = series
+                    .range((org, id, i64::MIN)..=(org, id, i64::MAX))?
+                    .nth(held - MAX_SERIES_POINTS)
+                    .transpose()?
+                    .map(|(k, _)| k.value().2);
+                if let Some(cut) = cut {
+                    series.retain_in((org, id, i64::MIN)..(org, id, cut), |_, _| false)?;
+                }
+            }
+        }
+        {
+            let mut table = tx.open_table(tables::MONITOR_ANOMALIES)?;
+            let mut next = match table.range((org, id, 0)..=(org, id, u64::MAX))?.next_back() {
+                Some(last) => last?.0.value().2 + 1,
+                None => 1,
+            };
+            for mut anomaly in batch.anomalies.iter().cloned() {
+                anomaly.seq = next;
+                table.insert((org, id, next), codec::encode(&anomaly).as_slice())?;
+                next += 1;
+            }
+            let keep_from = next.saturating_sub(MAX_STORED_ANOMALIES);
+            if keep_from > 1 {
+                table.retain_in((org, id, 0)..(org, id, keep_from), |_, _| false)?;
+            }
+        }
+        for start in &batch.episode_starts {
+            let body = json!({
+                "type": "monitor.anomaly",
+                "organization_id": org,
+                "monitor": {"id": id, "name": batch.record.name},
+                "episode": start.episode,
+                "timestamp": start.anomaly.ts,
+                "value": start.anomaly.value,
+                "score": start.anomaly.score,
+                "explanation": start.anomaly.explanation,
+            });
+            for channel in &batch.record.webhooks {
+                webhooks::enqueue(
+                    &tx,
+                    NewDelivery {
+                        org_id: org,
+                        monitor_id: id,
+                        url: &channel.url,
+                        secret: &channel.secret,
+                        event: "monitor.anomaly",
+                        body: body.clone(),
+                    },
+                    batch.now_ms,
+                )?;
+            }
+            for email in &batch.record.emails {
+                outbox::enqueue_email(
+                    &tx,
+                    NewEmail {
+                        dedupe_key: format!("monitor:{org}:{id}:{}:{email}", start.episode),
+                        org_id: Some(org),
+                        to: Some(email),
+                        kind: "monitor_anomaly",
+                        params: body.clone(),
+                    },
+                    batch.now_ms,
+                )?;
+            }
+        }
+        let metered = meter_in_tx(&tx, org, batch.anomalies.len() as u64, batch.now_ms)?;
+        let answer = answer(&metered);
+        if let Some((key, fingerprint)) = &batch.idempotency {
+            let value = serde_json::to_value(&answer)
+                .map_err(|e| StoreError::Corrupt(format!("answer does not serialize: {e}")))?;
+            idempotency::remember(&tx, org, key, fingerprint, value, batch.now_ms)?;
+        }
+        tx.commit()?;
+        Ok(BatchCommitted::Done(answer))
+    }
+}
