@@ -35,6 +35,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or_default() {
         Command::Serve(args) => serve(*args),
         Command::Score(args) => score(&args),
+        Command::Backup(args) => crate::ops::backup(&args),
+        Command::Restore(args) => crate::ops::restore(&args),
+        Command::Doctor(args) => crate::doctor::run(&args),
         Command::Openapi => {
             let mut out = std::io::stdout().lock();
             out.write_all(api::openapi_json().as_bytes())?;
@@ -102,6 +105,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         max_body_bytes: config.max_body_bytes,
         max_batch_events: config.max_batch_events,
+        data_dir: config.data_dir.clone(),
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         workers: workers.clone(),
         started_at: Instant::now(),
@@ -170,6 +174,7 @@ async fn serve_http(
         .context("listener has no address")?;
     print_banner(&local.to_string(), config, token_path.as_deref());
     tracing::info!(address = %local, "listening");
+    notify_systemd("READY=1");
 
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let app = api::app(state.clone());
@@ -216,6 +221,29 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// Tells systemd (`Type=notify`) about readiness and shutdown, when it is listening.
+fn notify_systemd(state: &str) {
+    #[cfg(unix)]
+    if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
+        use std::os::unix::net::{SocketAddr, UnixDatagram};
+        let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str()).to_vec();
+        let addr = match bytes.strip_prefix(b"@") {
+            #[cfg(target_os = "linux")]
+            Some(name) => {
+                <SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(name)
+            }
+            #[cfg(not(target_os = "linux"))]
+            Some(_) => return,
+            None => SocketAddr::from_pathname(std::path::Path::new(&path)),
+        };
+        let sent =
+            addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(state.as_bytes(), &addr));
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "cannot notify systemd");
+        }
+    }
 }
 
 fn print_banner(addr: &str, config: &Config, token_path: Option<&Path>) {

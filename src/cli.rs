@@ -26,6 +26,12 @@ pub enum Command {
     /// Score a CSV (`timestamp,value`) with the metric detector's defaults (those of a new
     /// monitor), writing `timestamp,value,anomaly_score,is_anomaly` rows in order.
     Score(ScoreArgs),
+    /// Write a consistent snapshot of the store to a file, while the server runs or not.
+    Backup(BackupArgs),
+    /// Install a backup as the store of an empty data directory.
+    Restore(RestoreArgs),
+    /// Check the configuration, data directory, store, SMTP and Stripe, and say what is wrong.
+    Doctor(Box<ServeArgs>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
@@ -119,4 +125,30 @@ impl Default for Command {
     fn default() -> Self {
         Command::Serve(Box::default())
     }
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The data directory of the store to back up
+    #[arg(long, env = "DRIFTLOCK_DATA_DIR", default_value = "./driftlock-data")]
+    pub data_dir: PathBuf,
+    /// The backup file to write (must not exist)
+    #[arg(long)]
+    pub output: PathBuf,
+    /// URL of the running server, used when it holds the store [default: http://LISTEN]
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Address the running server listens on
+    #[arg(long, env = "DRIFTLOCK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup file
+    #[arg(long)]
+    pub input: PathBuf,
+    /// An empty data directory to restore into
+    #[arg(long, env = "DRIFTLOCK_DATA_DIR")]
+    pub data_dir: PathBuf,
 }

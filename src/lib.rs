@@ -12,6 +12,8 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod core;
+pub mod doctor;
+pub mod ops;
 pub mod score;
 pub mod secrets;
 pub mod store;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::{
     param::{Path, Query},
-    payload::Json,
+    payload::{Binary, Json},
     ApiResponse, Enum, Object, OpenApi,
 };
 
@@ -295,5 +295,28 @@ impl AdminApi {
                 })
                 .collect(),
         }))
+    }
+
+    /// A consistent snapshot of the whole store, taken while the server runs (a redb file;
+    /// install it with `driftlock restore`).
+    #[oai(path = "/backup", method = "get", operation_id = "downloadBackup")]
+    async fn backup(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> ApiResult<Binary<poem::Body>> {
+        let store = state.store.clone();
+        let path = state.data_dir.join(format!(
+            ".backup-{}.redb",
+            secrets::new_id("bk", clock::now_ms())
+        ));
+        let staged = path.clone();
+        blocking(move || store.backup_to(&staged)).await?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| ApiError::Internal(format!("backup file: {e}")))?;
+        // The open file keeps its bytes; the name can go at once.
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(Binary(poem::Body::from_async_read(file)))
     }
 }

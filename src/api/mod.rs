@@ -37,6 +37,8 @@ pub struct AppState {
     pub admin_token: String,
     pub metrics: Metrics,
     pub max_body_bytes: usize,
+    /// Where the store lives (backups are staged here).
+    pub data_dir: std::path::PathBuf,
     /// Most events accepted in one stream batch.
     pub max_batch_events: usize,
     /// Per-key request budget on detection and metering routes.

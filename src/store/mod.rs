@@ -5,6 +5,7 @@
 //! see another's records (a foreign id answers `NotFound`, exactly like a missing one).
 
 mod audit;
+pub mod backup;
 pub mod codec;
 mod idempotency;
 mod keys;

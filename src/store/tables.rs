@@ -90,3 +90,35 @@ pub const WEBHOOK_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("w
 /// Notifications of each monitor: (org, monitor, kind, outbox row id) -> ().
 pub const MONITOR_NOTIFICATIONS: TableDefinition<(&str, &str, &str, u64), ()> =
     TableDefinition::new("monitor_notifications");
+
+/// Calls `$apply!(TABLE)` for every table above; backup and restore use it so that a table
+/// added here cannot be forgotten by them.
+macro_rules! for_each_table {
+    ($apply:ident) => {
+        $apply!(tables::META);
+        $apply!(tables::ORGS);
+        $apply!(tables::API_KEYS);
+        $apply!(tables::ORG_KEYS);
+        $apply!(tables::AUDIT_LOG);
+        $apply!(tables::USAGE);
+        $apply!(tables::QUOTA_POLICIES);
+        $apply!(tables::EMAIL_OUTBOX);
+        $apply!(tables::EMAIL_DEDUPE);
+        $apply!(tables::BILLING_ACTIONS);
+        $apply!(tables::STREAMS);
+        $apply!(tables::STREAM_STATE);
+        $apply!(tables::STREAM_ANOMALIES);
+        $apply!(tables::IDEMPOTENCY);
+        $apply!(tables::IDEMPOTENCY_BY_TIME);
+        $apply!(tables::PLANS);
+        $apply!(tables::EMAIL_DUE);
+        $apply!(tables::MONITORS);
+        $apply!(tables::MONITOR_STATE);
+        $apply!(tables::MONITOR_ANOMALIES);
+        $apply!(tables::MONITOR_SERIES);
+        $apply!(tables::WEBHOOK_OUTBOX);
+        $apply!(tables::WEBHOOK_DUE);
+        $apply!(tables::MONITOR_NOTIFICATIONS);
+    };
+}
+pub(crate) use for_each_table;

@@ -7,5 +7,6 @@ mod foundation;
 mod metering;
 mod monitors;
 mod openapi;
+mod packaging;
 mod streams;
 mod support;
