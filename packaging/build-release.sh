@@ -15,7 +15,7 @@ if ! file "$out" | grep -q "static"; then
   echo "build-release: $out is not statically linked" >&2
   exit 1
 fi
-ldd "$out" 2>&1 | grep -q "not a dynamic executable" || { echo "build-release: ldd finds dynamic libraries" >&2; exit 1; }
+ldd "$out" 2>&1 | grep -qE "not a dynamic executable|statically linked" || { echo "build-release: ldd finds dynamic libraries" >&2; exit 1; }
 (cd dist && sha256sum "$(basename "$out")" > "$(basename "$out").sha256")
 cat "$out.sha256"
 ls -l "$out"

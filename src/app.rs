@@ -105,6 +105,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         metrics: Metrics::default(),
         max_body_bytes: config.max_body_bytes,
         max_batch_events: config.max_batch_events,
+        dunning_policy: config.dunning,
+        stripe_webhook_secret: config.stripe_webhook_secret.clone(),
         data_dir: config.data_dir.clone(),
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         workers: workers.clone(),

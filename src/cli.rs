@@ -103,6 +103,12 @@ pub struct ServeArgs {
     /// How often the webhook worker looks for due deliveries, in milliseconds [default: 1000]
     #[arg(long, env = "DRIFTLOCK_WEBHOOK_POLL_MS")]
     pub webhook_poll_ms: Option<u64>,
+    /// Days in `grace` after a failed payment before `past_due` [default: 7]
+    #[arg(long, env = "DRIFTLOCK_DUNNING_GRACE_DAYS")]
+    pub dunning_grace_days: Option<u32>,
+    /// Days in `past_due` before `suspended` [default: 7]
+    #[arg(long, env = "DRIFTLOCK_DUNNING_PAST_DUE_DAYS")]
+    pub dunning_past_due_days: Option<u32>,
     /// Public base URL of this server, used in links in mail [default: http://LISTEN]
     #[arg(long, env = "DRIFTLOCK_PUBLIC_URL")]
     pub public_url: Option<String>,

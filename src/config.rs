@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::{
     cli::{LogFormat, ServeArgs},
+    core::billing::dunning::DunningPolicy,
     sync::{
         email::{EmailSettings, SmtpSettings, TlsMode, Transport},
         webhooks::WebhookSettings,
@@ -44,6 +45,10 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_WEBHOOK_MAX_ATTEMPTS",
     "DRIFTLOCK_WEBHOOK_RETRY_BASE_MS",
     "DRIFTLOCK_WEBHOOK_POLL_MS",
+    "DRIFTLOCK_DUNNING_GRACE_DAYS",
+    "DRIFTLOCK_DUNNING_PAST_DUE_DAYS",
+    "DRIFTLOCK_STRIPE_WEBHOOK_SECRET",
+    "DRIFTLOCK_STRIPE_WEBHOOK_SECRET_FILE",
     "DRIFTLOCK_ADMIN_TOKEN",
     "DRIFTLOCK_ADMIN_TOKEN_FILE",
 ];
@@ -75,6 +80,9 @@ pub struct FileConfig {
     pub webhook_max_attempts: Option<u32>,
     pub webhook_retry_base_ms: Option<u64>,
     pub webhook_poll_ms: Option<u64>,
+    pub dunning_grace_days: Option<u32>,
+    pub dunning_past_due_days: Option<u32>,
+    pub stripe_webhook_secret_file: Option<PathBuf>,
 }
 
 /// Where the admin token comes from.
@@ -101,6 +109,9 @@ pub struct Config {
     /// Outgoing mail; `transport` is `Maildir` under the data dir when no SMTP host is set.
     pub email: EmailSettings,
     pub webhooks: WebhookSettings,
+    pub dunning: DunningPolicy,
+    /// Stripe's webhook signing secret (`whsec_...`), from the environment or a file.
+    pub stripe_webhook_secret: Option<String>,
     /// Problems worth a warning once logging is up (unknown env variables, ...).
     pub warnings: Vec<String>,
 }
@@ -233,6 +244,31 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
                     .max(10),
             ),
             timeout: std::time::Duration::from_secs(10),
+        },
+        dunning: DunningPolicy {
+            grace_days: args
+                .dunning_grace_days
+                .or(file.dunning_grace_days)
+                .unwrap_or(7),
+            past_due_days: args
+                .dunning_past_due_days
+                .or(file.dunning_past_due_days)
+                .unwrap_or(7),
+        },
+        stripe_webhook_secret: match (
+            env_get("DRIFTLOCK_STRIPE_WEBHOOK_SECRET"),
+            env_get("DRIFTLOCK_STRIPE_WEBHOOK_SECRET_FILE")
+                .map(PathBuf::from)
+                .or(file.stripe_webhook_secret_file.clone()),
+        ) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::Invalid(
+                    "set DRIFTLOCK_STRIPE_WEBHOOK_SECRET or a webhook secret file, not both".into(),
+                ))
+            }
+            (Some(s), None) => Some(s),
+            (None, Some(path)) => Some(read_secret_file(&path)?.trim().to_string()),
+            (None, None) => None,
         },
         warnings,
     })

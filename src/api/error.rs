@@ -78,6 +78,10 @@ pub enum ApiError {
         retry_after_secs: u64,
         period_end: String,
     },
+    #[error("the organization's account is suspended for non-payment since {since}; pay the open invoice to resume detection")]
+    AccountSuspended { since: String },
+    #[error("{0}")]
+    InvalidSignature(String),
     #[error("too many requests for this API key; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -117,6 +121,10 @@ impl ApiError {
             ApiError::IdempotencyKeyReused => (StatusCode::CONFLICT, "idempotency_key_reused"),
             ApiError::QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            ApiError::AccountSuspended { .. } => {
+                (StatusCode::PAYMENT_REQUIRED, "account_suspended")
+            }
+            ApiError::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid_signature"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }

@@ -5,6 +5,7 @@
 mod admin;
 mod admin_billing;
 mod auth;
+mod billing;
 pub mod error;
 mod explain;
 mod metrics;
@@ -41,6 +42,10 @@ pub struct AppState {
     pub data_dir: std::path::PathBuf,
     /// Most events accepted in one stream batch.
     pub max_batch_events: usize,
+    /// Days between dunning states after a failed payment.
+    pub dunning_policy: crate::core::billing::dunning::DunningPolicy,
+    /// Stripe's webhook signing secret; webhooks are refused without it.
+    pub stripe_webhook_secret: Option<String>,
     /// Per-key request budget on detection and metering routes.
     pub rate_limiter: RateLimiter,
     /// Status of the background workers.
@@ -57,6 +62,7 @@ type Api = (
     streams::StreamsApi,
     monitors::MonitorsApi,
     usage::UsageApi,
+    billing::BillingApi,
 );
 
 fn service() -> OpenApiService<Api, ()> {
@@ -69,6 +75,7 @@ fn service() -> OpenApiService<Api, ()> {
             streams::StreamsApi,
             monitors::MonitorsApi,
             usage::UsageApi,
+            billing::BillingApi,
         ),
         "Driftlock",
         env!("CARGO_PKG_VERSION"),

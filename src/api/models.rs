@@ -24,6 +24,8 @@ pub enum Tag {
     Monitors,
     /// Usage and metering.
     Usage,
+    /// Billing with Stripe: webhooks, status, invoices.
+    Billing,
 }
 
 #[derive(Object)]

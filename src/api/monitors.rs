@@ -24,7 +24,10 @@ use super::{
 };
 use crate::{
     clock,
-    core::detect::{MetricDetector, MetricSettings},
+    core::{
+        billing::dunning::DunningPolicy,
+        detect::{MetricDetector, MetricSettings},
+    },
     secrets,
     store::{
         page_limit, BatchCommitted, DeliveryStatus, EpisodeStart, MonitorAnomaly,
@@ -349,6 +352,7 @@ fn parse_points(body: PointsBody) -> ApiResult<Vec<(i64, f64)>> {
 
 fn process_points(
     scope: &OrgScope,
+    dunning: &DunningPolicy,
     monitor_id: &str,
     points: &[(i64, f64)],
     idempotency_key: Option<&str>,
@@ -370,7 +374,7 @@ fn process_points(
                 "monitor {monitor_id} is paused; resume it to send points"
             )));
         }
-        usage::admit(&scope.meter_snapshot(now_ms)?, now_ms)?;
+        usage::admit(&scope.meter_snapshot(now_ms)?, dunning, now_ms)?;
         let expected_version = record.version;
         let mut detector = match &state {
             Some(bytes) => MetricDetector::decode_state(bytes)
@@ -718,9 +722,11 @@ impl MonitorsApi {
         let scope = auth.0.scope;
         let key = idempotency_key.0;
         let now = clock::now_ms();
-        let result =
-            blocking_api(move || process_points(&scope, &monitor_id, &points, key.as_deref(), now))
-                .await?;
+        let dunning = state.dunning_policy;
+        let result = blocking_api(move || {
+            process_points(&scope, &dunning, &monitor_id, &points, key.as_deref(), now)
+        })
+        .await?;
         Ok(Json(result))
     }
 

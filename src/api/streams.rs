@@ -23,7 +23,10 @@ use super::{
 };
 use crate::{
     clock,
-    core::detect::{EventDetector, EventSettings},
+    core::{
+        billing::dunning::DunningPolicy,
+        detect::{EventDetector, EventSettings},
+    },
     secrets,
     store::{page_limit, BatchCommitted, OrgScope, Remembered, StreamBatchCommit, StreamRecord},
 };
@@ -239,6 +242,7 @@ fn kind(v: &Value) -> &'static str {
 /// Runs a batch against the stream and commits it; retried if another batch raced it.
 fn process_batch(
     scope: &OrgScope,
+    dunning: &DunningPolicy,
     stream_id: &str,
     events: &[Value],
     idempotency_key: Option<&str>,
@@ -254,7 +258,7 @@ fn process_batch(
                 Remembered::KeyReused => return Err(ApiError::IdempotencyKeyReused),
             }
         }
-        usage::admit(&scope.meter_snapshot(now_ms)?, now_ms)?;
+        usage::admit(&scope.meter_snapshot(now_ms)?, dunning, now_ms)?;
         let snapshot = scope.stream_snapshot(stream_id)?;
         let expected_version = snapshot.record.as_ref().map(|r| r.version);
         let mut record = snapshot.record.unwrap_or_else(|| StreamRecord {
@@ -390,9 +394,11 @@ impl StreamsApi {
         let events = parse_batch(body, state.max_batch_events)?;
         let scope = auth.0.scope;
         let now = clock::now_ms();
-        let result =
-            blocking_api(move || process_batch(&scope, &stream_id, &events, key.as_deref(), now))
-                .await?;
+        let dunning = state.dunning_policy;
+        let result = blocking_api(move || {
+            process_batch(&scope, &dunning, &stream_id, &events, key.as_deref(), now)
+        })
+        .await?;
         Ok(Json(result))
     }
 

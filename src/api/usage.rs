@@ -15,6 +15,7 @@ use super::{
 };
 use crate::{
     clock,
+    core::billing::dunning::DunningPolicy,
     core::metering::{
         plans::Plan,
         quota::{self, Admission, OnExceed, QuotaPolicy},
@@ -147,8 +148,19 @@ pub fn report(org_id: &str, plan: &Plan, policy: &QuotaPolicy, usage: &Usage) ->
     }
 }
 
-/// Refuses a detection call when the org is past its quota, before any work.
-pub fn admit(snapshot: &MeterSnapshot, now_ms: i64) -> ApiResult<()> {
+/// Refuses a detection call when the org is suspended for non-payment or past its quota,
+/// before any work.
+pub fn admit(
+    snapshot: &MeterSnapshot,
+    dunning_policy: &DunningPolicy,
+    now_ms: i64,
+) -> ApiResult<()> {
+    let dunning = crate::core::billing::dunning::advance(&snapshot.dunning, dunning_policy, now_ms);
+    if !dunning.state.allows_detection() {
+        return Err(ApiError::AccountSuspended {
+            since: clock::format_rfc3339(dunning.since_ms),
+        });
+    }
     match quota::admit(&snapshot.usage, &snapshot.plan, &snapshot.policy) {
         Admission::Allowed => Ok(()),
         Admission::QuotaExceeded { used, limit } => Err(ApiError::QuotaExceeded {
@@ -248,7 +260,7 @@ impl UsageApi {
                 usage: report(&org_id, &snapshot.plan, &snapshot.policy, &snapshot.usage),
             }));
         }
-        admit(&snapshot, now)?;
+        admit(&snapshot, &state.dunning_policy, now)?;
         let key = match body.idempotency_key.as_deref() {
             Some(k) if k.is_empty() || k.len() > 255 => {
                 return Err(ApiError::validation(

@@ -34,6 +34,8 @@ impl Versioned for QuotaPolicy {
 #[derive(Debug, Clone)]
 pub struct MeterSnapshot {
     pub org: OrgRecord,
+    /// The org's dunning state as stored (time-based moves are applied by the caller).
+    pub dunning: crate::core::billing::dunning::Dunning,
     pub plan: Plan,
     pub policy: QuotaPolicy,
     pub usage: Usage,
@@ -166,8 +168,12 @@ impl Store {
             Period::containing(now_ms),
             &plan,
         )?;
+        let dunning =
+            super::billing::read_account(&tx.open_table(tables::BILLING_ACCOUNTS)?, org_id)?
+                .dunning;
         Ok(MeterSnapshot {
             org,
+            dunning,
             plan,
             policy,
             usage,
@@ -242,32 +248,38 @@ impl Store {
         now_ms: i64,
     ) -> Result<OrgRecord, StoreError> {
         let tx = self.db().begin_write()?;
-        let plan = &read_plan(&tx.open_table(tables::PLANS)?, plan_id)?;
-        let org = {
-            let mut orgs = tx.open_table(tables::ORGS)?;
-            let mut org = read_org(&orgs, org_id)?;
-            let from = std::mem::replace(&mut org.plan, plan.id.clone());
-            orgs.insert(org_id, codec::encode(&org).as_slice())?;
-            let period = Period::containing(now_ms);
-            let mut usage_table = tx.open_table(tables::USAGE)?;
-            let mut usage = read_usage(&usage_table, org_id, period, plan)?;
-            usage.reprice(plan);
-            usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;
-            drop(usage_table);
-            let detail = json!({"before": from, "after": plan.id, "usage_kept": usage.total_calls});
-            outbox::record_billing_action(
-                &tx,
-                Some(org_id),
-                actor,
-                "plan_changed",
-                detail,
-                now_ms,
-            )?;
-            org
-        };
+        let org = set_plan_in_tx(&tx, org_id, plan_id, actor, now_ms)?;
         tx.commit()?;
         Ok(org)
     }
+}
+
+/// Moves an org to another plan inside `tx`, keeping and repricing the period's usage, and
+/// records the billing action.
+pub(super) fn set_plan_in_tx(
+    tx: &WriteTransaction,
+    org_id: &str,
+    plan_id: &str,
+    actor: &str,
+    now_ms: i64,
+) -> Result<OrgRecord, StoreError> {
+    let plan = &read_plan(&tx.open_table(tables::PLANS)?, plan_id)?;
+    let mut orgs = tx.open_table(tables::ORGS)?;
+    let mut org = read_org(&orgs, org_id)?;
+    let from = std::mem::replace(&mut org.plan, plan.id.clone());
+    orgs.insert(org_id, codec::encode(&org).as_slice())?;
+    drop(orgs);
+    let period = Period::containing(now_ms);
+    let mut usage_table = tx.open_table(tables::USAGE)?;
+    let mut usage = read_usage(&usage_table, org_id, period, plan)?;
+    usage.reprice(plan);
+    usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;
+    drop(usage_table);
+    if from != plan.id {
+        let detail = json!({"before": from, "after": plan.id, "usage_kept": usage.total_calls});
+        outbox::record_billing_action(tx, Some(org_id), actor, "plan_changed", detail, now_ms)?;
+    }
+    Ok(org)
 }
 
 impl OrgScope {

@@ -6,6 +6,7 @@
 
 mod audit;
 pub mod backup;
+mod billing;
 pub mod codec;
 mod idempotency;
 mod keys;
@@ -27,6 +28,7 @@ use std::{
 use redb::{Database, ReadableDatabase};
 
 pub use audit::AuditEvent;
+pub use billing::{Received, StripeEventRecord};
 pub use keys::{KeyRecord, KeyScope, NewKey};
 pub use metering::{MeterOutcome, MeterSnapshot, Metered};
 pub use monitors::{

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 5;
+pub const CURRENT_SCHEMA_VERSION: u64 = 6;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -42,6 +42,11 @@ const LADDER: &[Step] = &[
         what:
             "create monitors, their state, anomalies, series, notifications and the webhook outbox",
         apply: create_v5_tables,
+    },
+    Step {
+        version: 6,
+        what: "create Stripe events, billing accounts, the customer index and the invoice mirror",
+        apply: create_v6_tables,
     },
 ];
 
@@ -98,6 +103,14 @@ fn create_v5_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::WEBHOOK_OUTBOX)?;
     tx.open_table(tables::WEBHOOK_DUE)?;
     tx.open_table(tables::MONITOR_NOTIFICATIONS)?;
+    Ok(())
+}
+
+fn create_v6_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::STRIPE_EVENTS)?;
+    tx.open_table(tables::BILLING_ACCOUNTS)?;
+    tx.open_table(tables::STRIPE_CUSTOMERS)?;
+    tx.open_table(tables::INVOICES_MIRROR)?;
     Ok(())
 }
 
@@ -300,6 +313,25 @@ mod tests {
             "webhook_outbox",
             "webhook_due",
             "monitor_notifications",
+        ] {
+            assert!(
+                names.iter().any(|n| n == table),
+                "{table} missing from {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn step_6_adds_stripe_billing_tables() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 5).unwrap();
+        assert_eq!(migrate_to(&db, 6).unwrap(), 5);
+        let names = table_names(&db);
+        for table in [
+            "stripe_events",
+            "billing_accounts",
+            "stripe_customers",
+            "invoices_mirror",
         ] {
             assert!(
                 names.iter().any(|n| n == table),

@@ -91,6 +91,21 @@ pub const WEBHOOK_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("w
 pub const MONITOR_NOTIFICATIONS: TableDefinition<(&str, &str, &str, u64), ()> =
     TableDefinition::new("monitor_notifications");
 
+// Schema version 6: Stripe's side of billing.
+
+/// Stripe events received, by event id: `StripeEventRecord` (makes webhooks idempotent).
+pub const STRIPE_EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("stripe_events");
+
+/// Each org's billing account (customer, subscription, dunning): org id -> `BillingAccount`.
+pub const BILLING_ACCOUNTS: TableDefinition<&str, &[u8]> = TableDefinition::new("billing_accounts");
+
+/// Stripe customer id -> org id.
+pub const STRIPE_CUSTOMERS: TableDefinition<&str, &str> = TableDefinition::new("stripe_customers");
+
+/// Mirror of Stripe invoices: (org id, invoice id) -> `InvoiceMirror`.
+pub const INVOICES_MIRROR: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("invoices_mirror");
+
 /// Calls `$apply!(TABLE)` for every table above; backup and restore use it so that a table
 /// added here cannot be forgotten by them.
 macro_rules! for_each_table {
@@ -119,6 +134,10 @@ macro_rules! for_each_table {
         $apply!(tables::WEBHOOK_OUTBOX);
         $apply!(tables::WEBHOOK_DUE);
         $apply!(tables::MONITOR_NOTIFICATIONS);
+        $apply!(tables::STRIPE_EVENTS);
+        $apply!(tables::BILLING_ACCOUNTS);
+        $apply!(tables::STRIPE_CUSTOMERS);
+        $apply!(tables::INVOICES_MIRROR);
     };
 }
 pub(crate) use for_each_table;

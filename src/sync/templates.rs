@@ -79,6 +79,7 @@ pub fn render(kind: &str, params: &Value, links: &Links<'_>) -> Rendered {
     match kind {
         "usage_alert" => usage_alert(params, links),
         "monitor_anomaly" => monitor_anomaly(params, links),
+        "payment_failed" => payment_failed(params, links),
         "test" => {
             let text =
                 "This is a test message from Driftlock. If you can read it, email delivery works."
@@ -101,6 +102,34 @@ pub fn render(kind: &str, params: &Value, links: &Links<'_>) -> Rendered {
                 text,
             }
         }
+    }
+}
+
+fn payment_failed(p: &Value, links: &Links<'_>) -> Rendered {
+    let org = s(p, "organization_name");
+    let amount = p["amount_due"].as_i64().unwrap_or(0).max(0) as u64;
+    let currency = s(p, "currency").to_uppercase();
+    let mut paragraphs = vec![
+        format!(
+            "The payment of invoice {} for {org} ({} {currency}) failed.",
+            p["number"].as_str().unwrap_or(s(p, "invoice")),
+            dollars(amount).trim_start_matches('$')
+        ),
+        "The account is in a grace period: detection keeps working for now. Please update the payment method; without payment the account moves to past due and then to suspended.".to_string(),
+    ];
+    let url = match p["hosted_invoice_url"].as_str() {
+        Some(u) => u.to_string(),
+        None => format!(
+            "{}/admin/#/orgs/{}",
+            links.public_url,
+            s(p, "organization_id")
+        ),
+    };
+    paragraphs.push(format!("Invoice: {url}"));
+    Rendered {
+        subject: format!("[Driftlock] Payment failed for {org}"),
+        html: html_from(&paragraphs, (&url, "Pay the invoice")),
+        text: paragraphs.join("\n\n") + "\n",
     }
 }
 

@@ -9,4 +9,5 @@ mod monitors;
 mod openapi;
 mod packaging;
 mod streams;
+mod stripe;
 mod support;

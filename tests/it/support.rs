@@ -240,7 +240,7 @@ pub fn python() -> &'static Path {
     VENV.get_or_init(|| {
         let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-venv");
         let py = venv.join("bin/python");
-        let ready = venv.join(".installed-v3");
+        let ready = venv.join(".installed-v4");
         if !ready.exists() {
             let ok = Command::new("python3")
                 .args(["-m", "venv"])
@@ -261,6 +261,7 @@ pub fn python() -> &'static Path {
                     "openapi-spec-validator==0.7.*",
                     "openapi-python-client==0.*",
                     "aiosmtpd==1.*",
+                    "stripe==16.*",
                 ])
                 .status()
                 .unwrap()

@@ -1,0 +1,297 @@
+//! Billing routes: the Stripe webhook (signature verified before anything is parsed, each
+//! event applied once), an organization's billing status and invoices, and the operator's
+//! dunning override and list of received events.
+
+use std::sync::Arc;
+
+use poem::web::Data;
+use poem_openapi::{
+    param::{Header, Path, Query},
+    payload::{Binary, Json},
+    ApiRequest, Enum, Object, OpenApi,
+};
+use serde_json::Value;
+
+use super::{
+    auth::{AdminAuth, OrgAuth},
+    blocking,
+    error::{ApiError, ApiResult},
+    models::Tag,
+    AppState,
+};
+use crate::{
+    clock,
+    core::billing::{
+        dunning::{advance, DunningState},
+        events::{BillingAccount, InvoiceMirror},
+        signature,
+    },
+    store::{page_limit, Received},
+};
+
+pub struct BillingApi;
+
+/// A Stripe event, exactly as Stripe sent it (the signature covers these bytes).
+#[derive(ApiRequest)]
+enum StripePayload {
+    #[oai(content_type = "application/json")]
+    Json(Binary<Vec<u8>>),
+}
+
+#[derive(Object)]
+struct WebhookAck {
+    received: bool,
+    /// True when this event id was already processed: nothing changed.
+    duplicate: bool,
+    /// `applied`, `stale`, `ignored` or `unmatched`.
+    outcome: String,
+}
+
+#[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
+#[oai(rename_all = "snake_case")]
+enum Dunning {
+    Ok,
+    Grace,
+    PastDue,
+    Suspended,
+    Cancelled,
+}
+
+impl From<DunningState> for Dunning {
+    fn from(s: DunningState) -> Self {
+        match s {
+            DunningState::Ok => Dunning::Ok,
+            DunningState::Grace => Dunning::Grace,
+            DunningState::PastDue => Dunning::PastDue,
+            DunningState::Suspended => Dunning::Suspended,
+            DunningState::Cancelled => Dunning::Cancelled,
+        }
+    }
+}
+
+impl From<Dunning> for DunningState {
+    fn from(s: Dunning) -> Self {
+        match s {
+            Dunning::Ok => DunningState::Ok,
+            Dunning::Grace => DunningState::Grace,
+            Dunning::PastDue => DunningState::PastDue,
+            Dunning::Suspended => DunningState::Suspended,
+            Dunning::Cancelled => DunningState::Cancelled,
+        }
+    }
+}
+
+/// An organization's billing status.
+#[derive(Object)]
+struct BillingStatus {
+    /// `ok` and `grace` serve normally; `past_due` serves with a warning; `suspended` refuses
+    /// detection calls (402); `cancelled` is back on the developer plan.
+    dunning_state: Dunning,
+    dunning_since: String,
+    stripe_customer_id: Option<String>,
+    subscription_id: Option<String>,
+    subscription_status: Option<String>,
+    current_period_end: Option<String>,
+}
+
+fn status(account: &BillingAccount, state: &AppState) -> BillingStatus {
+    let dunning = advance(&account.dunning, &state.dunning_policy, clock::now_ms());
+    BillingStatus {
+        dunning_state: dunning.state.into(),
+        dunning_since: clock::format_rfc3339(dunning.since_ms),
+        stripe_customer_id: account.customer_id.clone(),
+        subscription_id: account.subscription_id.clone(),
+        subscription_status: account.subscription_status.clone(),
+        current_period_end: account
+            .current_period_end
+            .map(|s| clock::format_rfc3339(s * 1000)),
+    }
+}
+
+#[derive(Object)]
+struct Invoice {
+    id: String,
+    number: Option<String>,
+    /// Stripe's status: `draft`, `open`, `paid`, `uncollectible` or `void`.
+    status: String,
+    currency: String,
+    /// In the currency's smallest unit (cents).
+    amount_due: i64,
+    amount_paid: i64,
+    attempt_count: i64,
+    hosted_invoice_url: Option<String>,
+    created: String,
+}
+
+impl From<InvoiceMirror> for Invoice {
+    fn from(i: InvoiceMirror) -> Self {
+        Invoice {
+            id: i.id,
+            number: i.number,
+            status: i.status,
+            currency: i.currency,
+            amount_due: i.amount_due,
+            amount_paid: i.amount_paid,
+            attempt_count: i.attempt_count,
+            hosted_invoice_url: i.hosted_invoice_url,
+            created: clock::format_rfc3339(i.created * 1000),
+        }
+    }
+}
+
+#[derive(Object)]
+struct InvoiceList {
+    items: Vec<Invoice>,
+}
+
+#[derive(Object)]
+struct SetDunningRequest {
+    state: Dunning,
+    /// Why, for the billing actions log.
+    note: String,
+}
+
+#[derive(Object)]
+struct StripeEventView {
+    id: String,
+    #[oai(rename = "type")]
+    kind: String,
+    created: String,
+    received_at: String,
+    organization_id: Option<String>,
+    outcome: String,
+}
+
+#[derive(Object)]
+struct StripeEventList {
+    items: Vec<StripeEventView>,
+}
+
+#[OpenApi(tag = "Tag::Billing")]
+impl BillingApi {
+    /// Stripe webhook endpoint. The `Stripe-Signature` header is verified (HMAC-SHA256 over
+    /// `t.payload`, 5-minute tolerance) before the body is parsed; each event id is applied
+    /// once, and events older than the state held change nothing.
+    #[oai(
+        path = "/v1/stripe/webhook",
+        method = "post",
+        operation_id = "stripeWebhook"
+    )]
+    async fn webhook(
+        &self,
+        state: Data<&Arc<AppState>>,
+        #[oai(name = "Stripe-Signature")] stripe_signature: Header<Option<String>>,
+        body: StripePayload,
+    ) -> ApiResult<Json<WebhookAck>> {
+        let secret = state.stripe_webhook_secret.clone().ok_or_else(|| {
+            ApiError::NotReady(
+                "Stripe webhooks are not configured (set DRIFTLOCK_STRIPE_WEBHOOK_SECRET)".into(),
+            )
+        })?;
+        let StripePayload::Json(Binary(payload)) = body;
+        let now = clock::now_ms();
+        signature::verify(stripe_signature.0.as_deref(), &payload, &secret, now / 1000)
+            .map_err(|e| ApiError::InvalidSignature(e.to_string()))?;
+        let event: Value =
+            serde_json::from_slice(&payload).map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+        if !event.get("id").is_some_and(Value::is_string) {
+            return Err(ApiError::validation("id", "a Stripe event has a string id"));
+        }
+        let store = state.store.clone();
+        let received = blocking(move || store.receive_stripe_event(&event, now)).await?;
+        Ok(Json(match received {
+            Received::Duplicate => WebhookAck {
+                received: true,
+                duplicate: true,
+                outcome: "duplicate".into(),
+            },
+            Received::Recorded(r) => WebhookAck {
+                received: true,
+                duplicate: false,
+                outcome: r.outcome,
+            },
+        }))
+    }
+
+    /// The organization's billing status: dunning state, Stripe customer and subscription.
+    #[oai(
+        path = "/v1/billing",
+        method = "get",
+        operation_id = "getBillingStatus"
+    )]
+    async fn billing(
+        &self,
+        auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> ApiResult<Json<BillingStatus>> {
+        Ok(Json(status(&auth.0.scope.billing_account()?, &state)))
+    }
+
+    /// The organization's invoices (mirrored from Stripe), newest first.
+    #[oai(
+        path = "/v1/billing/invoices",
+        method = "get",
+        operation_id = "listInvoices"
+    )]
+    async fn invoices(&self, auth: OrgAuth) -> ApiResult<Json<InvoiceList>> {
+        Ok(Json(InvoiceList {
+            items: auth
+                .0
+                .scope
+                .invoices()?
+                .into_iter()
+                .map(Into::into)
+                .collect(),
+        }))
+    }
+
+    /// Set an organization's dunning state by hand (a billing action with the note).
+    #[oai(
+        path = "/v1/admin/orgs/:org_id/dunning",
+        method = "put",
+        operation_id = "setDunning"
+    )]
+    async fn set_dunning(
+        &self,
+        auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        org_id: Path<String>,
+        body: Json<SetDunningRequest>,
+    ) -> ApiResult<Json<BillingStatus>> {
+        let note = super::models::valid_name("note", &body.note)?;
+        let store = state.store.clone();
+        let target = body.state.into();
+        let now = clock::now_ms();
+        let account =
+            blocking(move || store.set_dunning(&org_id, target, &note, &auth.0.actor, now)).await?;
+        Ok(Json(status(&account, &state)))
+    }
+
+    /// Stripe events received, most recent first, with what each did.
+    #[oai(
+        path = "/v1/admin/stripe/events",
+        method = "get",
+        operation_id = "listStripeEvents"
+    )]
+    async fn events(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        limit: Query<Option<u32>>,
+    ) -> ApiResult<Json<StripeEventList>> {
+        let events = state.store.list_stripe_events(page_limit(limit.0))?;
+        Ok(Json(StripeEventList {
+            items: events
+                .into_iter()
+                .map(|e| StripeEventView {
+                    id: e.id,
+                    kind: e.kind,
+                    created: clock::format_rfc3339(e.created * 1000),
+                    received_at: clock::format_rfc3339(e.received_at_ms),
+                    organization_id: e.org_id,
+                    outcome: e.outcome,
+                })
+                .collect(),
+        }))
+    }
+}

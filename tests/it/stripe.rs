@@ -1,0 +1,401 @@
+//! Stripe webhooks against the running binary: payloads signed by the official `stripe`
+//! Python library's own helper are accepted and tampered, stale or unsigned ones refused; the
+//! runbook's tests 2 (an upgrade keeps the period's usage) and 6 (a failed payment mirrors the
+//! invoice, sets grace and mails the billing contact); repeats and out-of-order events leave
+//! one correct state; a suspended account gets 402 on detection calls.
+
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::support::{assert_error, get, post, python, send, start_with, Server};
+
+const SECRET: &str = "whsec_test_secret_0123456789";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The `Stripe-Signature` header made by stripe-python's `generate_signature_header`.
+fn stripe_signature(payload: &str, timestamp: i64) -> String {
+    let out = Command::new(python())
+        .args(["-c", "import stripe, sys; print(stripe.WebhookSignature.generate_signature_header(sys.argv[1], sys.argv[2], timestamp=int(sys.argv[3])))"])
+        .args([payload, SECRET, &timestamp.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn deliver(server: &Server, event: &Value) -> (u16, Value) {
+    let payload = event.to_string();
+    let sig = stripe_signature(&payload, now());
+    raw(server, &payload, Some(&sig))
+}
+
+fn raw(server: &Server, payload: &str, signature: Option<&str>) -> (u16, Value) {
+    let mut req =
+        ureq::post(&server.url("/v1/stripe/webhook")).set("Content-Type", "application/json");
+    if let Some(s) = signature {
+        req = req.set("Stripe-Signature", s);
+    }
+    match req.send_string(payload) {
+        Ok(r) | Err(ureq::Error::Status(_, r)) => (
+            r.status(),
+            serde_json::from_str(&r.into_string().unwrap()).unwrap_or(Value::Null),
+        ),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+struct Setup {
+    server: Server,
+    admin: String,
+    org: String,
+    key: String,
+    service: String,
+}
+
+fn setup(dir: &std::path::Path) -> Setup {
+    let server = start_with(
+        dir,
+        &["--email-poll-ms", "50"],
+        &[("DRIFTLOCK_STRIPE_WEBHOOK_SECRET", SECRET)],
+    );
+    let admin = server.admin_token();
+    // The catalog knows the Stripe prices of its plans.
+    let (s, b) = send(
+        ureq::put(&server.url("/v1/admin/plans/standard"))
+            .set("Authorization", &format!("Bearer {admin}")),
+        Some(
+            &json!({"name": "Standard", "monthly_price_cents": 4900, "included_detections": 250000, "overage_millicents": 350,
+                     "stripe_price_id": "price_standard", "stripe_metered_price_id": "price_standard_overage"}),
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (_, org) = post(
+        &server,
+        "/v1/admin/orgs",
+        Some(&admin),
+        &json!({"name": "Acme", "billing_email": "billing@acme.example"}),
+    );
+    let org = org["id"].as_str().unwrap().to_string();
+    let (_, key) = post(
+        &server,
+        &format!("/v1/admin/orgs/{org}/keys"),
+        Some(&admin),
+        &json!({"name": "k"}),
+    );
+    let (_, service) = post(
+        &server,
+        "/v1/admin/keys",
+        Some(&admin),
+        &json!({"name": "m", "scope": "service"}),
+    );
+    Setup {
+        key: key["secret"].as_str().unwrap().into(),
+        service: service["secret"].as_str().unwrap().into(),
+        server,
+        admin,
+        org,
+    }
+}
+
+fn checkout_completed(id: &str, org: &str, created: i64) -> Value {
+    json!({"id": id, "object": "event", "type": "checkout.session.completed", "created": created, "data": {"object": {
+        "id": "cs_test_1", "object": "checkout.session", "client_reference_id": org, "customer": "cus_123",
+        "subscription": "sub_123", "metadata": {"plan": "standard"}}}})
+}
+
+fn subscription(id: &str, kind: &str, created: i64, status: &str) -> Value {
+    json!({"id": id, "object": "event", "type": kind, "created": created, "data": {"object": {
+        "id": "sub_123", "object": "subscription", "customer": "cus_123", "status": status,
+        "current_period_start": created, "current_period_end": created + 30 * 86400,
+        "items": {"data": [{"price": {"id": "price_standard"}}, {"price": {"id": "price_standard_overage"}}]}}}})
+}
+
+fn invoice(id: &str, kind: &str, created: i64, status: &str) -> Value {
+    json!({"id": id, "object": "event", "type": kind, "created": created, "data": {"object": {
+        "id": "in_123", "object": "invoice", "customer": "cus_123", "number": "DL-0001", "status": status,
+        "amount_due": 4900, "amount_paid": if status == "paid" { 4900 } else { 0 }, "attempt_count": 1,
+        "currency": "usd", "hosted_invoice_url": "https://pay.example/in_123", "created": created}}})
+}
+
+#[test]
+fn signatures_from_the_stripe_library_are_checked_before_anything_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path());
+    let event = checkout_completed("evt_sig", &s.org, now());
+    let payload = event.to_string();
+
+    let tampered = payload.replace("cus_123", "cus_999");
+    let (st, b) = raw(
+        &s.server,
+        &tampered,
+        Some(&stripe_signature(&payload, now())),
+    );
+    assert_error(st, &b, 400, "invalid_signature");
+    let (st, b) = raw(
+        &s.server,
+        &payload,
+        Some(&stripe_signature(&payload, now() - 600)),
+    );
+    assert_error(st, &b, 400, "invalid_signature");
+    let (st, b) = raw(&s.server, &payload, None);
+    assert_error(st, &b, 400, "invalid_signature");
+    let (st, b) = raw(&s.server, "not json at all", None);
+    assert_error(st, &b, 400, "invalid_signature");
+    let (_, events) = get(&s.server, "/v1/admin/stripe/events", Some(&s.admin));
+    assert_eq!(
+        events["items"].as_array().unwrap().len(),
+        0,
+        "nothing was recorded"
+    );
+
+    let (st, ack) = raw(
+        &s.server,
+        &payload,
+        Some(&stripe_signature(&payload, now())),
+    );
+    assert_eq!(
+        (st, ack["outcome"].as_str()),
+        (200, Some("applied")),
+        "{ack}"
+    );
+}
+
+#[test]
+fn runbook_test_2_an_upgrade_through_checkout_keeps_the_usage() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path());
+    let (st, _) = post(
+        &s.server,
+        "/v1/meter-usage",
+        Some(&s.service),
+        &json!({"organization_id": s.org, "anomaly": true, "count": 9000}),
+    );
+    assert_eq!(st, 200);
+    let (st, ack) = deliver(&s.server, &checkout_completed("evt_1", &s.org, now()));
+    assert_eq!(
+        (st, ack["outcome"].as_str()),
+        (200, Some("applied")),
+        "{ack}"
+    );
+    let (_, usage) = get(&s.server, "/v1/usage", Some(&s.key));
+    assert_eq!(
+        (
+            usage["plan"].as_str(),
+            usage["total_calls"].as_u64(),
+            usage["included"].as_u64()
+        ),
+        (Some("standard"), Some(9000), Some(250_000))
+    );
+    let (_, billing) = get(&s.server, "/v1/billing", Some(&s.key));
+    assert_eq!(
+        (
+            billing["stripe_customer_id"].as_str(),
+            billing["dunning_state"].as_str()
+        ),
+        (Some("cus_123"), Some("ok"))
+    );
+    let (_, actions) = get(
+        &s.server,
+        &format!("/v1/admin/billing-actions?org_id={}", s.org),
+        Some(&s.admin),
+    );
+    let plan_change = actions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == "plan_changed")
+        .unwrap();
+    assert_eq!(plan_change["actor"], "stripe:evt_1");
+    assert_eq!(plan_change["detail"]["usage_kept"], 9000);
+}
+
+#[test]
+fn runbook_test_6_a_failed_payment_mirrors_the_invoice_sets_grace_and_mails() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path());
+    deliver(&s.server, &checkout_completed("evt_1", &s.org, now() - 100));
+    let (st, ack) = deliver(
+        &s.server,
+        &invoice("evt_2", "invoice.payment_failed", now() - 50, "open"),
+    );
+    assert_eq!(
+        (st, ack["outcome"].as_str()),
+        (200, Some("applied")),
+        "{ack}"
+    );
+    let (_, invoices) = get(&s.server, "/v1/billing/invoices", Some(&s.key));
+    let inv = &invoices["items"][0];
+    assert_eq!(
+        (
+            inv["id"].as_str(),
+            inv["status"].as_str(),
+            inv["amount_due"].as_i64()
+        ),
+        (Some("in_123"), Some("open"), Some(4900))
+    );
+    let (_, billing) = get(&s.server, "/v1/billing", Some(&s.key));
+    assert_eq!(billing["dunning_state"], "grace");
+    let mail = crate::support::wait_for(20, "the payment-failed mail", || {
+        let (_, outbox) = get(&s.server, "/v1/admin/outbox/email", Some(&s.admin));
+        outbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "payment_failed" && e["status"] == "sent")
+            .cloned()
+    });
+    assert_eq!(mail["to"], "billing@acme.example");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("mail/new"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(
+        files
+            .iter()
+            .any(|m| m.contains("Payment failed for Acme") && m.contains("DL-0001")),
+        "{files:?}"
+    );
+    // Detection keeps working during grace.
+    let (st, _) = post(
+        &s.server,
+        "/v1/streams/s/events",
+        Some(&s.key),
+        &json!([{"a": 1}]),
+    );
+    assert_eq!(st, 200);
+    // Paying brings the account back; the late failure event cannot undo it.
+    deliver(
+        &s.server,
+        &invoice("evt_3", "invoice.paid", now() - 10, "paid"),
+    );
+    let (_, ack) = deliver(
+        &s.server,
+        &invoice("evt_2b", "invoice.payment_failed", now() - 40, "open"),
+    );
+    assert_eq!(ack["outcome"], "stale");
+    let (_, billing) = get(&s.server, "/v1/billing", Some(&s.key));
+    assert_eq!(billing["dunning_state"], "ok");
+    let (_, invoices) = get(&s.server, "/v1/billing/invoices", Some(&s.key));
+    assert_eq!(invoices["items"][0]["status"], "paid");
+}
+
+#[test]
+fn repeated_and_out_of_order_events_leave_one_correct_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path());
+    let t = now();
+    deliver(&s.server, &checkout_completed("evt_c", &s.org, t - 300));
+    let updated = subscription("evt_u", "customer.subscription.updated", t - 100, "active");
+    let (_, first) = deliver(&s.server, &updated);
+    let (_, again) = deliver(&s.server, &updated);
+    assert_eq!(
+        (first["duplicate"].as_bool(), again["duplicate"].as_bool()),
+        (Some(false), Some(true))
+    );
+    // An older deletion arriving late is stale; the plan stays.
+    let (_, late) = deliver(
+        &s.server,
+        &subscription(
+            "evt_d_old",
+            "customer.subscription.deleted",
+            t - 200,
+            "canceled",
+        ),
+    );
+    assert_eq!(late["outcome"], "stale");
+    let (_, org) = get(&s.server, "/v1/org", Some(&s.key));
+    assert_eq!(org["plan"], "standard");
+    // A newer deletion takes the org back to developer.
+    let (_, del) = deliver(
+        &s.server,
+        &subscription("evt_d", "customer.subscription.deleted", t - 50, "canceled"),
+    );
+    assert_eq!(del["outcome"], "applied");
+    let (_, org) = get(&s.server, "/v1/org", Some(&s.key));
+    assert_eq!(org["plan"], "developer");
+    let (_, billing) = get(&s.server, "/v1/billing", Some(&s.key));
+    assert_eq!(billing["dunning_state"], "cancelled");
+    let (_, actions) = get(
+        &s.server,
+        &format!("/v1/admin/billing-actions?org_id={}", s.org),
+        Some(&s.admin),
+    );
+    let changed = actions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "subscription_changed")
+        .count();
+    assert_eq!(changed, 1, "the repeated event was applied once");
+    let (_, unknown) = deliver(
+        &s.server,
+        &json!({"id": "evt_x", "type": "charge.refunded", "created": t, "data": {"object": {"customer": "cus_123"}}}),
+    );
+    assert_eq!(unknown["outcome"], "ignored");
+    let (_, events) = get(&s.server, "/v1/admin/stripe/events", Some(&s.admin));
+    assert_eq!(
+        events["items"].as_array().unwrap().len(),
+        5,
+        "one record per distinct event id"
+    );
+}
+
+#[test]
+fn a_suspended_account_gets_402_until_it_is_restored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path());
+    let put = |state: &str| {
+        send(
+            ureq::put(&s.server.url(&format!("/v1/admin/orgs/{}/dunning", s.org)))
+                .set("Authorization", &format!("Bearer {}", s.admin)),
+            Some(&json!({"state": state, "note": "manual test"})),
+        )
+    };
+    assert_eq!(put("suspended").0, 200);
+    let (st, b) = post(
+        &s.server,
+        "/v1/streams/s/events",
+        Some(&s.key),
+        &json!([{"a": 1}]),
+    );
+    assert_error(st, &b, 402, "account_suspended");
+    let (st, b) = post(
+        &s.server,
+        "/v1/meter-usage",
+        Some(&s.service),
+        &json!({"organization_id": s.org, "anomaly": true}),
+    );
+    assert_error(st, &b, 402, "account_suspended");
+    assert_eq!(put("ok").0, 200);
+    let (st, _) = post(
+        &s.server,
+        "/v1/streams/s/events",
+        Some(&s.key),
+        &json!([{"a": 1}]),
+    );
+    assert_eq!(st, 200);
+    let (_, actions) = get(
+        &s.server,
+        &format!("/v1/admin/billing-actions?org_id={}", s.org),
+        Some(&s.admin),
+    );
+    let set: Vec<&Value> = actions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "dunning_set")
+        .collect();
+    assert_eq!(set.len(), 2);
+    assert_eq!(set[0]["detail"]["note"], "manual test");
+}
