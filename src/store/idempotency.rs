@@ -87,6 +87,43 @@ pub(super) fn remember(
     prune(tx, now_ms)
 }
 
+/// At the start of a commit made with `idempotency` (scoped key, fingerprint): the answer
+/// already given to the same request, if any; a key used for another request is refused.
+pub(super) fn replay_in_tx(
+    tx: &WriteTransaction,
+    org_id: &str,
+    idempotency: Option<&(String, String)>,
+    now_ms: i64,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    let Some((key, fingerprint)) = idempotency else {
+        return Ok(None);
+    };
+    let table = tx.open_table(tables::IDEMPOTENCY)?;
+    match lookup(&table, org_id, key, fingerprint, now_ms)? {
+        Prior::None => Ok(None),
+        Prior::Answered(answer) => Ok(Some(answer)),
+        Prior::Mismatch => Err(StoreError::Conflict(
+            "this Idempotency-Key was used for a different request".into(),
+        )),
+    }
+}
+
+/// At the end of a commit: keeps `answer` for retries with the same key.
+pub(super) fn remember_answer<T: Serialize>(
+    tx: &WriteTransaction,
+    org_id: &str,
+    idempotency: Option<&(String, String)>,
+    answer: &T,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let Some((key, fingerprint)) = idempotency else {
+        return Ok(());
+    };
+    let value = serde_json::to_value(answer)
+        .map_err(|e| StoreError::Corrupt(format!("answer does not serialize: {e}")))?;
+    remember(tx, org_id, key, fingerprint, value, now_ms)
+}
+
 fn prune(tx: &WriteTransaction, now_ms: i64) -> Result<(), StoreError> {
     let mut by_time = tx.open_table(tables::IDEMPOTENCY_BY_TIME)?;
     let mut records = tx.open_table(tables::IDEMPOTENCY)?;

@@ -16,6 +16,7 @@ mod orgs;
 mod outbox;
 mod plans;
 pub mod schema;
+mod scoped;
 mod streams;
 mod tables;
 mod webhooks;

@@ -8,9 +8,10 @@ use serde_json::json;
 
 use super::{
     codec::{self, Versioned},
-    idempotency::{self, Prior},
+    idempotency,
     metering::{meter_in_tx, Metered},
     outbox::{self, NewEmail},
+    scoped,
     streams::BatchCommitted,
     tables,
     webhooks::{self, NewDelivery, WebhookDelivery},
@@ -165,30 +166,13 @@ impl OrgScope {
     ) -> Result<Page<MonitorRecord>, StoreError> {
         let tx = self.store.db().begin_read()?;
         let monitors = tx.open_table(tables::MONITORS)?;
-        let org = self.org_id.as_str();
-        let mut items = Vec::new();
-        let mut more = false;
-        for entry in monitors.range((org, after.unwrap_or(""))..)? {
-            let (key, value) = entry?;
-            let (entry_org, id) = key.value();
-            if entry_org != org {
-                break;
-            }
-            if after == Some(id) {
-                continue;
-            }
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(codec::decode::<MonitorRecord>(value.value())?);
-        }
-        let next_after = if more {
-            items.last().map(|m| m.id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next_after })
+        scoped::page_in_org(
+            &monitors,
+            &self.org_id,
+            after,
+            limit,
+            |m: &MonitorRecord| m.id.clone(),
+        )
     }
 
     /// Changes a monitor with `change`; when `reset_state` the detector starts afresh.
@@ -333,17 +317,10 @@ impl OrgScope {
         let tx = self.store.db().begin_write()?;
         let org = self.org_id.as_str();
         let id = batch.record.id.as_str();
-        if let Some((key, fingerprint)) = &batch.idempotency {
-            let table = tx.open_table(tables::IDEMPOTENCY)?;
-            match idempotency::lookup(&table, org, key, fingerprint, batch.now_ms)? {
-                Prior::None => {}
-                Prior::Answered(a) => return Ok(BatchCommitted::Replayed(a)),
-                Prior::Mismatch => {
-                    return Err(StoreError::Conflict(
-                        "this Idempotency-Key was used for a different request".into(),
-                    ))
-                }
-            }
+        if let Some(answer) =
+            idempotency::replay_in_tx(&tx, org, batch.idempotency.as_ref(), batch.now_ms)?
+        {
+            return Ok(BatchCommitted::Replayed(answer));
         }
         {
             let mut monitors = tx.open_table(tables::MONITORS)?;
@@ -378,19 +355,15 @@ impl OrgScope {
         }
         {
             let mut table = tx.open_table(tables::MONITOR_ANOMALIES)?;
-            let mut next = match table.range((org, id, 0)..=(org, id, u64::MAX))?.next_back() {
-                Some(last) => last?.0.value().2 + 1,
-                None => 1,
-            };
-            for mut anomaly in batch.anomalies.iter().cloned() {
-                anomaly.seq = next;
-                table.insert((org, id, next), codec::encode(&anomaly).as_slice())?;
-                next += 1;
-            }
-            let keep_from = next.saturating_sub(MAX_STORED_ANOMALIES);
-            if keep_from > 1 {
-                table.retain_in((org, id, 0)..(org, id, keep_from), |_, _| false)?;
-            }
+            let numbered = |a: MonitorAnomaly, seq| MonitorAnomaly { seq, ..a };
+            scoped::append_numbered(
+                &mut table,
+                org,
+                id,
+                batch.anomalies.iter().cloned(),
+                numbered,
+                MAX_STORED_ANOMALIES,
+            )?;
         }
         for start in &batch.episode_starts {
             let body = json!({
@@ -433,11 +406,7 @@ impl OrgScope {
         }
         let metered = meter_in_tx(&tx, org, batch.anomalies.len() as u64, batch.now_ms)?;
         let answer = answer(&metered);
-        if let Some((key, fingerprint)) = &batch.idempotency {
-            let value = serde_json::to_value(&answer)
-                .map_err(|e| StoreError::Corrupt(format!("answer does not serialize: {e}")))?;
-            idempotency::remember(&tx, org, key, fingerprint, value, batch.now_ms)?;
-        }
+        idempotency::remember_answer(&tx, org, batch.idempotency.as_ref(), &answer, batch.now_ms)?;
         tx.commit()?;
         Ok(BatchCommitted::Done(answer))
     }

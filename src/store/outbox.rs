@@ -141,6 +141,90 @@ pub(super) fn record_billing_action(
     Ok(())
 }
 
+/// A row of a delivery queue (email or webhook outbox).
+pub(super) trait Queued: Versioned {
+    /// When the row is due, as indexed in its queue.
+    fn due_at_ms(&self) -> i64;
+    /// Takes in the outcome of one attempt; returns the new due time if it stays queued.
+    fn take(&mut self, attempt: Attempt, now_ms: i64) -> Option<i64>;
+}
+
+impl Queued for OutboxEmail {
+    fn due_at_ms(&self) -> i64 {
+        self.next_attempt_at_ms
+    }
+
+    fn take(&mut self, attempt: Attempt, now_ms: i64) -> Option<i64> {
+        self.attempts += 1;
+        match attempt {
+            Attempt::Delivered => {
+                self.status = EmailStatus::Sent;
+                self.sent_at_ms = Some(now_ms);
+                None
+            }
+            Attempt::RetryAt { error, at_ms } => {
+                self.last_error = Some(error);
+                self.next_attempt_at_ms = at_ms;
+                Some(at_ms)
+            }
+            Attempt::GiveUp { error } => {
+                self.last_error = Some(error);
+                self.status = EmailStatus::Failed;
+                None
+            }
+        }
+    }
+}
+
+/// Rows of a queue due by `now_ms`, soonest first.
+pub(super) fn due_rows<T: Queued>(
+    store: &Store,
+    rows: redb::TableDefinition<u64, &'static [u8]>,
+    due: redb::TableDefinition<(i64, u64), ()>,
+    now_ms: i64,
+    limit: usize,
+) -> Result<Vec<T>, StoreError> {
+    let tx = store.db().begin_read()?;
+    let index = tx.open_table(due)?;
+    let table = tx.open_table(rows)?;
+    let mut out = Vec::new();
+    for entry in index.range((i64::MIN, 0)..=(now_ms, u64::MAX))?.take(limit) {
+        let (_, id) = entry?.0.value();
+        if let Some(bytes) = table.get(id)? {
+            out.push(codec::decode(bytes.value())?);
+        }
+    }
+    Ok(out)
+}
+
+/// Records one attempt on row `id` of a queue: the row, and its place in the due index.
+pub(super) fn record_attempt<T: Queued>(
+    store: &Store,
+    rows: redb::TableDefinition<u64, &'static [u8]>,
+    due: redb::TableDefinition<(i64, u64), ()>,
+    id: u64,
+    attempt: Attempt,
+    now_ms: i64,
+) -> Result<T, StoreError> {
+    let tx = store.db().begin_write()?;
+    let row = {
+        let mut table = tx.open_table(rows)?;
+        let mut row: T = match table.get(id)? {
+            Some(bytes) => codec::decode(bytes.value())?,
+            None => return Err(StoreError::not_found(T::KIND, id.to_string())),
+        };
+        let mut index = tx.open_table(due)?;
+        index.remove((row.due_at_ms(), id))?;
+        if let Some(at_ms) = row.take(attempt, now_ms) {
+            index.insert((at_ms, id), ())?;
+        }
+        table.insert(id, codec::encode(&row).as_slice())?;
+        row
+    };
+    tx.commit()?;
+    Ok(row)
+}
+
 /// What happened to one delivery attempt.
 pub enum Attempt {
     Delivered,
@@ -158,17 +242,7 @@ pub enum Attempt {
 impl Store {
     /// Pending emails due by `now_ms`, soonest first.
     pub fn due_emails(&self, now_ms: i64, limit: usize) -> Result<Vec<OutboxEmail>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let due = tx.open_table(tables::EMAIL_DUE)?;
-        let outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
-        let mut out = Vec::new();
-        for entry in due.range((i64::MIN, 0)..=(now_ms, u64::MAX))?.take(limit) {
-            let (_, id) = entry?.0.value();
-            if let Some(bytes) = outbox.get(id)? {
-                out.push(codec::decode(bytes.value())?);
-            }
-        }
-        Ok(out)
+        due_rows(self, tables::EMAIL_OUTBOX, tables::EMAIL_DUE, now_ms, limit)
     }
 
     /// Records the outcome of delivering row `id`.
@@ -178,36 +252,14 @@ impl Store {
         attempt: Attempt,
         now_ms: i64,
     ) -> Result<OutboxEmail, StoreError> {
-        let tx = self.db().begin_write()?;
-        let row = {
-            let mut outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
-            let mut row: OutboxEmail = match outbox.get(id)? {
-                Some(bytes) => codec::decode(bytes.value())?,
-                None => return Err(StoreError::not_found("email", id.to_string())),
-            };
-            let mut due = tx.open_table(tables::EMAIL_DUE)?;
-            due.remove((row.next_attempt_at_ms, id))?;
-            row.attempts += 1;
-            match attempt {
-                Attempt::Delivered => {
-                    row.status = EmailStatus::Sent;
-                    row.sent_at_ms = Some(now_ms);
-                }
-                Attempt::RetryAt { error, at_ms } => {
-                    row.last_error = Some(error);
-                    row.next_attempt_at_ms = at_ms;
-                    due.insert((at_ms, id), ())?;
-                }
-                Attempt::GiveUp { error } => {
-                    row.last_error = Some(error);
-                    row.status = EmailStatus::Failed;
-                }
-            }
-            outbox.insert(id, codec::encode(&row).as_slice())?;
-            row
-        };
-        tx.commit()?;
-        Ok(row)
+        record_attempt(
+            self,
+            tables::EMAIL_OUTBOX,
+            tables::EMAIL_DUE,
+            id,
+            attempt,
+            now_ms,
+        )
     }
 
     /// Puts a failed email back in the queue with a fresh set of attempts.

@@ -10,7 +10,7 @@ use super::{
     codec::{self, Versioned},
     idempotency::{self, Prior},
     metering::{meter_in_tx, Metered},
-    tables, OrgScope, Page, StoreError,
+    scoped, tables, OrgScope, Page, StoreError,
 };
 use crate::core::detect::{EventSettings, Explanation};
 
@@ -132,30 +132,9 @@ impl OrgScope {
     ) -> Result<Page<StreamRecord>, StoreError> {
         let tx = self.store.db().begin_read()?;
         let streams = tx.open_table(tables::STREAMS)?;
-        let org = self.org_id.as_str();
-        let mut items = Vec::new();
-        let mut more = false;
-        for entry in streams.range((org, after.unwrap_or(""))..)? {
-            let (key, value) = entry?;
-            let (entry_org, id) = key.value();
-            if entry_org != org {
-                break;
-            }
-            if after == Some(id) {
-                continue;
-            }
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(codec::decode::<StreamRecord>(value.value())?);
-        }
-        let next_after = if more {
-            items.last().map(|s| s.id.clone())
-        } else {
-            None
-        };
-        Ok(Page { items, next_after })
+        scoped::page_in_org(&streams, &self.org_id, after, limit, |s: &StreamRecord| {
+            s.id.clone()
+        })
     }
 
     /// Creates a stream or replaces its settings. New settings restart its baseline: the
@@ -269,17 +248,10 @@ impl OrgScope {
         let org = self.org_id.as_str();
         let stream_id = batch.record.id.as_str();
         let key = (org, stream_id);
-        if let Some((idem_key, fingerprint)) = &batch.idempotency {
-            let table = tx.open_table(tables::IDEMPOTENCY)?;
-            match idempotency::lookup(&table, org, idem_key, fingerprint, batch.now_ms)? {
-                Prior::None => {}
-                Prior::Answered(a) => return Ok(BatchCommitted::Replayed(a)),
-                Prior::Mismatch => {
-                    return Err(StoreError::Conflict(
-                        "this Idempotency-Key was used for a different request".into(),
-                    ))
-                }
-            }
+        if let Some(answer) =
+            idempotency::replay_in_tx(&tx, org, batch.idempotency.as_ref(), batch.now_ms)?
+        {
+            return Ok(BatchCommitted::Replayed(answer));
         }
         {
             let mut streams = tx.open_table(tables::STREAMS)?;
@@ -296,39 +268,31 @@ impl OrgScope {
         }
         {
             let mut table = tx.open_table(tables::STREAM_ANOMALIES)?;
-            let mut next = match table
-                .range((org, stream_id, 0)..=(org, stream_id, u64::MAX))?
-                .next_back()
-            {
-                Some(last) => last?.0.value().2 + 1,
-                None => 1,
-            };
-            for (batch_index, event, score, explanation) in batch.anomalies.iter().cloned() {
-                let stored = StoredAnomaly {
-                    seq: next,
-                    at_ms: batch.now_ms,
-                    batch_index,
-                    event,
-                    score,
-                    explanation,
-                };
-                table.insert((org, stream_id, next), codec::encode(&stored).as_slice())?;
-                next += 1;
-            }
-            let keep_from = next.saturating_sub(MAX_STORED_ANOMALIES);
-            if keep_from > 1 {
-                table.retain_in((org, stream_id, 0)..(org, stream_id, keep_from), |_, _| {
-                    false
-                })?;
-            }
+            let stored =
+                batch
+                    .anomalies
+                    .iter()
+                    .cloned()
+                    .map(|(batch_index, event, score, explanation)| StoredAnomaly {
+                        seq: 0,
+                        at_ms: batch.now_ms,
+                        batch_index,
+                        event,
+                        score,
+                        explanation,
+                    });
+            scoped::append_numbered(
+                &mut table,
+                org,
+                stream_id,
+                stored,
+                |a, seq| StoredAnomaly { seq, ..a },
+                MAX_STORED_ANOMALIES,
+            )?;
         }
         let metered = meter_in_tx(&tx, org, batch.anomalies.len() as u64, batch.now_ms)?;
         let answer = answer(&metered);
-        if let Some((idem_key, fingerprint)) = &batch.idempotency {
-            let value = serde_json::to_value(&answer)
-                .map_err(|e| StoreError::Corrupt(format!("answer does not serialize: {e}")))?;
-            idempotency::remember(&tx, org, idem_key, fingerprint, value, batch.now_ms)?;
-        }
+        idempotency::remember_answer(&tx, org, batch.idempotency.as_ref(), &answer, batch.now_ms)?;
         tx.commit()?;
         Ok(BatchCommitted::Done(answer))
     }

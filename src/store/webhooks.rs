@@ -1,12 +1,12 @@
 //! The webhook outbox: signed POSTs to customers' URLs, queued in the transaction that
 //! decided to notify, delivered and retried by the webhook worker.
 
-use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
 use super::{
     codec::{self, Versioned},
-    outbox::{next_seq, Attempt},
+    outbox::{due_rows, next_seq, record_attempt, Attempt, Queued},
     tables, Store, StoreError,
 };
 
@@ -88,17 +88,13 @@ impl Store {
         now_ms: i64,
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, StoreError> {
-        let tx = self.db().begin_read()?;
-        let due = tx.open_table(tables::WEBHOOK_DUE)?;
-        let outbox = tx.open_table(tables::WEBHOOK_OUTBOX)?;
-        let mut out = Vec::new();
-        for entry in due.range((i64::MIN, 0)..=(now_ms, u64::MAX))?.take(limit) {
-            let (_, id) = entry?.0.value();
-            if let Some(bytes) = outbox.get(id)? {
-                out.push(codec::decode(bytes.value())?);
-            }
-        }
-        Ok(out)
+        due_rows(
+            self,
+            tables::WEBHOOK_OUTBOX,
+            tables::WEBHOOK_DUE,
+            now_ms,
+            limit,
+        )
     }
 
     /// Records the outcome of delivering `id`.
@@ -108,36 +104,41 @@ impl Store {
         attempt: Attempt,
         now_ms: i64,
     ) -> Result<WebhookDelivery, StoreError> {
-        let tx = self.db().begin_write()?;
-        let row = {
-            let mut outbox = tx.open_table(tables::WEBHOOK_OUTBOX)?;
-            let mut row: WebhookDelivery = match outbox.get(id)? {
-                Some(bytes) => codec::decode(bytes.value())?,
-                None => return Err(StoreError::not_found("webhook delivery", id.to_string())),
-            };
-            let mut due = tx.open_table(tables::WEBHOOK_DUE)?;
-            due.remove((row.next_attempt_at_ms, id))?;
-            row.attempts += 1;
-            match attempt {
-                Attempt::Delivered => {
-                    row.status = DeliveryStatus::Delivered;
-                    row.delivered_at_ms = Some(now_ms);
-                }
-                Attempt::RetryAt { error, at_ms } => {
-                    row.last_error = Some(error);
-                    row.next_attempt_at_ms = at_ms;
-                    due.insert((at_ms, id), ())?;
-                }
-                Attempt::GiveUp { error } => {
-                    row.last_error = Some(error);
-                    row.status = DeliveryStatus::Failed;
-                }
+        record_attempt(
+            self,
+            tables::WEBHOOK_OUTBOX,
+            tables::WEBHOOK_DUE,
+            id,
+            attempt,
+            now_ms,
+        )
+    }
+}
+
+impl Queued for WebhookDelivery {
+    fn due_at_ms(&self) -> i64 {
+        self.next_attempt_at_ms
+    }
+
+    fn take(&mut self, attempt: Attempt, now_ms: i64) -> Option<i64> {
+        self.attempts += 1;
+        match attempt {
+            Attempt::Delivered => {
+                self.status = DeliveryStatus::Delivered;
+                self.delivered_at_ms = Some(now_ms);
+                None
             }
-            outbox.insert(id, codec::encode(&row).as_slice())?;
-            row
-        };
-        tx.commit()?;
-        Ok(row)
+            Attempt::RetryAt { error, at_ms } => {
+                self.last_error = Some(error);
+                self.next_attempt_at_ms = at_ms;
+                Some(at_ms)
+            }
+            Attempt::GiveUp { error } => {
+                self.last_error = Some(error);
+                self.status = DeliveryStatus::Failed;
+                None
+            }
+        }
     }
 }
 

@@ -1,0 +1,71 @@
+//! Helpers for tables keyed by organization: paging through an org's named records, and
+//! appending numbered records (anomalies) under one parent with bounded retention.
+
+use redb::{ReadableTable, Table};
+
+use super::{
+    codec::{self, Versioned},
+    Page, StoreError,
+};
+
+/// One page of the records keyed `(org, name)` in `table`, in name order, after `after`.
+pub(super) fn page_in_org<T: Versioned>(
+    table: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    org: &str,
+    after: Option<&str>,
+    limit: usize,
+    name_of: impl Fn(&T) -> String,
+) -> Result<Page<T>, StoreError> {
+    let mut items = Vec::new();
+    let mut more = false;
+    for entry in table.range((org, after.unwrap_or(""))..)? {
+        let (key, value) = entry?;
+        let (entry_org, name) = key.value();
+        if entry_org != org {
+            break;
+        }
+        if after == Some(name) {
+            continue;
+        }
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(codec::decode::<T>(value.value())?);
+    }
+    let next_after = if more {
+        items.last().map(&name_of)
+    } else {
+        None
+    };
+    Ok(Page { items, next_after })
+}
+
+/// Appends `items` under `(org, parent)` with the next sequence numbers (given to each item
+/// by `numbered`), then drops the oldest beyond `keep`.
+pub(super) fn append_numbered<T: Versioned>(
+    table: &mut Table<(&'static str, &'static str, u64), &'static [u8]>,
+    org: &str,
+    parent: &str,
+    items: impl IntoIterator<Item = T>,
+    numbered: impl Fn(T, u64) -> T,
+    keep: u64,
+) -> Result<(), StoreError> {
+    let mut next = match table
+        .range((org, parent, 0)..=(org, parent, u64::MAX))?
+        .next_back()
+    {
+        Some(last) => last?.0.value().2 + 1,
+        None => 1,
+    };
+    for item in items {
+        let item = numbered(item, next);
+        table.insert((org, parent, next), codec::encode(&item).as_slice())?;
+        next += 1;
+    }
+    let keep_from = next.saturating_sub(keep);
+    if keep_from > 1 {
+        table.retain_in((org, parent, 0)..(org, parent, keep_from), |_, _| false)?;
+    }
+    Ok(())
+}
