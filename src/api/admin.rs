@@ -30,6 +30,7 @@ use crate::{
 pub struct AdminApi;
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct CreateOrganizationRequest {
     /// Display name, 1 to 200 characters.
     name: String,
@@ -49,12 +50,14 @@ enum PlatformScope {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct CreatePlatformKeyRequest {
     name: String,
     scope: PlatformScope,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct AuditEntry {
     at: String,
     actor: String,
@@ -64,6 +67,7 @@ struct AuditEntry {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct AuditList {
     items: Vec<AuditEntry>,
 }
@@ -153,6 +157,7 @@ impl AdminApi {
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         /// Page size, 1 to 500 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
         /// From `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
@@ -210,7 +215,7 @@ impl AdminApi {
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         org_id: Path<String>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<ApiKeyList>> {
         state.store.get_org(&org_id)?;
@@ -246,7 +251,7 @@ impl AdminApi {
         &self,
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<ApiKeyList>> {
         let after = decode_cursor(cursor.0.as_deref())?;
@@ -280,7 +285,7 @@ impl AdminApi {
         &self,
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Json<AuditList>> {
         let events = state.store.recent_audit_events(page_limit(limit.0))?;
         Ok(Json(AuditList {

@@ -27,12 +27,14 @@ use crate::{
 pub struct AdminBillingApi;
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct SetPlanRequest {
     /// `developer`, `standard` or `growth`.
     plan: String,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct BillingActionView {
     id: u64,
     at: String,
@@ -45,12 +47,14 @@ struct BillingActionView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct BillingActionList {
     /// Newest first.
     items: Vec<BillingActionView>,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct OutboxEmailView {
     id: u64,
     organization_id: Option<String>,
@@ -87,6 +91,7 @@ impl From<crate::store::OutboxEmail> for OutboxEmailView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct TestEmailRequest {
     /// Where to send the test message.
     to: String,
@@ -101,6 +106,7 @@ enum EmailQueued {
 
 /// A background worker's status.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct WorkerView {
     name: String,
     /// `idle`, `busy` or `stopped`.
@@ -113,11 +119,13 @@ struct WorkerView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct WorkerList {
     items: Vec<WorkerView>,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct OutboxEmailList {
     items: Vec<OutboxEmailView>,
     next_cursor: Option<String>,
@@ -125,6 +133,7 @@ struct OutboxEmailList {
 
 /// A plan of the catalog.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct PlanView {
     /// Lowercase id, e.g. `standard`.
     id: String,
@@ -155,12 +164,14 @@ impl From<Plan> for PlanView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct PlanList {
     items: Vec<PlanView>,
 }
 
 /// A plan's terms; the id comes from the path.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct PutPlanRequest {
     name: String,
     monthly_price_cents: u64,
@@ -302,7 +313,7 @@ impl AdminBillingApi {
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         org_id: Query<Option<String>>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Json<BillingActionList>> {
         let actions = state
             .store
@@ -332,7 +343,7 @@ impl AdminBillingApi {
         &self,
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<OutboxEmailList>> {
         let after = decode_cursor(cursor.0.as_deref())?
@@ -383,8 +394,12 @@ impl AdminBillingApi {
 
     /// Background workers and how they are doing.
     #[oai(path = "/workers", method = "get", operation_id = "listWorkers")]
-    async fn workers(&self, _auth: AdminAuth, state: Data<&Arc<AppState>>) -> Json<WorkerList> {
-        Json(WorkerList {
+    async fn workers(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> ApiResult<Json<WorkerList>> {
+        Ok(Json(WorkerList {
             items: state
                 .workers
                 .snapshot()
@@ -399,6 +414,6 @@ impl AdminBillingApi {
                     last_pass_at: w.last_pass_at_ms.map(clock::format_rfc3339),
                 })
                 .collect(),
-        })
+        }))
     }
 }

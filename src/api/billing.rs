@@ -39,6 +39,7 @@ enum StripePayload {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct WebhookAck {
     received: bool,
     /// True when this event id was already processed: nothing changed.
@@ -83,6 +84,7 @@ impl From<Dunning> for DunningState {
 
 /// An organization's billing status.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct BillingStatus {
     /// `ok` and `grace` serve normally; `past_due` serves with a warning; `suspended` refuses
     /// detection calls (402); `cancelled` is back on the developer plan.
@@ -109,6 +111,7 @@ fn status(account: &BillingAccount, state: &AppState) -> BillingStatus {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Invoice {
     id: String,
     number: Option<String>,
@@ -140,11 +143,13 @@ impl From<InvoiceMirror> for Invoice {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct InvoiceList {
     items: Vec<Invoice>,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct SetDunningRequest {
     state: Dunning,
     /// Why, for the billing actions log.
@@ -152,6 +157,7 @@ struct SetDunningRequest {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct StripeEventView {
     id: String,
     #[oai(rename = "type")]
@@ -163,6 +169,7 @@ struct StripeEventView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct StripeEventList {
     items: Vec<StripeEventView>,
 }
@@ -183,11 +190,10 @@ impl BillingApi {
         #[oai(name = "Stripe-Signature")] stripe_signature: Header<Option<String>>,
         body: StripePayload,
     ) -> ApiResult<Json<WebhookAck>> {
-        let secret = state.stripe_webhook_secret.clone().ok_or_else(|| {
-            ApiError::NotReady(
-                "Stripe webhooks are not configured (set DRIFTLOCK_STRIPE_WEBHOOK_SECRET)".into(),
-            )
-        })?;
+        let secret = state
+            .stripe_webhook_secret
+            .clone()
+            .ok_or(ApiError::StripeNotConfigured)?;
         let StripePayload::Json(Binary(payload)) = body;
         let now = clock::now_ms();
         signature::verify(stripe_signature.0.as_deref(), &payload, &secret, now / 1000)
@@ -277,7 +283,7 @@ impl BillingApi {
         &self,
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Json<StripeEventList>> {
         let events = state.store.list_stripe_events(page_limit(limit.0))?;
         Ok(Json(StripeEventList {

@@ -24,6 +24,7 @@ use crate::store::StoreError;
 
 /// The JSON body of every error answer.
 #[derive(Debug, Clone, Object, serde::Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorBody {
     /// Machine-readable reason, snake_case, stable across releases.
     pub code: String,
@@ -47,8 +48,8 @@ pub enum ApiError {
     NotFound { entity: &'static str, id: String },
     #[error("no route for {method} {path}")]
     RouteNotFound { method: String, path: String },
-    #[error("method not allowed on this route")]
-    MethodNotAllowed,
+    #[error("method not allowed on this route; allowed: {allow}")]
+    MethodNotAllowed { allow: String },
     #[error("{0}")]
     Conflict(String),
     #[error("the request body is not valid JSON for this operation: {0}")]
@@ -82,6 +83,10 @@ pub enum ApiError {
     AccountSuspended { since: String },
     #[error("{0}")]
     InvalidSignature(String),
+    #[error(
+        "Stripe webhooks are not configured on this server (set DRIFTLOCK_STRIPE_WEBHOOK_SECRET)"
+    )]
+    StripeNotConfigured,
     #[error("too many requests for this API key; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -105,7 +110,9 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound { .. } => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::RouteNotFound { .. } => (StatusCode::NOT_FOUND, "route_not_found"),
-            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::MethodNotAllowed { .. } => {
+                (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+            }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -125,6 +132,7 @@ impl ApiError {
                 (StatusCode::PAYMENT_REQUIRED, "account_suspended")
             }
             ApiError::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid_signature"),
+            ApiError::StripeNotConfigured => (StatusCode::NOT_FOUND, "stripe_not_configured"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
@@ -177,7 +185,9 @@ impl ApiError {
             };
         }
         if err.is::<MethodNotAllowedError>() {
-            return ApiError::MethodNotAllowed;
+            return ApiError::MethodNotAllowed {
+                allow: super::routes::allowed_methods(path).join(", "),
+            };
         }
         if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
             return ApiError::InvalidJson(e.reason.clone());
@@ -218,6 +228,9 @@ impl ApiError {
             .content_type("application/json; charset=utf-8");
         if let Some(secs) = self.retry_after() {
             builder = builder.header("Retry-After", secs.to_string());
+        }
+        if let ApiError::MethodNotAllowed { allow } = self {
+            builder = builder.header("Allow", allow.as_str());
         }
         builder.body(body)
     }

@@ -8,6 +8,7 @@ use crate::core::detect::Explanation;
 
 /// Why an event or point was flagged.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ExplanationView {
     /// `metric` or `event`.
     pub detector: String,

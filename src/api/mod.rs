@@ -15,6 +15,7 @@ mod monitors;
 mod orgs;
 mod rate_limit;
 pub mod request_id;
+mod routes;
 mod streams;
 mod system;
 mod usage;

@@ -29,6 +29,7 @@ pub enum Tag {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct Organization {
     pub id: String,
     pub name: String,
@@ -52,6 +53,7 @@ impl From<OrgRecord> for Organization {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct OrganizationList {
     pub items: Vec<Organization>,
     /// Pass as `cursor` to get the next page; absent on the last page.
@@ -80,6 +82,7 @@ impl From<KeyScope> for Scope {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ApiKey {
     /// `key_` followed by the key's public prefix (the 12 characters after `dl_`).
     pub id: String,
@@ -107,6 +110,7 @@ impl From<KeyRecord> for ApiKey {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ApiKeyList {
     pub items: Vec<ApiKey>,
     pub next_cursor: Option<String>,
@@ -114,6 +118,7 @@ pub struct ApiKeyList {
 
 /// A key just made. `secret` is shown this once and cannot be retrieved again.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreatedApiKey {
     pub key: ApiKey,
     /// The key itself, for `Authorization: Bearer <secret>`.
@@ -121,6 +126,7 @@ pub struct CreatedApiKey {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct CreateKeyRequest {
     /// A label to recognise the key by, e.g. `ci-pipeline`.
     pub name: String,

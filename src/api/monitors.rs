@@ -42,6 +42,7 @@ pub struct MonitorsApi;
 pub const EPISODE_GAP_POINTS: u64 = 30;
 
 #[derive(Object, Clone, Default)]
+#[oai(skip_serializing_if_is_none)]
 struct Channels {
     /// Addresses mailed at the start of each anomaly episode.
     #[oai(default)]
@@ -52,6 +53,7 @@ struct Channels {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct CreateMonitorRequest {
     name: String,
     description: Option<String>,
@@ -64,6 +66,7 @@ struct CreateMonitorRequest {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct UpdateMonitorRequest {
     name: Option<String>,
     description: Option<String>,
@@ -75,6 +78,7 @@ struct UpdateMonitorRequest {
 }
 
 #[derive(Object, Clone)]
+#[oai(skip_serializing_if_is_none)]
 struct WebhookView {
     id: String,
     url: String,
@@ -84,6 +88,7 @@ struct WebhookView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Monitor {
     id: String,
     name: String,
@@ -146,6 +151,7 @@ fn view(r: MonitorRecord, fresh: &[String]) -> Monitor {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct MonitorList {
     items: Vec<Monitor>,
     next_cursor: Option<String>,
@@ -160,12 +166,14 @@ enum MonitorCreated {
 
 /// One point: `timestamp` as RFC 3339 (or `YYYY-MM-DD HH:MM:SS`, UTC) or epoch seconds.
 #[derive(Object, Clone, Serialize, Deserialize)]
+#[oai(skip_serializing_if_is_none)]
 struct PointIn {
     timestamp: Value,
     value: f64,
 }
 
 #[derive(Object, Clone)]
+#[oai(skip_serializing_if_is_none)]
 struct PointBatch {
     points: Vec<PointIn>,
 }
@@ -179,6 +187,7 @@ enum PointsBody {
 }
 
 #[derive(Object, Serialize, Deserialize, Clone)]
+#[oai(skip_serializing_if_is_none)]
 struct PointResult {
     index: u32,
     /// The point's time, normalized to RFC 3339.
@@ -197,6 +206,7 @@ struct PointResult {
 }
 
 #[derive(Object, Serialize, Deserialize, Clone)]
+#[oai(skip_serializing_if_is_none)]
 struct PointsResult {
     monitor_id: String,
     status: String,
@@ -209,6 +219,7 @@ struct PointsResult {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct AnomalyView {
     seq: u64,
     timestamp: String,
@@ -220,12 +231,14 @@ struct AnomalyView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct AnomalyList {
     items: Vec<AnomalyView>,
     next_cursor: Option<String>,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct SeriesView {
     timestamp: String,
     value: f64,
@@ -234,6 +247,7 @@ struct SeriesView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Series {
     /// Points in time order; when downsampled, each bucket keeps its highest-scoring point so
     /// anomalies stay visible.
@@ -242,6 +256,7 @@ struct Series {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct DeliveryView {
     id: u64,
     url: String,
@@ -256,6 +271,7 @@ struct DeliveryView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct DeliveryList {
     items: Vec<DeliveryView>,
 }
@@ -559,7 +575,7 @@ impl MonitorsApi {
     async fn list(
         &self,
         auth: OrgAuth,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<MonitorList>> {
         let after = decode_cursor(cursor.0.as_deref())?;
@@ -742,7 +758,7 @@ impl MonitorsApi {
         monitor_id: Path<String>,
         from: Query<Option<String>>,
         to: Query<Option<String>>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<AnomalyList>> {
         let after = decode_cursor(cursor.0.as_deref())?
@@ -826,7 +842,7 @@ impl MonitorsApi {
         &self,
         auth: OrgAuth,
         monitor_id: Path<String>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
     ) -> ApiResult<Json<DeliveryList>> {
         let rows = auth
             .0

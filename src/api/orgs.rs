@@ -48,7 +48,7 @@ impl OrgApi {
     async fn list_keys(
         &self,
         auth: OrgAuth,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<ApiKeyList>> {
         let after = decode_cursor(cursor.0.as_deref())?;

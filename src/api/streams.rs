@@ -45,6 +45,7 @@ enum EventBatch {
 
 /// The verdict on one event.
 #[derive(Object, Serialize, Deserialize, Clone)]
+#[oai(skip_serializing_if_is_none)]
 struct EventResult {
     /// Position of the event in the batch, from 0.
     index: u32,
@@ -60,6 +61,7 @@ struct EventResult {
 }
 
 #[derive(Object, Serialize, Deserialize, Clone)]
+#[oai(skip_serializing_if_is_none)]
 struct BatchTotals {
     events: u32,
     anomalies: u32,
@@ -67,6 +69,7 @@ struct BatchTotals {
 
 /// The answer to a batch: one result per event, in order.
 #[derive(Object, Serialize, Deserialize, Clone)]
+#[oai(skip_serializing_if_is_none)]
 struct BatchResult {
     stream_id: String,
     /// `warming_up` until the baseline is built, then `ready`.
@@ -83,6 +86,7 @@ struct BatchResult {
 
 /// Detector settings of a stream; absent fields take their defaults.
 #[derive(Object, Serialize, Deserialize, Clone, Debug)]
+#[oai(skip_serializing_if_is_none)]
 struct StreamSettings {
     /// Recent events compared as a window against the baseline.
     window: Option<u32>,
@@ -95,6 +99,7 @@ struct StreamSettings {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Stream {
     id: String,
     window: u32,
@@ -129,12 +134,14 @@ impl From<StreamRecord> for Stream {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct StreamList {
     items: Vec<Stream>,
     next_cursor: Option<String>,
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct StreamAnomaly {
     /// Sequence number within the stream.
     seq: u64,
@@ -146,6 +153,7 @@ struct StreamAnomaly {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct StreamAnomalyList {
     items: Vec<StreamAnomaly>,
     next_cursor: Option<String>,
@@ -430,7 +438,7 @@ impl StreamsApi {
     async fn list(
         &self,
         auth: OrgAuth,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<StreamList>> {
         let after = decode_cursor(cursor.0.as_deref())?;
@@ -465,7 +473,7 @@ impl StreamsApi {
         stream_id: Path<String>,
         from: Query<Option<String>>,
         to: Query<Option<String>>,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<StreamAnomalyList>> {
         let after = decode_cursor(cursor.0.as_deref())?

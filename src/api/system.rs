@@ -12,6 +12,7 @@ use super::{error::ApiError, error::ApiResult, metrics::Gauges, AppState};
 pub struct SystemApi;
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Health {
     /// Always `ok` when the process answers.
     status: String,
@@ -19,6 +20,7 @@ struct Health {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct Readiness {
     /// `ready` when the store answers and the server is not shutting down.
     status: String,

@@ -56,6 +56,7 @@ impl From<Behavior> for OnExceed {
 
 /// An organization's quota policy.
 #[derive(Object, Clone, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct QuotaPolicyView {
     /// What happens past the included detections.
     pub behavior_on_exceed: Behavior,
@@ -91,6 +92,7 @@ impl From<&QuotaPolicyView> for QuotaPolicy {
 
 /// Usage of one billing period.
 #[derive(Object, Clone, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UsagePeriod {
     pub period_start: String,
     pub period_end: String,
@@ -122,6 +124,7 @@ impl From<&Usage> for UsagePeriod {
 
 /// The current period, with what the plan includes and where the policy stops.
 #[derive(Object, Clone, Debug)]
+#[oai(skip_serializing_if_is_none)]
 pub struct UsageReport {
     pub organization_id: String,
     #[oai(flatten)]
@@ -173,6 +176,7 @@ pub fn admit(
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct UsageHistory {
     /// Newest first.
     items: Vec<UsagePeriod>,
@@ -180,6 +184,7 @@ struct UsageHistory {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct MeterUsageRequest {
     organization_id: String,
     /// Whether the call being metered found an anomaly; `false` changes nothing.
@@ -191,6 +196,7 @@ struct MeterUsageRequest {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct MeterUsageResult {
     /// Detections counted by this request (on a replay: by its first attempt).
     counted: u64,
@@ -217,7 +223,7 @@ impl UsageApi {
     async fn history(
         &self,
         auth: OrgAuth,
-        limit: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<UsageHistory>> {
         let before = super::models::decode_cursor(cursor.0.as_deref())?

@@ -8,6 +8,7 @@ mod metering;
 mod monitors;
 mod openapi;
 mod packaging;
+mod schema_fuzz;
 mod streams;
 mod stripe;
 mod support;

@@ -240,7 +240,7 @@ pub fn python() -> &'static Path {
     VENV.get_or_init(|| {
         let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-venv");
         let py = venv.join("bin/python");
-        let ready = venv.join(".installed-v4");
+        let ready = venv.join(".installed-v5");
         if !ready.exists() {
             let ok = Command::new("python3")
                 .args(["-m", "venv"])
@@ -262,6 +262,7 @@ pub fn python() -> &'static Path {
                     "openapi-python-client==0.*",
                     "aiosmtpd==1.*",
                     "stripe==16.*",
+                    "schemathesis==4.*",
                 ])
                 .status()
                 .unwrap()
