@@ -107,6 +107,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_batch_events: config.max_batch_events,
         dunning_policy: config.dunning,
         stripe_webhook_secret: config.stripe_webhook_secret.clone(),
+        cors_allowed_origins: config.cors_allowed_origins.clone(),
         data_dir: config.data_dir.clone(),
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         workers: workers.clone(),

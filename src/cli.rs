@@ -109,6 +109,9 @@ pub struct ServeArgs {
     /// Days in `past_due` before `suspended` [default: 7]
     #[arg(long, env = "DRIFTLOCK_DUNNING_PAST_DUE_DAYS")]
     pub dunning_past_due_days: Option<u32>,
+    /// Origins allowed to call the API from a browser (CORS), comma-separated; none by default
+    #[arg(long, env = "DRIFTLOCK_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Option<Vec<String>>,
     /// Public base URL of this server, used in links in mail [default: http://LISTEN]
     #[arg(long, env = "DRIFTLOCK_PUBLIC_URL")]
     pub public_url: Option<String>,

@@ -49,6 +49,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_DUNNING_PAST_DUE_DAYS",
     "DRIFTLOCK_STRIPE_WEBHOOK_SECRET",
     "DRIFTLOCK_STRIPE_WEBHOOK_SECRET_FILE",
+    "DRIFTLOCK_CORS_ALLOWED_ORIGINS",
     "DRIFTLOCK_ADMIN_TOKEN",
     "DRIFTLOCK_ADMIN_TOKEN_FILE",
 ];
@@ -83,6 +84,7 @@ pub struct FileConfig {
     pub dunning_grace_days: Option<u32>,
     pub dunning_past_due_days: Option<u32>,
     pub stripe_webhook_secret_file: Option<PathBuf>,
+    pub cors_allowed_origins: Option<Vec<String>>,
 }
 
 /// Where the admin token comes from.
@@ -110,6 +112,8 @@ pub struct Config {
     pub email: EmailSettings,
     pub webhooks: WebhookSettings,
     pub dunning: DunningPolicy,
+    /// Browser origins allowed by CORS; empty means CORS is off.
+    pub cors_allowed_origins: Vec<String>,
     /// Stripe's webhook signing secret (`whsec_...`), from the environment or a file.
     pub stripe_webhook_secret: Option<String>,
     /// Problems worth a warning once logging is up (unknown env variables, ...).
@@ -255,6 +259,15 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
                 .or(file.dunning_past_due_days)
                 .unwrap_or(7),
         },
+        cors_allowed_origins: args
+            .cors_allowed_origins
+            .clone()
+            .or(file.cors_allowed_origins.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect(),
         stripe_webhook_secret: match (
             env_get("DRIFTLOCK_STRIPE_WEBHOOK_SECRET"),
             env_get("DRIFTLOCK_STRIPE_WEBHOOK_SECRET_FILE")

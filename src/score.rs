@@ -295,4 +295,25 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, ScoreError::MissingColumn("timestamp")));
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Any bytes as a CSV give rows or a line-numbered error, never a panic.
+            #[test]
+            fn csv_parsing_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+                let mut input = b"timestamp,value\n".to_vec();
+                input.extend(bytes);
+                let _ = score_csv(input.as_slice(), Vec::new(), &MetricSettings::default());
+            }
+
+            /// Any text as a timestamp parses or is refused, never a panic.
+            #[test]
+            fn timestamp_parsing_never_panics(s in ".{0,40}") {
+                let _ = parse_timestamp(&s);
+            }
+        }
+    }
 }

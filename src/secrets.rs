@@ -180,4 +180,19 @@ mod tests {
         assert!(!secrets_equal("abc", "abd"));
         assert!(!secrets_equal("abc", "abcd"));
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// Parsing any presented credential never panics, and only our key shape yields an id.
+            #[test]
+            fn key_parsing_never_panics(s in ".{0,80}") {
+                if let Some(id) = key_id_of(&s) {
+                    prop_assert!(s.starts_with("dl_") && id.starts_with("key_"));
+                }
+            }
+        }
+    }
 }

@@ -35,6 +35,44 @@ pub struct FrameEndpoint<E> {
     state: Arc<AppState>,
 }
 
+/// Headers every answer carries, and CORS for an allowed origin.
+fn secure(response: &mut Response, allowed_origin: Option<&str>) {
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if let Some(origin) = allowed_origin.and_then(|o| HeaderValue::from_str(o).ok()) {
+        headers.insert("access-control-allow-origin", origin);
+        headers.insert("vary", HeaderValue::from_static("Origin"));
+        headers.insert(
+            "access-control-expose-headers",
+            HeaderValue::from_static("x-request-id, retry-after"),
+        );
+    }
+}
+
+/// The answer to a CORS preflight from an allowed origin.
+fn preflight(origin: &str, id: &str) -> Response {
+    let mut response = Response::builder()
+        .status(poem::http::StatusCode::NO_CONTENT)
+        .header(
+            "access-control-allow-methods",
+            "GET, POST, PUT, PATCH, DELETE",
+        )
+        .header(
+            "access-control-allow-headers",
+            "authorization, content-type, idempotency-key, x-request-id",
+        )
+        .header("access-control-max-age", "600")
+        .header("x-request-id", id)
+        .finish();
+    secure(&mut response, Some(origin));
+    response
+}
+
 /// Label for requests that matched no operation.
 fn route_label(path: &str) -> &'static str {
     match path {
@@ -57,6 +95,15 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
         let limit = self.state.max_body_bytes;
+        let origin = req
+            .headers()
+            .get("origin")
+            .and_then(|v| v.to_str().ok())
+            .filter(|o| self.state.cors_allowed_origins.iter().any(|a| a == o))
+            .map(str::to_string);
+        if let (Some(origin), true) = (&origin, req.method() == poem::http::Method::OPTIONS) {
+            return Ok(preflight(origin, &id));
+        }
 
         let mut resp = request_id::scope(id.clone(), async {
             let declared = req
@@ -104,6 +151,7 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
         if let Ok(value) = HeaderValue::from_str(&id) {
             response.headers_mut().insert("x-request-id", value);
         }
+        secure(response, origin.as_deref());
         let status = response.status().as_u16();
         let route = op.map(|o| o.0).unwrap_or_else(|| route_label(&path));
         let elapsed = started.elapsed();

@@ -45,6 +45,8 @@ pub struct AppState {
     pub max_batch_events: usize,
     /// Days between dunning states after a failed payment.
     pub dunning_policy: crate::core::billing::dunning::DunningPolicy,
+    /// Browser origins allowed by CORS (empty: CORS off).
+    pub cors_allowed_origins: Vec<String>,
     /// Stripe's webhook signing secret; webhooks are refused without it.
     pub stripe_webhook_secret: Option<String>,
     /// Per-key request budget on detection and metering routes.

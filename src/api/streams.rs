@@ -508,3 +508,39 @@ impl StreamsApi {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any NDJSON text is parsed whole or refused whole with a line-numbered error.
+        #[test]
+        fn ndjson_parsing_never_panics(text in "(\\{\"a\":[0-9]{1,3}\\}|[^\\n]{0,20}|\n){0,30}") {
+            match parse_batch(EventBatch::Ndjson(PlainText(text.clone())), 1000) {
+                Ok(events) => prop_assert!(events.iter().all(Value::is_object)),
+                Err(ApiError::InvalidJson(m) | ApiError::InvalidEvent(m)) => prop_assert!(m.contains("line")),
+                Err(ApiError::BatchTooLarge { .. }) => {}
+                Err(other) => prop_assert!(false, "unexpected {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn deep_nesting_and_huge_numbers_are_plain_events() {
+        let deep = format!("{}1{}", "{\"a\":".repeat(64), "}".repeat(64));
+        let huge = "{\"n\": 1e308, \"m\": -123456789012345678901234567890}".to_string();
+        let events = parse_batch(
+            EventBatch::Ndjson(PlainText(format!("{deep}\n{huge}\n"))),
+            10,
+        )
+        .unwrap();
+        assert_eq!(events.len(), 2);
+        let too_deep = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
+        assert!(matches!(
+            parse_batch(EventBatch::Ndjson(PlainText(too_deep)), 10),
+            Err(ApiError::InvalidJson(_))
+        ));
+    }
+}

@@ -519,3 +519,54 @@ fn sigterm_lets_an_in_flight_request_finish() {
     let (_, list) = get(&server, "/v1/admin/orgs", Some(&admin));
     assert_eq!(list["items"][0]["name"], "In flight");
 }
+
+#[test]
+fn cors_is_off_by_default_and_follows_the_allow_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let resp = ureq::get(&server.url("/healthz"))
+        .set("Origin", "https://ui.example")
+        .call()
+        .unwrap();
+    assert_eq!(resp.header("access-control-allow-origin"), None);
+    assert_eq!(resp.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(resp.header("x-frame-options"), Some("DENY"));
+    drop(server);
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(
+        dir.path(),
+        &[
+            "--cors-allowed-origins",
+            "https://ui.example,https://other.example",
+        ],
+        &[],
+    );
+    let pre = ureq::request("OPTIONS", &server.url("/v1/org"))
+        .set("Origin", "https://ui.example")
+        .set("Access-Control-Request-Method", "GET")
+        .call()
+        .unwrap();
+    assert_eq!(pre.status(), 204);
+    assert_eq!(
+        pre.header("access-control-allow-origin"),
+        Some("https://ui.example")
+    );
+    assert!(pre
+        .header("access-control-allow-headers")
+        .unwrap()
+        .contains("authorization"));
+    let resp = ureq::get(&server.url("/healthz"))
+        .set("Origin", "https://ui.example")
+        .call()
+        .unwrap();
+    assert_eq!(
+        resp.header("access-control-allow-origin"),
+        Some("https://ui.example")
+    );
+    let resp = ureq::get(&server.url("/healthz"))
+        .set("Origin", "https://evil.example")
+        .call()
+        .unwrap();
+    assert_eq!(resp.header("access-control-allow-origin"), None);
+}

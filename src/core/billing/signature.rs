@@ -146,4 +146,17 @@ mod tests {
             );
         }
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// No header or payload makes verification panic, and none but a true signature passes.
+            #[test]
+            fn verification_never_panics_or_accepts_forgeries(header in ".{0,200}", payload in proptest::collection::vec(any::<u8>(), 0..200)) {
+                prop_assert!(verify(Some(&header), &payload, "whsec_fuzz", 1_000).is_err());
+            }
+        }
+    }
 }
