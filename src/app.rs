@@ -22,6 +22,7 @@ use crate::{
     sync::{
         self,
         email::{EmailWorker, Transport},
+        stripe::{StripeClient, StripeWorker},
         webhooks::WebhookWorker,
         Workers,
     },
@@ -108,6 +109,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dunning_policy: config.dunning,
         stripe_webhook_secret: config.stripe_webhook_secret.clone(),
         cors_allowed_origins: config.cors_allowed_origins.clone(),
+        stripe: StripeClient::new(&config.stripe),
+        public_url: config.email.public_url.clone(),
         data_dir: config.data_dir.clone(),
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         workers: workers.clone(),
@@ -155,9 +158,16 @@ fn start_workers(
     }
     let email = EmailWorker::new(store.clone(), config.email.clone());
     let webhooks = WebhookWorker::new(store.clone(), config.webhooks.clone());
+    if config.stripe.secret_key.is_none() {
+        tracing::warn!(
+            "no Stripe secret key: billing runs offline and metered usage waits until one is set"
+        );
+    }
+    let stripe = StripeWorker::new(store.clone(), config.stripe.clone());
     vec![
         sync::spawn(email, workers.clone(), shutdown.clone()),
-        sync::spawn(webhooks, workers.clone(), shutdown),
+        sync::spawn(webhooks, workers.clone(), shutdown.clone()),
+        sync::spawn(stripe, workers.clone(), shutdown),
     ]
 }
 

@@ -112,6 +112,18 @@ pub struct ServeArgs {
     /// Origins allowed to call the API from a browser (CORS), comma-separated; none by default
     #[arg(long, env = "DRIFTLOCK_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Option<Vec<String>>,
+    /// Stripe API base URL (tests point it at a local fake) [default: https://api.stripe.com]
+    #[arg(long, env = "DRIFTLOCK_STRIPE_API_BASE")]
+    pub stripe_api_base: Option<String>,
+    /// Event name of the Stripe Billing Meter that counts overage [default: driftlock_detections]
+    #[arg(long, env = "DRIFTLOCK_STRIPE_METER_EVENT_NAME")]
+    pub stripe_meter_event_name: Option<String>,
+    /// How often overage is batched and sent to Stripe, in milliseconds [default: 60000]
+    #[arg(long, env = "DRIFTLOCK_STRIPE_METER_INTERVAL_MS")]
+    pub stripe_meter_interval_ms: Option<u64>,
+    /// First retry delay of a meter event in milliseconds, doubled per attempt [default: 30000]
+    #[arg(long, env = "DRIFTLOCK_STRIPE_RETRY_BASE_MS")]
+    pub stripe_retry_base_ms: Option<u64>,
     /// Public base URL of this server, used in links in mail [default: http://LISTEN]
     #[arg(long, env = "DRIFTLOCK_PUBLIC_URL")]
     pub public_url: Option<String>,

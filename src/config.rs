@@ -15,6 +15,7 @@ use crate::{
     core::billing::dunning::DunningPolicy,
     sync::{
         email::{EmailSettings, SmtpSettings, TlsMode, Transport},
+        stripe::StripeSettings,
         webhooks::WebhookSettings,
     },
 };
@@ -50,6 +51,12 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_STRIPE_WEBHOOK_SECRET",
     "DRIFTLOCK_STRIPE_WEBHOOK_SECRET_FILE",
     "DRIFTLOCK_CORS_ALLOWED_ORIGINS",
+    "DRIFTLOCK_STRIPE_SECRET_KEY",
+    "DRIFTLOCK_STRIPE_SECRET_KEY_FILE",
+    "DRIFTLOCK_STRIPE_API_BASE",
+    "DRIFTLOCK_STRIPE_METER_EVENT_NAME",
+    "DRIFTLOCK_STRIPE_METER_INTERVAL_MS",
+    "DRIFTLOCK_STRIPE_RETRY_BASE_MS",
     "DRIFTLOCK_ADMIN_TOKEN",
     "DRIFTLOCK_ADMIN_TOKEN_FILE",
 ];
@@ -85,6 +92,11 @@ pub struct FileConfig {
     pub dunning_past_due_days: Option<u32>,
     pub stripe_webhook_secret_file: Option<PathBuf>,
     pub cors_allowed_origins: Option<Vec<String>>,
+    pub stripe_secret_key_file: Option<PathBuf>,
+    pub stripe_api_base: Option<String>,
+    pub stripe_meter_event_name: Option<String>,
+    pub stripe_meter_interval_ms: Option<u64>,
+    pub stripe_retry_base_ms: Option<u64>,
 }
 
 /// Where the admin token comes from.
@@ -112,6 +124,8 @@ pub struct Config {
     pub email: EmailSettings,
     pub webhooks: WebhookSettings,
     pub dunning: DunningPolicy,
+    /// Stripe API access; without a secret key billing runs offline.
+    pub stripe: StripeSettings,
     /// Browser origins allowed by CORS; empty means CORS is off.
     pub cors_allowed_origins: Vec<String>,
     /// Stripe's webhook signing secret (`whsec_...`), from the environment or a file.
@@ -259,6 +273,37 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
                 .or(file.dunning_past_due_days)
                 .unwrap_or(7),
         },
+        stripe: StripeSettings {
+            api_base: args
+                .stripe_api_base
+                .clone()
+                .or(file.stripe_api_base.clone())
+                .unwrap_or_else(|| "https://api.stripe.com".into()),
+            secret_key: secret_from(
+                env_get("DRIFTLOCK_STRIPE_SECRET_KEY"),
+                env_get("DRIFTLOCK_STRIPE_SECRET_KEY_FILE")
+                    .map(PathBuf::from)
+                    .or(file.stripe_secret_key_file.clone()),
+                "DRIFTLOCK_STRIPE_SECRET_KEY",
+            )?,
+            meter_event_name: args
+                .stripe_meter_event_name
+                .clone()
+                .or(file.stripe_meter_event_name.clone())
+                .unwrap_or_else(|| "driftlock_detections".into()),
+            meter_interval: std::time::Duration::from_millis(
+                args.stripe_meter_interval_ms
+                    .or(file.stripe_meter_interval_ms)
+                    .unwrap_or(60_000)
+                    .max(10),
+            ),
+            max_attempts: 20,
+            retry_base_ms: args
+                .stripe_retry_base_ms
+                .or(file.stripe_retry_base_ms)
+                .unwrap_or(30_000)
+                .max(10),
+        },
         cors_allowed_origins: args
             .cors_allowed_origins
             .clone()
@@ -369,6 +414,22 @@ fn resolve_email(
             .trim_end_matches('/')
             .to_string(),
     })
+}
+
+/// A secret given in the environment or in a private file, not both.
+fn secret_from(
+    value: Option<String>,
+    file: Option<PathBuf>,
+    name: &str,
+) -> Result<Option<String>, ConfigError> {
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::Invalid(format!(
+            "set {name} or {name}_FILE (or the config file key), not both"
+        ))),
+        (Some(v), None) => Ok(Some(v.trim().to_string())),
+        (None, Some(path)) => Ok(Some(read_secret_file(&path)?.trim().to_string())),
+        (None, None) => Ok(None),
+    }
 }
 
 fn check_token(token: String) -> Result<String, ConfigError> {

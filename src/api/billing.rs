@@ -27,6 +27,7 @@ use crate::{
         signature,
     },
     store::{page_limit, Received},
+    sync::stripe::StripeError,
 };
 
 pub struct BillingApi;
@@ -174,8 +175,168 @@ struct StripeEventList {
     items: Vec<StripeEventView>,
 }
 
+#[derive(Object)]
+struct CheckoutRequest {
+    /// The plan to subscribe to: `standard` or `growth`.
+    plan: String,
+    /// A promotion code such as `LAUNCH50`; without one, the checkout page accepts codes.
+    promo_code: Option<String>,
+}
+
+#[derive(Object)]
+struct StripeSession {
+    id: String,
+    /// Where to send the customer.
+    url: String,
+}
+
+fn stripe_failed(e: StripeError) -> ApiError {
+    match e {
+        StripeError::NotConfigured => ApiError::StripeOffline,
+        other => ApiError::StripeFailed(other.to_string()),
+    }
+}
+
 #[OpenApi(tag = "Tag::Billing")]
 impl BillingApi {
+    /// Start a Stripe Checkout for a plan (base price and metered overage), with the
+    /// organization as client reference; answers the page's URL.
+    #[oai(
+        path = "/v1/billing/checkout",
+        method = "post",
+        operation_id = "createCheckout"
+    )]
+    async fn checkout(
+        &self,
+        auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<CheckoutRequest>,
+    ) -> ApiResult<Json<StripeSession>> {
+        let scope = auth.0.scope;
+        let org = scope.get_org()?;
+        let plan = state
+            .store
+            .get_plan(&body.plan)
+            .map_err(|_| ApiError::validation("plan", format!("unknown plan {:?}", body.plan)))?;
+        let Some(price) = plan.stripe_price_id.clone() else {
+            return Err(ApiError::validation(
+                "plan",
+                format!(
+                    "plan {} has no Stripe price; it needs no checkout or its price id is not set",
+                    plan.id
+                ),
+            ));
+        };
+        let account = scope.billing_account()?;
+        let client = state.stripe.clone();
+        let return_url = format!("{}/admin/", state.public_url);
+        let promo = body.promo_code.clone();
+        let request_id = super::request_id::current();
+        let session = tokio::task::spawn_blocking(move || {
+            let mut params: Vec<(String, String)> = vec![
+                ("mode".into(), "subscription".into()),
+                ("client_reference_id".into(), org.id.clone()),
+                (
+                    "success_url".into(),
+                    format!("{return_url}?checkout=success"),
+                ),
+                (
+                    "cancel_url".into(),
+                    format!("{return_url}?checkout=cancelled"),
+                ),
+                ("line_items[0][price]".into(), price),
+                ("line_items[0][quantity]".into(), "1".into()),
+                ("metadata[plan]".into(), plan.id.clone()),
+                ("metadata[organization_id]".into(), org.id.clone()),
+            ];
+            if let Some(metered) = &plan.stripe_metered_price_id {
+                params.push(("line_items[1][price]".into(), metered.clone()));
+            }
+            match (&account.customer_id, &org.billing_email) {
+                (Some(customer), _) => params.push(("customer".into(), customer.clone())),
+                (None, Some(email)) => params.push(("customer_email".into(), email.clone())),
+                (None, None) => {}
+            }
+            match promo {
+                Some(code) => {
+                    let found = client.get(
+                        "/v1/promotion_codes",
+                        &[("code", code.as_str()), ("active", "true")],
+                    )?;
+                    let id = found
+                        .pointer("/data/0/id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string);
+                    match id {
+                        Some(id) => params.push(("discounts[0][promotion_code]".into(), id)),
+                        None => {
+                            return Ok(Err(ApiError::validation(
+                                "promo_code",
+                                format!("{code:?} is not an active promotion code"),
+                            )))
+                        }
+                    }
+                }
+                None => params.push(("allow_promotion_codes".into(), "true".into())),
+            }
+            client
+                .post(
+                    "/v1/checkout/sessions",
+                    &params,
+                    &format!("dl-checkout-{}-{request_id}", org.id),
+                )
+                .map(Ok)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(stripe_failed)??;
+        Ok(Json(StripeSession {
+            id: session["id"].as_str().unwrap_or_default().to_string(),
+            url: session["url"].as_str().unwrap_or_default().to_string(),
+        }))
+    }
+
+    /// A Stripe customer portal session for the organization (payment methods, invoices,
+    /// plan changes); answers its URL.
+    #[oai(
+        path = "/v1/billing/portal",
+        method = "post",
+        operation_id = "createPortalSession"
+    )]
+    async fn portal(
+        &self,
+        auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> ApiResult<Json<StripeSession>> {
+        let account = auth.0.scope.billing_account()?;
+        let Some(customer) = account.customer_id else {
+            return Err(ApiError::Conflict(
+                "the organization has no Stripe customer yet; complete a checkout first".into(),
+            ));
+        };
+        let client = state.stripe.clone();
+        let return_url = format!("{}/admin/", state.public_url);
+        let request_id = super::request_id::current();
+        let session = tokio::task::spawn_blocking(move || {
+            let params = vec![
+                ("customer".to_string(), customer.clone()),
+                ("return_url".to_string(), return_url),
+            ];
+            client.post(
+                "/v1/billing_portal/sessions",
+                &params,
+                &format!("dl-portal-{customer}-{request_id}"),
+            )
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        .map_err(stripe_failed)?;
+        Ok(Json(StripeSession {
+            id: session["id"].as_str().unwrap_or_default().to_string(),
+            url: session["url"].as_str().unwrap_or_default().to_string(),
+        }))
+    }
+
     /// Stripe webhook endpoint. The `Stripe-Signature` header is verified (HMAC-SHA256 over
     /// `t.payload`, 5-minute tolerance) before the body is parsed; each event id is applied
     /// once, and events older than the state held change nothing.

@@ -87,6 +87,10 @@ pub enum ApiError {
         "Stripe webhooks are not configured on this server (set DRIFTLOCK_STRIPE_WEBHOOK_SECRET)"
     )]
     StripeNotConfigured,
+    #[error("billing runs offline on this server: no Stripe secret key is configured")]
+    StripeOffline,
+    #[error("Stripe refused or could not be reached: {0}")]
+    StripeFailed(String),
     #[error("too many requests for this API key; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -133,6 +137,8 @@ impl ApiError {
             }
             ApiError::InvalidSignature(_) => (StatusCode::BAD_REQUEST, "invalid_signature"),
             ApiError::StripeNotConfigured => (StatusCode::NOT_FOUND, "stripe_not_configured"),
+            ApiError::StripeOffline => (StatusCode::CONFLICT, "stripe_offline"),
+            ApiError::StripeFailed(_) => (StatusCode::BAD_GATEWAY, "stripe_error"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }

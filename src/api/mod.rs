@@ -45,6 +45,10 @@ pub struct AppState {
     pub max_batch_events: usize,
     /// Days between dunning states after a failed payment.
     pub dunning_policy: crate::core::billing::dunning::DunningPolicy,
+    /// Client for Stripe's API (checkout and portal sessions).
+    pub stripe: crate::sync::stripe::StripeClient,
+    /// Public base URL, for the return links of Stripe pages.
+    pub public_url: String,
     /// Browser origins allowed by CORS (empty: CORS off).
     pub cors_allowed_origins: Vec<String>,
     /// Stripe's webhook signing secret; webhooks are refused without it.

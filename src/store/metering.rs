@@ -107,7 +107,11 @@ pub(super) fn meter_in_tx(
     let period = Period::containing(now_ms);
     let mut usage_table = tx.open_table(tables::USAGE)?;
     let mut usage = read_usage(&usage_table, org_id, period, plan)?;
+    let overage_before = usage.overage_calls;
     let crossings = quota::record(&mut usage, plan, &policy, count);
+    if plan.overage_millicents.is_some() {
+        super::meter_outbox::add_pending(tx, org_id, usage.overage_calls - overage_before)?;
+    }
     usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;
     drop(usage_table);
 

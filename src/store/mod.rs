@@ -10,6 +10,7 @@ mod billing;
 pub mod codec;
 mod idempotency;
 mod keys;
+mod meter_outbox;
 mod metering;
 mod monitors;
 mod orgs;
@@ -31,6 +32,7 @@ use redb::{Database, ReadableDatabase};
 pub use audit::AuditEvent;
 pub use billing::{Received, StripeEventRecord};
 pub use keys::{KeyRecord, KeyScope, NewKey};
+pub use meter_outbox::{MeterEventRow, MeterStatus};
 pub use metering::{MeterOutcome, MeterSnapshot, Metered};
 pub use monitors::{
     EpisodeStart, MonitorAnomaly, MonitorBatchCommit, MonitorRecord, SeriesPoint, WebhookChannel,

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 6;
+pub const CURRENT_SCHEMA_VERSION: u64 = 7;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -47,6 +47,11 @@ const LADDER: &[Step] = &[
         version: 6,
         what: "create Stripe events, billing accounts, the customer index and the invoice mirror",
         apply: create_v6_tables,
+    },
+    Step {
+        version: 7,
+        what: "create the outbox of metered usage for Stripe",
+        apply: create_v7_tables,
     },
 ];
 
@@ -111,6 +116,13 @@ fn create_v6_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::BILLING_ACCOUNTS)?;
     tx.open_table(tables::STRIPE_CUSTOMERS)?;
     tx.open_table(tables::INVOICES_MIRROR)?;
+    Ok(())
+}
+
+fn create_v7_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::METER_PENDING)?;
+    tx.open_table(tables::METER_OUTBOX)?;
+    tx.open_table(tables::METER_DUE)?;
     Ok(())
 }
 
@@ -333,6 +345,20 @@ mod tests {
             "stripe_customers",
             "invoices_mirror",
         ] {
+            assert!(
+                names.iter().any(|n| n == table),
+                "{table} missing from {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn step_7_adds_the_meter_outbox() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 6).unwrap();
+        assert_eq!(migrate_to(&db, 7).unwrap(), 6);
+        let names = table_names(&db);
+        for table in ["meter_pending", "meter_outbox", "meter_due"] {
             assert!(
                 names.iter().any(|n| n == table),
                 "{table} missing from {names:?}"

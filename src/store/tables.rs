@@ -106,6 +106,17 @@ pub const STRIPE_CUSTOMERS: TableDefinition<&str, &str> = TableDefinition::new("
 pub const INVOICES_MIRROR: TableDefinition<(&str, &str), &[u8]> =
     TableDefinition::new("invoices_mirror");
 
+// Schema version 7: metered usage on its way to Stripe.
+
+/// Overage detections counted but not yet batched for Stripe: org id -> count.
+pub const METER_PENDING: TableDefinition<&str, u64> = TableDefinition::new("meter_pending");
+
+/// Batches of overage detections for Stripe's Billing Meter, by sequence: `MeterEventRow`.
+pub const METER_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("meter_outbox");
+
+/// Undelivered meter batches by when they are next due: (due ms, row id) -> ().
+pub const METER_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("meter_due");
+
 /// Calls `$apply!(TABLE)` for every table above; backup and restore use it so that a table
 /// added here cannot be forgotten by them.
 macro_rules! for_each_table {
@@ -138,6 +149,9 @@ macro_rules! for_each_table {
         $apply!(tables::BILLING_ACCOUNTS);
         $apply!(tables::STRIPE_CUSTOMERS);
         $apply!(tables::INVOICES_MIRROR);
+        $apply!(tables::METER_PENDING);
+        $apply!(tables::METER_OUTBOX);
+        $apply!(tables::METER_DUE);
     };
 }
 pub(crate) use for_each_table;

@@ -4,6 +4,7 @@
 
 pub mod email;
 pub mod retry;
+pub mod stripe;
 pub mod templates;
 pub mod webhooks;
 

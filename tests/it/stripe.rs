@@ -399,3 +399,249 @@ fn a_suspended_account_gets_402_until_it_is_restored() {
     assert_eq!(set.len(), 2);
     assert_eq!(set[0]["detail"]["note"], "manual test");
 }
+
+/// The in-repo fake Stripe (tests/it/fake_stripe.py) on a loopback port.
+struct FakeStripe {
+    child: std::process::Child,
+    base: String,
+}
+
+impl FakeStripe {
+    fn start() -> FakeStripe {
+        use std::io::BufRead;
+        let port = crate::support::free_port();
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fake_stripe.py");
+        let mut child = Command::new(python())
+            .arg(script)
+            .arg(port.to_string())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready");
+        FakeStripe {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn set_down(&self, down: bool) {
+        ureq::post(&format!("{}/_control", self.base))
+            .send_json(json!({"down": down}))
+            .unwrap();
+    }
+
+    fn seen(&self) -> Value {
+        ureq::get(&format!("{}/_requests", self.base))
+            .call()
+            .unwrap()
+            .into_json()
+            .unwrap()
+    }
+}
+
+impl Drop for FakeStripe {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn setup_online(dir: &std::path::Path, stripe: &FakeStripe, interval_ms: &str) -> Setup {
+    let server = start_with(
+        dir,
+        &[
+            "--email-poll-ms",
+            "50",
+            "--stripe-api-base",
+            &stripe.base,
+            "--stripe-meter-interval-ms",
+            interval_ms,
+            "--stripe-retry-base-ms",
+            "100",
+            "--rate-limit-per-sec",
+            "0",
+        ],
+        &[
+            ("DRIFTLOCK_STRIPE_WEBHOOK_SECRET", SECRET),
+            ("DRIFTLOCK_STRIPE_SECRET_KEY", "sk_test_driftlock"),
+        ],
+    );
+    let admin = server.admin_token();
+    let (s, _) = send(
+        ureq::put(&server.url("/v1/admin/plans/standard"))
+            .set("Authorization", &format!("Bearer {admin}")),
+        Some(
+            &json!({"name": "Standard", "monthly_price_cents": 4900, "included_detections": 250000, "overage_millicents": 350,
+                     "stripe_price_id": "price_standard", "stripe_metered_price_id": "price_standard_overage"}),
+        ),
+    );
+    assert_eq!(s, 200);
+    let (_, org) = post(
+        &server,
+        "/v1/admin/orgs",
+        Some(&admin),
+        &json!({"name": "Acme", "billing_email": "billing@acme.example"}),
+    );
+    let org = org["id"].as_str().unwrap().to_string();
+    let (_, key) = post(
+        &server,
+        &format!("/v1/admin/orgs/{org}/keys"),
+        Some(&admin),
+        &json!({"name": "k"}),
+    );
+    let (_, service) = post(
+        &server,
+        "/v1/admin/keys",
+        Some(&admin),
+        &json!({"name": "m", "scope": "service"}),
+    );
+    Setup {
+        key: key["secret"].as_str().unwrap().into(),
+        service: service["secret"].as_str().unwrap().into(),
+        server,
+        admin,
+        org,
+    }
+}
+
+#[test]
+fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
+    let stripe = FakeStripe::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup_online(dir.path(), &stripe, "60000");
+
+    let (st, session) = post(
+        &s.server,
+        "/v1/billing/checkout",
+        Some(&s.key),
+        &json!({"plan": "standard"}),
+    );
+    assert_eq!(st, 200, "{session}");
+    assert!(session["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://checkout.stripe.test/"));
+    let (st, with_promo) = post(
+        &s.server,
+        "/v1/billing/checkout",
+        Some(&s.key),
+        &json!({"plan": "standard", "promo_code": "LAUNCH50"}),
+    );
+    assert_eq!(st, 200, "{with_promo}");
+    let (st, b) = post(
+        &s.server,
+        "/v1/billing/checkout",
+        Some(&s.key),
+        &json!({"plan": "standard", "promo_code": "NOPE"}),
+    );
+    assert_error(st, &b, 422, "validation_failed");
+    let (st, b) = post(
+        &s.server,
+        "/v1/billing/checkout",
+        Some(&s.key),
+        &json!({"plan": "developer"}),
+    );
+    assert_error(st, &b, 422, "validation_failed");
+    let (st, b) = post(&s.server, "/v1/billing/portal", Some(&s.key), &json!({}));
+    assert_error(st, &b, 409, "conflict");
+
+    let seen = stripe.seen();
+    let checkouts: Vec<&Value> = seen["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["path"] == "/v1/checkout/sessions")
+        .collect();
+    assert_eq!(checkouts.len(), 2);
+    let form = &checkouts[0]["form"];
+    assert_eq!(form["mode"], "subscription");
+    assert_eq!(form["client_reference_id"], s.org.as_str());
+    assert_eq!(form["line_items[0][price]"], "price_standard");
+    assert_eq!(form["line_items[0][quantity]"], "1");
+    assert_eq!(form["line_items[1][price]"], "price_standard_overage");
+    assert_eq!(form["metadata[plan]"], "standard");
+    assert_eq!(form["customer_email"], "billing@acme.example");
+    assert_eq!(form["allow_promotion_codes"], "true");
+    assert_eq!(
+        checkouts[0]["content_type"],
+        "application/x-www-form-urlencoded"
+    );
+    assert!(checkouts[0]["idempotency_key"]
+        .as_str()
+        .is_some_and(|k| k.starts_with("dl-checkout-")));
+    assert_ne!(
+        checkouts[0]["idempotency_key"],
+        checkouts[1]["idempotency_key"]
+    );
+    assert_eq!(
+        checkouts[1]["form"]["discounts[0][promotion_code]"],
+        "promo_launch50"
+    );
+
+    // Once the checkout completed (webhook), the portal opens for the customer.
+    deliver(&s.server, &checkout_completed("evt_portal", &s.org, now()));
+    let (st, portal) = post(&s.server, "/v1/billing/portal", Some(&s.key), &json!({}));
+    assert_eq!(st, 200, "{portal}");
+    let seen = stripe.seen();
+    let portal_req = seen["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["path"] == "/v1/billing_portal/sessions")
+        .unwrap();
+    assert_eq!(portal_req["form"]["customer"], "cus_123");
+    assert!(portal_req["idempotency_key"].is_string());
+}
+
+#[test]
+fn metered_overage_reaches_stripe_exactly_once_across_an_outage() {
+    let stripe = FakeStripe::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup_online(dir.path(), &stripe, "100");
+    deliver(&s.server, &checkout_completed("evt_c", &s.org, now()));
+    let meter = |count: u64| {
+        let (st, b) = post(
+            &s.server,
+            "/v1/meter-usage",
+            Some(&s.service),
+            &json!({"organization_id": s.org, "anomaly": true, "count": count}),
+        );
+        assert_eq!(st, 200, "{b}");
+    };
+    meter(250_000); // exactly the included amount: nothing for Stripe
+    stripe.set_down(true);
+    for _ in 0..5 {
+        meter(1_000);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+    }
+    crate::support::wait_for(20, "attempts refused while Stripe is down", || {
+        (stripe.seen()["refused"].as_u64() >= Some(3)).then_some(())
+    });
+    stripe.set_down(false);
+    meter(2_500);
+    let total = crate::support::wait_for(30, "every meter event delivered", || {
+        let seen = stripe.seen();
+        let sum: u64 = seen["meter_events"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|e| e["value"].as_u64().unwrap())
+            .sum();
+        (sum == 7_500).then_some(seen)
+    });
+    for event in total["meter_events"].as_object().unwrap().values() {
+        assert_eq!(event["customer"], "cus_123");
+        assert_eq!(event["event_name"], "driftlock_detections");
+    }
+    let (_, usage) = get(&s.server, "/v1/usage", Some(&s.key));
+    assert_eq!(
+        usage["overage_calls"], 7_500,
+        "Stripe got exactly the overage"
+    );
+}

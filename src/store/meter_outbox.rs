@@ -1,0 +1,163 @@
+//! Metered usage on its way to Stripe. Counting detections past the included amount adds them
+//! to the org's pending count in the same transaction; the Stripe worker turns pending counts
+//! into numbered batches (one outbox row each, with the identifier Stripe deduplicates on) and
+//! delivers them, so an outage delays usage and never loses or doubles it.
+
+use redb::{ReadableDatabase, ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    billing::read_account,
+    codec::{self, Versioned},
+    outbox::{due_rows, next_seq, record_attempt, Attempt, Queued},
+    tables, Store, StoreError,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MeterStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MeterEventRow {
+    pub id: u64,
+    pub org_id: String,
+    pub customer_id: String,
+    /// Overage detections in this batch.
+    pub value: u64,
+    /// Stripe's idempotency identifier for the meter event: stable across retries.
+    pub identifier: String,
+    /// When the batch was cut (epoch seconds; Stripe's event timestamp).
+    pub timestamp: i64,
+    pub status: MeterStatus,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub next_attempt_at_ms: i64,
+}
+
+impl Versioned for MeterEventRow {
+    const KIND: &'static str = "meter event";
+    const VERSION: u8 = 1;
+}
+
+impl Queued for MeterEventRow {
+    fn due_at_ms(&self) -> i64 {
+        self.next_attempt_at_ms
+    }
+
+    fn take(&mut self, attempt: Attempt, _now_ms: i64) -> Option<i64> {
+        self.attempts += 1;
+        match attempt {
+            Attempt::Delivered => {
+                self.status = MeterStatus::Delivered;
+                None
+            }
+            Attempt::RetryAt { error, at_ms } => {
+                self.last_error = Some(error);
+                self.next_attempt_at_ms = at_ms;
+                Some(at_ms)
+            }
+            Attempt::GiveUp { error } => {
+                self.last_error = Some(error);
+                self.status = MeterStatus::Failed;
+                None
+            }
+        }
+    }
+}
+
+/// Adds overage detections to an org's pending count (inside the metering transaction).
+pub(super) fn add_pending(
+    tx: &WriteTransaction,
+    org_id: &str,
+    overage: u64,
+) -> Result<(), StoreError> {
+    if overage == 0 {
+        return Ok(());
+    }
+    let mut pending = tx.open_table(tables::METER_PENDING)?;
+    let before = pending.get(org_id)?.map(|v| v.value()).unwrap_or(0);
+    pending.insert(org_id, before.saturating_add(overage))?;
+    Ok(())
+}
+
+impl Store {
+    /// Turns every org's pending overage into one batch row, for orgs Stripe knows (a
+    /// customer id); the others keep waiting. Returns the rows made.
+    pub fn cut_meter_batches(&self, now_ms: i64) -> Result<Vec<MeterEventRow>, StoreError> {
+        let tx = self.db().begin_write()?;
+        let mut made = Vec::new();
+        {
+            let mut pending = tx.open_table(tables::METER_PENDING)?;
+            let accounts = tx.open_table(tables::BILLING_ACCOUNTS)?;
+            let mut outbox = tx.open_table(tables::METER_OUTBOX)?;
+            let mut due = tx.open_table(tables::METER_DUE)?;
+            let waiting: Vec<(String, u64)> = pending
+                .iter()?
+                .map(|e| e.map(|(k, v)| (k.value().to_string(), v.value())))
+                .collect::<Result<_, _>>()?;
+            for (org, value) in waiting {
+                let Some(customer) = read_account(&accounts, &org)?.customer_id else {
+                    continue;
+                };
+                let id = next_seq(&outbox)?;
+                let row = MeterEventRow {
+                    id,
+                    identifier: format!("driftlock-{org}-{id}"),
+                    org_id: org.clone(),
+                    customer_id: customer,
+                    value,
+                    timestamp: now_ms / 1000,
+                    status: MeterStatus::Pending,
+                    attempts: 0,
+                    last_error: None,
+                    next_attempt_at_ms: now_ms,
+                };
+                outbox.insert(id, codec::encode(&row).as_slice())?;
+                due.insert((now_ms, id), ())?;
+                pending.remove(org.as_str())?;
+                made.push(row);
+            }
+        }
+        tx.commit()?;
+        Ok(made)
+    }
+
+    pub fn due_meter_events(
+        &self,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<MeterEventRow>, StoreError> {
+        due_rows(self, tables::METER_OUTBOX, tables::METER_DUE, now_ms, limit)
+    }
+
+    pub fn record_meter_attempt(
+        &self,
+        id: u64,
+        attempt: Attempt,
+        now_ms: i64,
+    ) -> Result<MeterEventRow, StoreError> {
+        record_attempt(
+            self,
+            tables::METER_OUTBOX,
+            tables::METER_DUE,
+            id,
+            attempt,
+            now_ms,
+        )
+    }
+
+    /// All meter batches, oldest first (for admins and reconciliation).
+    pub fn meter_events(&self) -> Result<Vec<MeterEventRow>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let outbox = tx.open_table(tables::METER_OUTBOX)?;
+        let mut out = Vec::new();
+        for entry in outbox.iter()? {
+            out.push(codec::decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,104 @@
+"""A fake Stripe API on loopback for the tests, speaking Stripe's wire format: form-encoded
+requests with bracketed keys, Bearer secret keys, Idempotency-Key headers, JSON objects and
+Stripe-shaped errors. It serves checkout sessions, billing portal sessions, promotion code
+lookup and Billing Meter events (deduplicated by identifier, like Stripe). Control:
+POST /_control with {"down": true|false} makes /v1 answer 503; GET /_requests lists every
+request received. Usage: fake_stripe.py PORT; prints "ready"; stops when stdin closes or after
+600 s."""
+import json
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl, urlsplit
+
+STATE = {"down": False, "requests": [], "meter_events": {}, "duplicates": 0, "n": 0, "refused": 0}
+LOCK = threading.Lock()
+SECRET = "sk_test_driftlock"
+
+
+class Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def error(self, status, code, message, kind="invalid_request_error"):
+        self.reply(status, {"error": {"type": kind, "code": code, "message": message}})
+
+    def handle_any(self, method):
+        url = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode() if length else ""
+        if url.path == "/_control":
+            with LOCK:
+                STATE["down"] = bool(json.loads(raw or "{}").get("down"))
+            return self.reply(200, {"down": STATE["down"]})
+        if url.path == "/_requests":
+            with LOCK:
+                return self.reply(200, {"requests": STATE["requests"], "meter_events": STATE["meter_events"], "duplicates": STATE["duplicates"], "refused": STATE["refused"]})
+        form = dict(parse_qsl(raw, keep_blank_values=True))
+        query = dict(parse_qsl(url.query))
+        with LOCK:
+            if STATE["down"]:
+                STATE["refused"] += 1
+                return self.error(503, None, "Stripe is down (fake)", "api_error")
+            STATE["requests"].append({"method": method, "path": url.path, "form": form, "query": query,
+                                      "idempotency_key": self.headers.get("Idempotency-Key"),
+                                      "content_type": self.headers.get("Content-Type")})
+            STATE["n"] += 1
+            n = STATE["n"]
+        if self.headers.get("Authorization") != "Bearer " + SECRET:
+            return self.error(401, None, "Invalid API Key provided", "authentication_error")
+        if method == "POST" and url.path == "/v1/checkout/sessions":
+            if form.get("mode") != "subscription" or "line_items[0][price]" not in form:
+                return self.error(400, "parameter_missing", "mode and line_items are required")
+            return self.reply(200, {"id": "cs_test_%d" % n, "object": "checkout.session",
+                                    "url": "https://checkout.stripe.test/c/pay/cs_test_%d" % n,
+                                    "client_reference_id": form.get("client_reference_id"), "mode": "subscription"})
+        if method == "POST" and url.path == "/v1/billing_portal/sessions":
+            if not form.get("customer"):
+                return self.error(400, "parameter_missing", "customer is required")
+            return self.reply(200, {"id": "bps_%d" % n, "object": "billing_portal.session", "customer": form["customer"],
+                                    "url": "https://billing.stripe.test/p/session/%d" % n})
+        if method == "GET" and url.path == "/v1/promotion_codes":
+            data = [{"id": "promo_launch50", "object": "promotion_code", "code": "LAUNCH50", "active": True,
+                     "coupon": {"id": "launch50", "percent_off": 50, "duration": "repeating", "duration_in_months": 3}}]
+            return self.reply(200, {"object": "list", "data": [p for p in data if p["code"] == query.get("code")], "has_more": False})
+        if method == "POST" and url.path == "/v1/billing/meter_events":
+            ident = form.get("identifier")
+            with LOCK:
+                if ident in STATE["meter_events"]:
+                    STATE["duplicates"] += 1
+                    return self.error(400, "resource_already_exists", "An event already exists with identifier " + ident)
+                STATE["meter_events"][ident] = {"event_name": form.get("event_name"),
+                                                "customer": form.get("payload[stripe_customer_id]"),
+                                                "value": int(form.get("payload[value]", "0")),
+                                                "timestamp": form.get("timestamp")}
+            return self.reply(200, {"object": "billing.meter_event", "identifier": ident, "event_name": form.get("event_name")})
+        return self.error(404, "resource_missing", "Unrecognized request URL (%s: %s)" % (method, url.path))
+
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print("ready", flush=True)
+    done = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), done.set()), daemon=True).start()
+    done.wait(600)
+    server.shutdown()
+
+
+if __name__ == "__main__":
+    main()
