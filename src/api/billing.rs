@@ -230,7 +230,21 @@ impl BillingApi {
         let account = scope.billing_account()?;
         let client = state.stripe.clone();
         let return_url = format!("{}/admin/", state.public_url);
-        let promo = body.promo_code.clone();
+        let promo = match body.promo_code.as_deref() {
+            None => None,
+            Some(code) => {
+                let promotion = state.store.promotion(code).map_err(|_| {
+                    ApiError::validation("promo_code", format!("{code:?} is not a promotion code"))
+                })?;
+                if !promotion.applies_to(&plan.id) {
+                    return Err(ApiError::validation(
+                        "promo_code",
+                        format!("{} does not apply to plan {}", promotion.code, plan.id),
+                    ));
+                }
+                Some(promotion)
+            }
+        };
         let request_id = super::request_id::current();
         let session = tokio::task::spawn_blocking(move || {
             let mut params: Vec<(String, String)> = vec![
@@ -258,22 +272,25 @@ impl BillingApi {
                 (None, None) => {}
             }
             match promo {
-                Some(code) => {
-                    let found = client.get(
-                        "/v1/promotion_codes",
-                        &[("code", code.as_str()), ("active", "true")],
-                    )?;
-                    let id = found
-                        .pointer("/data/0/id")
-                        .and_then(Value::as_str)
-                        .map(str::to_string);
+                Some(promotion) => {
+                    let id = match promotion.stripe_promotion_code_id {
+                        Some(id) => Some(id),
+                        None => client
+                            .get(
+                                "/v1/promotion_codes",
+                                &[("code", promotion.code.as_str()), ("active", "true")],
+                            )?
+                            .pointer("/data/0/id")
+                            .and_then(Value::as_str)
+                            .map(str::to_string),
+                    };
                     match id {
                         Some(id) => params.push(("discounts[0][promotion_code]".into(), id)),
                         None => {
-                            return Ok(Err(ApiError::validation(
-                                "promo_code",
-                                format!("{code:?} is not an active promotion code"),
-                            )))
+                            return Ok(Err(ApiError::Conflict(format!(
+                                "promotion {} is not on Stripe yet; try again in a minute",
+                                promotion.code
+                            ))))
                         }
                     }
                 }

@@ -16,6 +16,7 @@ mod monitors;
 mod orgs;
 mod outbox;
 mod plans;
+mod promotions;
 pub mod schema;
 mod scoped;
 mod streams;

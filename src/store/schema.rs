@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 7;
+pub const CURRENT_SCHEMA_VERSION: u64 = 8;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -52,6 +52,11 @@ const LADDER: &[Step] = &[
         version: 7,
         what: "create the outbox of metered usage for Stripe",
         apply: create_v7_tables,
+    },
+    Step {
+        version: 8,
+        what: "create promotion codes and seed LAUNCH50",
+        apply: seed_promotions,
     },
 ];
 
@@ -123,6 +128,19 @@ fn create_v7_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::METER_PENDING)?;
     tx.open_table(tables::METER_OUTBOX)?;
     tx.open_table(tables::METER_DUE)?;
+    Ok(())
+}
+
+fn seed_promotions(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut promotions = tx.open_table(tables::PROMOTIONS)?;
+    for promotion in crate::core::metering::promotions::seed() {
+        if promotions.get(promotion.code.as_str())?.is_none() {
+            promotions.insert(
+                promotion.code.as_str(),
+                super::codec::encode(&promotion).as_slice(),
+            )?;
+        }
+    }
     Ok(())
 }
 
@@ -364,6 +382,19 @@ mod tests {
                 "{table} missing from {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn step_8_seeds_launch50() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 7).unwrap();
+        assert_eq!(migrate_to(&db, 8).unwrap(), 7);
+        let tx = db.begin_read().unwrap();
+        let promotions = tx.open_table(tables::PROMOTIONS).unwrap();
+        let launch: crate::core::metering::promotions::Promotion =
+            super::super::codec::decode(promotions.get("LAUNCH50").unwrap().unwrap().value())
+                .unwrap();
+        assert_eq!(launch.percent_off, 50);
     }
 
     #[test]

@@ -117,6 +117,11 @@ pub const METER_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("mete
 /// Undelivered meter batches by when they are next due: (due ms, row id) -> ().
 pub const METER_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("meter_due");
 
+// Schema version 8: promotion codes.
+
+/// Promotion codes by code: `Promotion` (seeded with LAUNCH50).
+pub const PROMOTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("promotions");
+
 /// Calls `$apply!(TABLE)` for every table above; backup and restore use it so that a table
 /// added here cannot be forgotten by them.
 macro_rules! for_each_table {
@@ -152,6 +157,7 @@ macro_rules! for_each_table {
         $apply!(tables::METER_PENDING);
         $apply!(tables::METER_OUTBOX);
         $apply!(tables::METER_DUE);
+        $apply!(tables::PROMOTIONS);
     };
 }
 pub(crate) use for_each_table;

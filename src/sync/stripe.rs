@@ -175,9 +175,69 @@ impl StripeWorker {
         }
     }
 
+    /// Creates on Stripe the coupon and promotion code of every promotion not synced yet.
+    fn sync_promotions(&self) -> Result<(), String> {
+        let pending = self.store.promotions().map_err(|e| e.to_string())?;
+        for promo in pending
+            .into_iter()
+            .filter(|p| p.stripe_promotion_code_id.is_none())
+        {
+            let coupon = promo.coupon_id();
+            let coupon_params = vec![
+                ("id".to_string(), coupon.clone()),
+                ("name".to_string(), promo.code.clone()),
+                ("percent_off".to_string(), promo.percent_off.to_string()),
+                ("duration".to_string(), "repeating".to_string()),
+                (
+                    "duration_in_months".to_string(),
+                    promo.duration_months.to_string(),
+                ),
+            ];
+            match self.client.post(
+                "/v1/coupons",
+                &coupon_params,
+                &format!("dl-coupon-{}", promo.code),
+            ) {
+                Ok(_) => {}
+                Err(StripeError::Api { code: Some(c), .. }) if c == "resource_already_exists" => {}
+                Err(e) => return Err(format!("coupon {coupon}: {e}")),
+            }
+            let code_params = vec![
+                ("coupon".to_string(), coupon.clone()),
+                ("code".to_string(), promo.code.clone()),
+            ];
+            let id = match self.client.post(
+                "/v1/promotion_codes",
+                &code_params,
+                &format!("dl-promo-{}", promo.code),
+            ) {
+                Ok(created) => created["id"].as_str().map(str::to_string),
+                Err(StripeError::Api { code: Some(c), .. }) if c == "resource_already_exists" => {
+                    self.client
+                        .get("/v1/promotion_codes", &[("code", promo.code.as_str())])
+                        .map_err(|e| e.to_string())?
+                        .pointer("/data/0/id")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                }
+                Err(e) => return Err(format!("promotion code {}: {e}", promo.code)),
+            };
+            let id =
+                id.ok_or_else(|| format!("Stripe gave no id for promotion code {}", promo.code))?;
+            self.store
+                .promotion_synced(&promo.code, &coupon, &id, clock::now_ms())
+                .map_err(|e| e.to_string())?;
+            tracing::info!(code = %promo.code, "promotion synced to Stripe");
+        }
+        Ok(())
+    }
+
     fn pass(&self) -> Result<usize, String> {
         if !self.client.configured() {
             return Ok(0); // offline: usage waits in the pending counts
+        }
+        if let Err(e) = self.sync_promotions() {
+            tracing::warn!(error = %e, "promotions not synced to Stripe yet");
         }
         let now = clock::now_ms();
         self.store

@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-STATE = {"down": False, "requests": [], "meter_events": {}, "duplicates": 0, "n": 0, "refused": 0}
+STATE = {"down": False, "requests": [], "meter_events": {}, "duplicates": 0, "n": 0, "refused": 0, "coupons": {}, "promotion_codes": {}}
 LOCK = threading.Lock()
 SECRET = "sk_test_driftlock"
 
@@ -41,7 +41,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"down": STATE["down"]})
         if url.path == "/_requests":
             with LOCK:
-                return self.reply(200, {"requests": STATE["requests"], "meter_events": STATE["meter_events"], "duplicates": STATE["duplicates"], "refused": STATE["refused"]})
+                return self.reply(200, {"requests": STATE["requests"], "meter_events": STATE["meter_events"], "duplicates": STATE["duplicates"], "refused": STATE["refused"], "coupons": STATE["coupons"], "promotion_codes": STATE["promotion_codes"]})
         form = dict(parse_qsl(raw, keep_blank_values=True))
         query = dict(parse_qsl(url.query))
         with LOCK:
@@ -66,10 +66,30 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(400, "parameter_missing", "customer is required")
             return self.reply(200, {"id": "bps_%d" % n, "object": "billing_portal.session", "customer": form["customer"],
                                     "url": "https://billing.stripe.test/p/session/%d" % n})
+        if method == "POST" and url.path == "/v1/coupons":
+            with LOCK:
+                if form.get("id") in STATE["coupons"]:
+                    return self.error(400, "resource_already_exists", "Coupon already exists.")
+                coupon = {"id": form.get("id"), "object": "coupon", "percent_off": float(form.get("percent_off", 0)),
+                          "duration": form.get("duration"), "duration_in_months": int(form.get("duration_in_months", 0)),
+                          "name": form.get("name")}
+                STATE["coupons"][coupon["id"]] = coupon
+            return self.reply(200, coupon)
+        if method == "POST" and url.path == "/v1/promotion_codes":
+            with LOCK:
+                code = form.get("code")
+                if code in STATE["promotion_codes"]:
+                    return self.error(400, "resource_already_exists", "A promotion code with this code already exists.")
+                if form.get("coupon") not in STATE["coupons"]:
+                    return self.error(400, "resource_missing", "No such coupon")
+                promo = {"id": "promo_%s" % code.lower(), "object": "promotion_code", "code": code, "active": True,
+                         "coupon": STATE["coupons"][form["coupon"]]}
+                STATE["promotion_codes"][code] = promo
+            return self.reply(200, promo)
         if method == "GET" and url.path == "/v1/promotion_codes":
-            data = [{"id": "promo_launch50", "object": "promotion_code", "code": "LAUNCH50", "active": True,
-                     "coupon": {"id": "launch50", "percent_off": 50, "duration": "repeating", "duration_in_months": 3}}]
-            return self.reply(200, {"object": "list", "data": [p for p in data if p["code"] == query.get("code")], "has_more": False})
+            with LOCK:
+                data = [p for p in STATE["promotion_codes"].values() if p["code"] == query.get("code")]
+            return self.reply(200, {"object": "list", "data": data, "has_more": False})
         if method == "POST" and url.path == "/v1/billing/meter_events":
             ident = form.get("identifier")
             with LOCK:

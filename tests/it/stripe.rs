@@ -516,6 +516,31 @@ fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
     let dir = tempfile::tempdir().unwrap();
     let s = setup_online(dir.path(), &stripe, "60000");
 
+    // LAUNCH50 is created on Stripe as a coupon and a promotion code.
+    let synced = crate::support::wait_for(20, "LAUNCH50 synced to Stripe", || {
+        let seen = stripe.seen();
+        seen["promotion_codes"]
+            .get("LAUNCH50")
+            .is_some()
+            .then_some(seen)
+    });
+    let coupon = &synced["coupons"]["driftlock-launch50"];
+    assert_eq!(
+        (
+            coupon["percent_off"].as_f64(),
+            coupon["duration"].as_str(),
+            coupon["duration_in_months"].as_u64()
+        ),
+        (Some(50.0), Some("repeating"), Some(3))
+    );
+    let (st, b) = post(
+        &s.server,
+        "/v1/billing/checkout",
+        Some(&s.key),
+        &json!({"plan": "developer", "promo_code": "LAUNCH50"}),
+    );
+    assert_error(st, &b, 422, "validation_failed");
+
     let (st, session) = post(
         &s.server,
         "/v1/billing/checkout",
@@ -531,7 +556,7 @@ fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
         &s.server,
         "/v1/billing/checkout",
         Some(&s.key),
-        &json!({"plan": "standard", "promo_code": "LAUNCH50"}),
+        &json!({"plan": "standard", "promo_code": "launch50"}),
     );
     assert_eq!(st, 200, "{with_promo}");
     let (st, b) = post(

@@ -3,5 +3,6 @@
 
 pub mod period;
 pub mod plans;
+pub mod promotions;
 pub mod quota;
 pub mod usage;
