@@ -39,6 +39,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => crate::ops::backup(&args),
         Command::Restore(args) => crate::ops::restore(&args),
         Command::Doctor(args) => crate::doctor::run(&args),
+        Command::Billing(crate::cli::BillingCommand::Reconcile(args)) => {
+            crate::ops::reconcile(&args)
+        }
         Command::Openapi => {
             let mut out = std::io::stdout().lock();
             out.write_all(api::openapi_json().as_bytes())?;
@@ -110,6 +113,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         stripe_webhook_secret: config.stripe_webhook_secret.clone(),
         cors_allowed_origins: config.cors_allowed_origins.clone(),
         stripe: StripeClient::new(&config.stripe),
+        meter_event_name: config.stripe.meter_event_name.clone(),
         public_url: config.email.public_url.clone(),
         data_dir: config.data_dir.clone(),
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),

@@ -30,6 +30,9 @@ pub enum Command {
     Backup(BackupArgs),
     /// Install a backup as the store of an empty data directory.
     Restore(RestoreArgs),
+    /// Billing operations on a running server.
+    #[command(subcommand)]
+    Billing(BillingCommand),
     /// Check the configuration, data directory, store, SMTP and Stripe, and say what is wrong.
     Doctor(Box<ServeArgs>),
 }
@@ -172,4 +175,27 @@ pub struct RestoreArgs {
     /// An empty data directory to restore into
     #[arg(long, env = "DRIFTLOCK_DATA_DIR")]
     pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BillingCommand {
+    /// Compare the overage delivered to Stripe with Stripe's meter, per customer; report, and
+    /// with --fix queue corrections where Stripe has less.
+    Reconcile(ReconcileArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReconcileArgs {
+    /// Queue corrections for customers Stripe has fewer detections for
+    #[arg(long)]
+    pub fix: bool,
+    /// The data directory of the running server (for its admin token)
+    #[arg(long, env = "DRIFTLOCK_DATA_DIR", default_value = "./driftlock-data")]
+    pub data_dir: PathBuf,
+    /// URL of the running server [default: http://LISTEN]
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Address the running server listens on
+    #[arg(long, env = "DRIFTLOCK_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
 }

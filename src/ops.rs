@@ -7,7 +7,7 @@ use std::io::Write;
 use anyhow::Context;
 
 use crate::{
-    cli::{BackupArgs, RestoreArgs},
+    cli::{BackupArgs, ReconcileArgs, RestoreArgs},
     config,
     store::backup,
 };
@@ -29,24 +29,66 @@ pub fn backup(args: &BackupArgs) -> anyhow::Result<()> {
     }
 }
 
-fn backup_through_server(args: &BackupArgs) -> anyhow::Result<()> {
-    let server = args
-        .server
-        .clone()
-        .unwrap_or_else(|| format!("http://{}", args.listen));
+/// The running server's URL and the admin token to call it with.
+fn server_and_token(
+    server: &Option<String>,
+    listen: std::net::SocketAddr,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(String, String)> {
+    let server = server.clone().unwrap_or_else(|| format!("http://{listen}"));
     let token = match std::env::var("DRIFTLOCK_ADMIN_TOKEN") {
         Ok(t) => t,
-        Err(_) => config::read_secret_file(&args.data_dir.join(crate::app::ADMIN_TOKEN_FILE))
-            .context("the store is in use by a running server; reading its admin token")?
+        Err(_) => config::read_secret_file(&data_dir.join(crate::app::ADMIN_TOKEN_FILE))
+            .context("reading the running server's admin token")?
             .trim()
             .to_string(),
     };
+    Ok((server.trim_end_matches('/').to_string(), token))
+}
+
+pub fn reconcile(args: &ReconcileArgs) -> anyhow::Result<()> {
+    let (server, token) = server_and_token(&args.server, args.listen, &args.data_dir)?;
+    let report: serde_json::Value = ureq::post(&format!("{server}/v1/admin/billing/reconcile"))
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_json(serde_json::json!({"fix": args.fix}))
+        .map_err(|e| match e {
+            ureq::Error::Status(_, r) => anyhow::anyhow!(r.into_string().unwrap_or_default()),
+            other => anyhow::anyhow!(other),
+        })
+        .context("asking the server to reconcile")?
+        .into_json()?;
+    let lines = report["lines"].as_array().cloned().unwrap_or_default();
+    println!(
+        "{:<24} {:<20} {:>10} {:>10} {:>10}  finding",
+        "organization", "customer", "delivered", "in flight", "stripe"
+    );
+    for l in &lines {
+        println!(
+            "{:<24} {:<20} {:>10} {:>10} {:>10}  {} {} ({})",
+            l["organization_id"].as_str().unwrap_or(""),
+            l["stripe_customer_id"].as_str().unwrap_or(""),
+            l["delivered"],
+            l["in_flight"],
+            l["stripe"],
+            l["finding"].as_str().unwrap_or(""),
+            l["difference"],
+            l["action"].as_str().unwrap_or("")
+        );
+    }
+    let differing = lines.iter().filter(|l| l["finding"] != "match").count();
+    println!("{} customer(s), {differing} with differences", lines.len());
+    Ok(())
+}
+
+fn backup_through_server(args: &BackupArgs) -> anyhow::Result<()> {
+    let (server, token) = server_and_token(&args.server, args.listen, &args.data_dir)
+        .context("the store is in use by a running server")?;
     anyhow::ensure!(
         !args.output.exists(),
         "{} already exists",
         args.output.display()
     );
-    let response = ureq::get(&format!("{}/v1/admin/backup", server.trim_end_matches('/')))
+    let response = ureq::get(&format!("{server}/v1/admin/backup"))
         .set("Authorization", &format!("Bearer {token}"))
         .call()
         .with_context(|| {

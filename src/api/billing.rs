@@ -24,7 +24,7 @@ use crate::{
     core::billing::{
         dunning::{advance, DunningState},
         events::{BillingAccount, InvoiceMirror},
-        signature,
+        reconcile, signature,
     },
     store::{page_limit, Received},
     sync::stripe::StripeError,
@@ -197,8 +197,159 @@ fn stripe_failed(e: StripeError) -> ApiError {
     }
 }
 
+#[derive(Object)]
+struct ReconcileRequest {
+    /// Queue a correction for every customer Stripe has fewer detections for.
+    #[oai(default)]
+    fix: bool,
+}
+
+#[derive(Object)]
+struct ReconcileLine {
+    organization_id: String,
+    stripe_customer_id: String,
+    /// Overage detections Driftlock delivered to Stripe.
+    delivered: u64,
+    /// Overage detections on their way (batched or not yet).
+    in_flight: u64,
+    /// What Stripe's meter reports for the customer.
+    stripe: u64,
+    /// `match`, `stripe_missing` or `stripe_extra`.
+    finding: String,
+    difference: u64,
+    /// What was done: `none`, `correction_queued` or `needs_review`.
+    action: String,
+}
+
+#[derive(Object)]
+struct ReconcileReport {
+    meter_event_name: String,
+    lines: Vec<ReconcileLine>,
+}
+
 #[OpenApi(tag = "Tag::Billing")]
 impl BillingApi {
+    /// Compare the overage delivered to Stripe's Billing Meter with what Stripe reports per
+    /// customer; with `fix`, queue corrections where Stripe has less.
+    #[oai(
+        path = "/v1/admin/billing/reconcile",
+        method = "post",
+        operation_id = "reconcileBilling"
+    )]
+    async fn reconcile(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        body: Json<ReconcileRequest>,
+    ) -> ApiResult<Json<ReconcileReport>> {
+        let store = state.store.clone();
+        let client = state.stripe.clone();
+        let event_name = state.meter_event_name.clone();
+        let fix = body.fix;
+        let lines = tokio::task::spawn_blocking(
+            move || -> Result<Result<Vec<ReconcileLine>, StripeError>, crate::store::StoreError> {
+                use crate::store::MeterStatus;
+                let rows = store.meter_events()?;
+                let pending = store.meter_pending()?;
+                let meters = match client.get("/v1/billing/meters", &[]) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(e)),
+                };
+                let Some(meter_id) = meters["data"]
+                    .as_array()
+                    .and_then(|m| m.iter().find(|m| m["event_name"] == event_name.as_str()))
+                    .and_then(|m| m["id"].as_str())
+                    .map(str::to_string)
+                else {
+                    return Ok(Err(StripeError::Api {
+                        status: 404,
+                        code: None,
+                        message: format!("no Stripe meter with event name {event_name}"),
+                    }));
+                };
+                let mut customers: Vec<(String, String)> = rows
+                    .iter()
+                    .map(|r| (r.org_id.clone(), r.customer_id.clone()))
+                    .collect();
+                customers.sort();
+                customers.dedup();
+                let now = clock::now_ms();
+                let mut lines = Vec::new();
+                for (org, customer) in customers {
+                    let mine = rows.iter().filter(|r| r.customer_id == customer);
+                    // What Stripe should hold: every batch delivered, corrections aside (they
+                    // replace detections Stripe lost).
+                    let delivered: u64 = mine
+                        .clone()
+                        .filter(|r| r.status == MeterStatus::Delivered && !r.correction)
+                        .map(|r| r.value)
+                        .sum();
+                    let in_flight: u64 = mine
+                        .filter(|r| r.status == MeterStatus::Pending)
+                        .map(|r| r.value)
+                        .sum::<u64>()
+                        + pending
+                            .iter()
+                            .filter(|(o, _)| *o == org)
+                            .map(|(_, v)| *v)
+                            .sum::<u64>();
+                    let summaries = match client.get(
+                        &format!("/v1/billing/meters/{meter_id}/event_summaries"),
+                        &[
+                            ("customer", customer.as_str()),
+                            ("start_time", "0"),
+                            ("end_time", &(now / 1000 + 60).to_string()),
+                        ],
+                    ) {
+                        Ok(s) => s,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let stripe_total: u64 = summaries["data"]
+                        .as_array()
+                        .map(|d| {
+                            d.iter()
+                                .filter_map(|s| s["aggregated_value"].as_f64())
+                                .sum::<f64>() as u64
+                        })
+                        .unwrap_or(0);
+                    let finding = reconcile::compare(delivered, stripe_total);
+                    let (name, difference, action) = match finding {
+                        reconcile::Finding::Match => ("match", 0, "none"),
+                        reconcile::Finding::StripeMissing(n) => {
+                            if fix {
+                                store.enqueue_meter_correction(&org, &customer, n, now)?;
+                            }
+                            (
+                                "stripe_missing",
+                                n,
+                                if fix { "correction_queued" } else { "none" },
+                            )
+                        }
+                        reconcile::Finding::StripeExtra(n) => ("stripe_extra", n, "needs_review"),
+                    };
+                    lines.push(ReconcileLine {
+                        organization_id: org,
+                        stripe_customer_id: customer,
+                        delivered,
+                        in_flight,
+                        stripe: stripe_total,
+                        finding: name.into(),
+                        difference,
+                        action: action.into(),
+                    });
+                }
+                Ok(Ok(lines))
+            },
+        )
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??
+        .map_err(stripe_failed)?;
+        Ok(Json(ReconcileReport {
+            meter_event_name: state.meter_event_name.clone(),
+            lines,
+        }))
+    }
+
     /// Start a Stripe Checkout for a plan (base price and metered overage), with the
     /// organization as client reference; answers the page's URL.
     #[oai(

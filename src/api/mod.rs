@@ -47,6 +47,8 @@ pub struct AppState {
     pub dunning_policy: crate::core::billing::dunning::DunningPolicy,
     /// Client for Stripe's API (checkout and portal sessions).
     pub stripe: crate::sync::stripe::StripeClient,
+    /// Event name of the Stripe meter that counts overage.
+    pub meter_event_name: String,
     /// Public base URL, for the return links of Stripe pages.
     pub public_url: String,
     /// Browser origins allowed by CORS (empty: CORS off).

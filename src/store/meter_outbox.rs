@@ -36,6 +36,10 @@ pub struct MeterEventRow {
     pub attempts: u32,
     pub last_error: Option<String>,
     pub next_attempt_at_ms: i64,
+    /// A correction from reconciliation: it replaces detections Stripe lost, so it is not
+    /// part of what Stripe should hold in total.
+    #[serde(default)]
+    pub correction: bool,
 }
 
 impl Versioned for MeterEventRow {
@@ -115,6 +119,7 @@ impl Store {
                     attempts: 0,
                     last_error: None,
                     next_attempt_at_ms: now_ms,
+                    correction: false,
                 };
                 outbox.insert(id, codec::encode(&row).as_slice())?;
                 due.insert((now_ms, id), ())?;
@@ -157,6 +162,60 @@ impl Store {
         let mut out = Vec::new();
         for entry in outbox.iter()? {
             out.push(codec::decode(entry?.1.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Queues a correction batch of `value` detections for an org (from reconciliation).
+    pub fn enqueue_meter_correction(
+        &self,
+        org_id: &str,
+        customer_id: &str,
+        value: u64,
+        now_ms: i64,
+    ) -> Result<MeterEventRow, StoreError> {
+        let tx = self.db().begin_write()?;
+        let row = {
+            let mut outbox = tx.open_table(tables::METER_OUTBOX)?;
+            let id = next_seq(&outbox)?;
+            let row = MeterEventRow {
+                id,
+                identifier: format!("driftlock-{org_id}-{id}-reconcile"),
+                org_id: org_id.to_string(),
+                customer_id: customer_id.to_string(),
+                value,
+                timestamp: now_ms / 1000,
+                status: MeterStatus::Pending,
+                attempts: 0,
+                last_error: None,
+                next_attempt_at_ms: now_ms,
+                correction: true,
+            };
+            outbox.insert(id, codec::encode(&row).as_slice())?;
+            tx.open_table(tables::METER_DUE)?.insert((now_ms, id), ())?;
+            row
+        };
+        let detail = serde_json::json!({"customer": customer_id, "value": value, "identifier": row.identifier});
+        super::outbox::record_billing_action(
+            &tx,
+            Some(org_id),
+            "reconcile",
+            "meter_correction_queued",
+            detail,
+            now_ms,
+        )?;
+        tx.commit()?;
+        Ok(row)
+    }
+
+    /// Overage not yet batched, per org.
+    pub fn meter_pending(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let pending = tx.open_table(tables::METER_PENDING)?;
+        let mut out = Vec::new();
+        for entry in pending.iter()? {
+            let (k, v) = entry?;
+            out.push((k.value().to_string(), v.value()));
         }
         Ok(out)
     }

@@ -39,6 +39,11 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE["down"] = bool(json.loads(raw or "{}").get("down"))
             return self.reply(200, {"down": STATE["down"]})
+        if url.path == "/_forget":
+            customer = json.loads(raw or "{}").get("customer")
+            with LOCK:
+                STATE["meter_events"] = {k: v for k, v in STATE["meter_events"].items() if v["customer"] != customer}
+            return self.reply(200, {"forgot": customer})
         if url.path == "/_requests":
             with LOCK:
                 return self.reply(200, {"requests": STATE["requests"], "meter_events": STATE["meter_events"], "duplicates": STATE["duplicates"], "refused": STATE["refused"], "coupons": STATE["coupons"], "promotion_codes": STATE["promotion_codes"]})
@@ -90,6 +95,19 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 data = [p for p in STATE["promotion_codes"].values() if p["code"] == query.get("code")]
             return self.reply(200, {"object": "list", "data": data, "has_more": False})
+        if method == "GET" and url.path == "/v1/billing/meters":
+            return self.reply(200, {"object": "list", "has_more": False, "data": [
+                {"id": "mtr_test_1", "object": "billing.meter", "event_name": "driftlock_detections",
+                 "default_aggregation": {"formula": "sum"}, "status": "active"}]})
+        if method == "GET" and url.path == "/v1/billing/meters/mtr_test_1/event_summaries":
+            customer = query.get("customer")
+            if not customer or "start_time" not in query or "end_time" not in query:
+                return self.error(400, "parameter_missing", "customer, start_time and end_time are required")
+            with LOCK:
+                total = sum(e["value"] for e in STATE["meter_events"].values() if e["customer"] == customer)
+            return self.reply(200, {"object": "list", "has_more": False, "data": [
+                {"id": "mtrusum_1", "object": "billing.meter_event_summary", "aggregated_value": float(total),
+                 "meter": "mtr_test_1", "start_time": int(query["start_time"]), "end_time": int(query["end_time"])}]})
         if method == "POST" and url.path == "/v1/billing/meter_events":
             ident = form.get("identifier")
             with LOCK:

@@ -670,3 +670,76 @@ fn metered_overage_reaches_stripe_exactly_once_across_an_outage() {
         "Stripe got exactly the overage"
     );
 }
+
+#[test]
+fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
+    let stripe = FakeStripe::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup_online(dir.path(), &stripe, "100");
+    deliver(&s.server, &checkout_completed("evt_c", &s.org, now()));
+    let (st, _) = post(
+        &s.server,
+        "/v1/meter-usage",
+        Some(&s.service),
+        &json!({"organization_id": s.org, "anomaly": true, "count": 255_000}),
+    );
+    assert_eq!(st, 200);
+    let delivered = |n: u64| {
+        crate::support::wait_for(20, "meter events delivered", || {
+            let sum: u64 = stripe.seen()["meter_events"]
+                .as_object()
+                .unwrap()
+                .values()
+                .map(|e| e["value"].as_u64().unwrap())
+                .sum();
+            (sum == n).then_some(())
+        })
+    };
+    delivered(5_000);
+    let reconcile = |fix: bool| {
+        let out = Command::new(crate::support::BIN)
+            .args(["billing", "reconcile", "--data-dir"])
+            .arg(dir.path())
+            .args(["--server", &s.server.base])
+            .args(if fix { vec!["--fix"] } else { vec![] })
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let report = reconcile(false);
+    assert!(
+        report.contains("match") && report.contains("0 with differences"),
+        "{report}"
+    );
+
+    // Stripe loses the customer's events: reconciliation sees it and, with --fix, resends.
+    ureq::post(&format!("{}/_forget", stripe.base))
+        .send_json(json!({"customer": "cus_123"}))
+        .unwrap();
+    let report = reconcile(false);
+    assert!(report.contains("stripe_missing 5000 (none)"), "{report}");
+    let report = reconcile(true);
+    assert!(report.contains("correction_queued"), "{report}");
+    delivered(5_000);
+    let report = reconcile(false);
+    assert!(
+        report.contains("0 with differences"),
+        "after the correction: {report}"
+    );
+    let (_, actions) = get(
+        &s.server,
+        &format!("/v1/admin/billing-actions?org_id={}", s.org),
+        Some(&s.admin),
+    );
+    assert!(actions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["action"] == "meter_correction_queued"));
+}

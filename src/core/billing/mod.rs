@@ -4,4 +4,5 @@
 
 pub mod dunning;
 pub mod events;
+pub mod reconcile;
 pub mod signature;
