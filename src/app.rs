@@ -21,6 +21,7 @@ use crate::{
     store::Store,
     sync::{
         self,
+        dunning::DunningWorker,
         email::{EmailWorker, Transport},
         stripe::{StripeClient, StripeWorker},
         webhooks::WebhookWorker,
@@ -171,7 +172,16 @@ fn start_workers(
     vec![
         sync::spawn(email, workers.clone(), shutdown.clone()),
         sync::spawn(webhooks, workers.clone(), shutdown.clone()),
-        sync::spawn(stripe, workers.clone(), shutdown),
+        sync::spawn(stripe, workers.clone(), shutdown.clone()),
+        sync::spawn(
+            DunningWorker {
+                store: store.clone(),
+                policy: config.dunning,
+                every: Duration::from_secs(60),
+            },
+            workers.clone(),
+            shutdown,
+        ),
     ]
 }
 

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::core::{
     billing::{
-        dunning::{Dunning, DunningState},
+        dunning::{advance, Dunning, DunningPolicy, DunningState},
         events::{self, BillingAccount, Effect, InvoiceMirror, Outcome},
     },
     metering::plans::Plan,
@@ -266,6 +266,64 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Moves every account in dunning along by time (grace, past due, suspended), recording a
+    /// billing action and mailing the billing contact for each change. Returns the changes.
+    pub fn advance_dunning(
+        &self,
+        policy: &DunningPolicy,
+        now_ms: i64,
+    ) -> Result<Vec<(String, DunningState)>, StoreError> {
+        let tx = self.db().begin_write()?;
+        let mut changed = Vec::new();
+        {
+            let accounts: Vec<(String, BillingAccount)> = {
+                let table = tx.open_table(tables::BILLING_ACCOUNTS)?;
+                let mut all = Vec::new();
+                for entry in table.iter()? {
+                    let (k, v) = entry?;
+                    all.push((
+                        k.value().to_string(),
+                        codec::decode::<BillingAccount>(v.value())?,
+                    ));
+                }
+                all
+            };
+            for (org, mut account) in accounts {
+                let next = advance(&account.dunning, policy, now_ms);
+                if next.state == account.dunning.state {
+                    continue;
+                }
+                let before = account.dunning.state;
+                account.dunning = next.clone();
+                tx.open_table(tables::BILLING_ACCOUNTS)?
+                    .insert(org.as_str(), codec::encode(&account).as_slice())?;
+                let detail = json!({"before": before.as_str(), "after": next.state.as_str(), "since_ms": next.since_ms});
+                apply_effects(
+                    &tx,
+                    &org,
+                    "dunning-timer",
+                    vec![
+                        Effect::Action {
+                            action: "dunning_changed",
+                            detail: detail.clone(),
+                        },
+                        Effect::Email {
+                            kind: "dunning_changed",
+                            params: json!({"invoice": format!("dunning-{}", next.state.as_str()), "attempt_count": next.since_ms,
+                                           "before": before.as_str(), "after": next.state.as_str()}),
+                        },
+                    ],
+                    now_ms,
+                )?;
+                changed.push((org, next.state));
+            }
+        }
+        tx.commit()?;
+        Ok(changed)
+    }
+}
+
 impl OrgScope {
     /// The org's mirrored invoices, newest first.
     pub fn invoices(&self) -> Result<Vec<InvoiceMirror>, StoreError> {
@@ -286,5 +344,55 @@ impl OrgScope {
 
     pub fn billing_account(&self) -> Result<BillingAccount, StoreError> {
         self.store.billing_account(&self.org_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::NewOrg;
+
+    const DAY: i64 = 86_400_000;
+
+    #[test]
+    fn the_dunning_timer_moves_unpaid_accounts_and_tells_the_billing_contact() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let new = NewOrg {
+            id: "org_1".into(),
+            name: "Acme".into(),
+            billing_email: Some("b@acme.example".into()),
+            plan: "standard".into(),
+        };
+        store.create_org(new, "test", 0).unwrap();
+        store
+            .set_dunning("org_1", DunningState::Grace, "payment failed", "test", 0)
+            .unwrap();
+        let policy = DunningPolicy::default();
+        assert!(store.advance_dunning(&policy, 6 * DAY).unwrap().is_empty());
+        assert_eq!(
+            store.advance_dunning(&policy, 8 * DAY).unwrap(),
+            vec![("org_1".to_string(), DunningState::PastDue)]
+        );
+        assert_eq!(
+            store.advance_dunning(&policy, 15 * DAY).unwrap(),
+            vec![("org_1".to_string(), DunningState::Suspended)]
+        );
+        assert!(
+            store.advance_dunning(&policy, 40 * DAY).unwrap().is_empty(),
+            "suspended stays"
+        );
+        let mails = store.list_emails(None, 10).unwrap().items;
+        let kinds: Vec<&str> = mails.iter().map(|m| m.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["dunning_changed", "dunning_changed"]);
+        assert_eq!(mails[1].params["after"], "suspended");
+        let actions = store.list_billing_actions(Some("org_1"), 10).unwrap();
+        assert_eq!(
+            actions
+                .iter()
+                .filter(|a| a.action == "dunning_changed")
+                .count(),
+            2
+        );
     }
 }

@@ -80,6 +80,7 @@ pub fn render(kind: &str, params: &Value, links: &Links<'_>) -> Rendered {
         "usage_alert" => usage_alert(params, links),
         "monitor_anomaly" => monitor_anomaly(params, links),
         "payment_failed" => payment_failed(params, links),
+        "dunning_changed" => dunning_changed(params, links),
         "test" => {
             let text =
                 "This is a test message from Driftlock. If you can read it, email delivery works."
@@ -102,6 +103,30 @@ pub fn render(kind: &str, params: &Value, links: &Links<'_>) -> Rendered {
                 text,
             }
         }
+    }
+}
+
+fn dunning_changed(p: &Value, links: &Links<'_>) -> Rendered {
+    let org = s(p, "organization_name");
+    let after = s(p, "after");
+    let what = match after {
+        "past_due" => "is past due: detection still works, but the account will be suspended if the invoice stays unpaid",
+        "suspended" => "is suspended for non-payment: detection calls answer 402 until the invoice is paid",
+        _ => "changed its billing state",
+    };
+    let paragraphs = vec![format!(
+        "The account of {org} {what} (state {after}, before {}).",
+        s(p, "before")
+    )];
+    let url = format!(
+        "{}/admin/#/orgs/{}",
+        links.public_url,
+        s(p, "organization_id")
+    );
+    Rendered {
+        subject: format!("[Driftlock] {org}: account {}", after.replace('_', " ")),
+        html: html_from(&paragraphs, (&url, "See billing")),
+        text: format!("{}\n\nBilling: {url}\n", paragraphs.join("\n\n")),
     }
 }
 
