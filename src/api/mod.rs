@@ -122,10 +122,7 @@ where
     F: FnOnce() -> Result<T, StoreError> + Send + 'static,
     T: Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
-        .map_err(ApiError::from)
+    blocking_api(move || f().map_err(ApiError::from)).await
 }
 
 /// Runs CPU-bound work that also uses the store (e.g. detection over a batch) off the async

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     billing::read_account,
     codec::{self, Versioned},
-    outbox::{due_rows, next_seq, record_attempt, Attempt, Queued},
+    outbox::{due_rows, next_seq, record_attempt, settle, Attempt, Queued, Settled},
     tables, Store, StoreError,
 };
 
@@ -53,19 +53,18 @@ impl Queued for MeterEventRow {
     }
 
     fn take(&mut self, attempt: Attempt, _now_ms: i64) -> Option<i64> {
-        self.attempts += 1;
-        match attempt {
-            Attempt::Delivered => {
+        match settle(
+            &mut self.attempts,
+            &mut self.last_error,
+            &mut self.next_attempt_at_ms,
+            attempt,
+        ) {
+            Settled::Done => {
                 self.status = MeterStatus::Delivered;
                 None
             }
-            Attempt::RetryAt { error, at_ms } => {
-                self.last_error = Some(error);
-                self.next_attempt_at_ms = at_ms;
-                Some(at_ms)
-            }
-            Attempt::GiveUp { error } => {
-                self.last_error = Some(error);
+            Settled::RetryAt(at_ms) => Some(at_ms),
+            Settled::Failed => {
                 self.status = MeterStatus::Failed;
                 None
             }

@@ -141,6 +141,35 @@ pub(super) fn record_billing_action(
     Ok(())
 }
 
+/// Where one attempt leaves a queued row.
+pub(super) enum Settled {
+    Done,
+    RetryAt(i64),
+    Failed,
+}
+
+/// Counts an attempt on a queued row's shared fields and says where it leaves the row.
+pub(super) fn settle(
+    attempts: &mut u32,
+    last_error: &mut Option<String>,
+    next_at_ms: &mut i64,
+    attempt: Attempt,
+) -> Settled {
+    *attempts += 1;
+    match attempt {
+        Attempt::Delivered => Settled::Done,
+        Attempt::RetryAt { error, at_ms } => {
+            *last_error = Some(error);
+            *next_at_ms = at_ms;
+            Settled::RetryAt(at_ms)
+        }
+        Attempt::GiveUp { error } => {
+            *last_error = Some(error);
+            Settled::Failed
+        }
+    }
+}
+
 /// A row of a delivery queue (email or webhook outbox).
 pub(super) trait Queued: Versioned {
     /// When the row is due, as indexed in its queue.
@@ -155,20 +184,19 @@ impl Queued for OutboxEmail {
     }
 
     fn take(&mut self, attempt: Attempt, now_ms: i64) -> Option<i64> {
-        self.attempts += 1;
-        match attempt {
-            Attempt::Delivered => {
+        match settle(
+            &mut self.attempts,
+            &mut self.last_error,
+            &mut self.next_attempt_at_ms,
+            attempt,
+        ) {
+            Settled::Done => {
                 self.status = EmailStatus::Sent;
                 self.sent_at_ms = Some(now_ms);
                 None
             }
-            Attempt::RetryAt { error, at_ms } => {
-                self.last_error = Some(error);
-                self.next_attempt_at_ms = at_ms;
-                Some(at_ms)
-            }
-            Attempt::GiveUp { error } => {
-                self.last_error = Some(error);
+            Settled::RetryAt(at_ms) => Some(at_ms),
+            Settled::Failed => {
                 self.status = EmailStatus::Failed;
                 None
             }

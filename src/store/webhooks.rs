@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     codec::{self, Versioned},
-    outbox::{due_rows, next_seq, record_attempt, Attempt, Queued},
+    outbox::{due_rows, next_seq, record_attempt, settle, Attempt, Queued, Settled},
     tables, Store, StoreError,
 };
 
@@ -121,20 +121,19 @@ impl Queued for WebhookDelivery {
     }
 
     fn take(&mut self, attempt: Attempt, now_ms: i64) -> Option<i64> {
-        self.attempts += 1;
-        match attempt {
-            Attempt::Delivered => {
+        match settle(
+            &mut self.attempts,
+            &mut self.last_error,
+            &mut self.next_attempt_at_ms,
+            attempt,
+        ) {
+            Settled::Done => {
                 self.status = DeliveryStatus::Delivered;
                 self.delivered_at_ms = Some(now_ms);
                 None
             }
-            Attempt::RetryAt { error, at_ms } => {
-                self.last_error = Some(error);
-                self.next_attempt_at_ms = at_ms;
-                Some(at_ms)
-            }
-            Attempt::GiveUp { error } => {
-                self.last_error = Some(error);
+            Settled::RetryAt(at_ms) => Some(at_ms),
+            Settled::Failed => {
                 self.status = DeliveryStatus::Failed;
                 None
             }

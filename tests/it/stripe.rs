@@ -64,13 +64,16 @@ struct Setup {
 }
 
 fn setup(dir: &std::path::Path) -> Setup {
-    let server = start_with(
+    provision(start_with(
         dir,
         &["--email-poll-ms", "50"],
         &[("DRIFTLOCK_STRIPE_WEBHOOK_SECRET", SECRET)],
-    );
+    ))
+}
+
+/// The catalog's standard plan with its Stripe prices, an org with a key, and a service key.
+fn provision(server: Server) -> Setup {
     let admin = server.admin_token();
-    // The catalog knows the Stripe prices of its plans.
     let (s, b) = send(
         ureq::put(&server.url("/v1/admin/plans/standard"))
             .set("Authorization", &format!("Bearer {admin}")),
@@ -453,7 +456,7 @@ impl Drop for FakeStripe {
 }
 
 fn setup_online(dir: &std::path::Path, stripe: &FakeStripe, interval_ms: &str) -> Setup {
-    let server = start_with(
+    provision(start_with(
         dir,
         &[
             "--email-poll-ms",
@@ -471,43 +474,7 @@ fn setup_online(dir: &std::path::Path, stripe: &FakeStripe, interval_ms: &str) -
             ("DRIFTLOCK_STRIPE_WEBHOOK_SECRET", SECRET),
             ("DRIFTLOCK_STRIPE_SECRET_KEY", "sk_test_driftlock"),
         ],
-    );
-    let admin = server.admin_token();
-    let (s, _) = send(
-        ureq::put(&server.url("/v1/admin/plans/standard"))
-            .set("Authorization", &format!("Bearer {admin}")),
-        Some(
-            &json!({"name": "Standard", "monthly_price_cents": 4900, "included_detections": 250000, "overage_millicents": 350,
-                     "stripe_price_id": "price_standard", "stripe_metered_price_id": "price_standard_overage"}),
-        ),
-    );
-    assert_eq!(s, 200);
-    let (_, org) = post(
-        &server,
-        "/v1/admin/orgs",
-        Some(&admin),
-        &json!({"name": "Acme", "billing_email": "billing@acme.example"}),
-    );
-    let org = org["id"].as_str().unwrap().to_string();
-    let (_, key) = post(
-        &server,
-        &format!("/v1/admin/orgs/{org}/keys"),
-        Some(&admin),
-        &json!({"name": "k"}),
-    );
-    let (_, service) = post(
-        &server,
-        "/v1/admin/keys",
-        Some(&admin),
-        &json!({"name": "m", "scope": "service"}),
-    );
-    Setup {
-        key: key["secret"].as_str().unwrap().into(),
-        service: service["secret"].as_str().unwrap().into(),
-        server,
-        admin,
-        org,
-    }
+    ))
 }
 
 #[test]
