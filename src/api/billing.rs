@@ -413,6 +413,10 @@ impl BillingApi {
                 ("line_items[0][quantity]".into(), "1".into()),
                 ("metadata[plan]".into(), plan.id.clone()),
                 ("metadata[organization_id]".into(), org.id.clone()),
+                (
+                    "subscription_data[metadata][organization_id]".into(),
+                    org.id.clone(),
+                ),
             ];
             if let Some(metered) = &plan.stripe_metered_price_id {
                 params.push(("line_items[1][price]".into(), metered.clone()));

@@ -67,7 +67,13 @@ pub(crate) fn read_account(
 /// The org an event is about: the checkout's client reference, or the customer's owner.
 fn org_for(tx: &WriteTransaction, event: &Value) -> Result<Option<String>, StoreError> {
     let obj = event.pointer("/data/object").unwrap_or(&Value::Null);
-    if let Some(org) = obj.get("client_reference_id").and_then(Value::as_str) {
+    // The checkout names the org; subscriptions carry it in their metadata (set at checkout),
+    // so a subscription event that overtakes the checkout still finds its org.
+    let named = [
+        obj.get("client_reference_id"),
+        obj.pointer("/metadata/organization_id"),
+    ];
+    for org in named.into_iter().flatten().filter_map(Value::as_str) {
         if tx.open_table(tables::ORGS)?.get(org)?.is_some() {
             return Ok(Some(org.to_string()));
         }

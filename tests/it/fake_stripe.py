@@ -5,12 +5,19 @@ lookup and Billing Meter events (deduplicated by identifier, like Stripe). Contr
 POST /_control with {"down": true|false} makes /v1 answer 503; GET /_requests lists every
 request received. Usage: fake_stripe.py PORT; prints "ready"; stops when stdin closes or after
 600 s."""
+import hashlib
+import hmac
 import json
+import random
 import sys
 import threading
+import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
+WEBHOOK = {"url": None, "secret": None}
+OBJECTS = {"customers": {}, "subscriptions": {}, "invoices": {}, "events": []}
 STATE = {"down": False, "requests": [], "meter_events": {}, "duplicates": 0, "n": 0, "refused": 0, "coupons": {}, "promotion_codes": {}}
 LOCK = threading.Lock()
 SECRET = "sk_test_driftlock"
@@ -39,6 +46,16 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 STATE["down"] = bool(json.loads(raw or "{}").get("down"))
             return self.reply(200, {"down": STATE["down"]})
+        if url.path == "/_webhook":
+            cfg = json.loads(raw or "{}")
+            WEBHOOK["url"], WEBHOOK["secret"] = cfg["url"], cfg["secret"]
+            return self.reply(200, {"ok": True})
+        if url.path == "/_complete_checkout":
+            return self.reply(200, complete_checkout(json.loads(raw or "{}")))
+        if url.path == "/_fail_invoice":
+            return self.reply(200, invoice_event(json.loads(raw or "{}"), "invoice.payment_failed", "open"))
+        if url.path == "/_pay_invoice":
+            return self.reply(200, invoice_event(json.loads(raw or "{}"), "invoice.paid", "paid"))
         if url.path == "/_forget":
             customer = json.loads(raw or "{}").get("customer")
             with LOCK:
@@ -71,6 +88,16 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(400, "parameter_missing", "customer is required")
             return self.reply(200, {"id": "bps_%d" % n, "object": "billing_portal.session", "customer": form["customer"],
                                     "url": "https://billing.stripe.test/p/session/%d" % n})
+        if method == "GET" and url.path == "/v1/events":
+            with LOCK:
+                return self.reply(200, {"object": "list", "has_more": False, "data": list(reversed(OBJECTS["events"]))})
+        for kind in ("customers", "subscriptions", "invoices"):
+            prefix = "/v1/%s/" % kind
+            if method == "GET" and url.path.startswith(prefix):
+                obj = OBJECTS[kind].get(url.path[len(prefix):])
+                if obj is None:
+                    return self.error(404, "resource_missing", "No such %s" % kind[:-1])
+                return self.reply(200, obj)
         if method == "POST" and url.path == "/v1/coupons":
             with LOCK:
                 if form.get("id") in STATE["coupons"]:
@@ -126,6 +153,79 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         self.handle_any("POST")
+
+
+def sign(payload):
+    t = int(time.time())
+    sig = hmac.new(WEBHOOK["secret"].encode(), ("%d.%s" % (t, payload)).encode(), hashlib.sha256).hexdigest()
+    return "t=%d,v1=%s" % (t, sig)
+
+
+def send(events, shuffle=True, duplicate=True):
+    """Delivers events to the webhook URL like Stripe: signed, possibly twice, in any order."""
+    batch = list(events)
+    if duplicate and batch:
+        batch.append(batch[0])
+    if shuffle:
+        random.Random(7).shuffle(batch)
+    answers = []
+    for event in batch:
+        payload = json.dumps(event)
+        req = urllib.request.Request(WEBHOOK["url"], data=payload.encode(), method="POST",
+                                     headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload)})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                answers.append(json.loads(resp.read()))
+        except Exception as e:  # a failed delivery is reported, like Stripe's dashboard
+            answers.append({"error": str(e)})
+    return answers
+
+
+def event(kind, obj, created):
+    with LOCK:
+        e = {"id": "evt_%d_%s" % (len(OBJECTS["events"]) + 1, kind.replace(".", "_")), "object": "event",
+             "type": kind, "created": created, "data": {"object": obj}}
+        OBJECTS["events"].append(e)
+    return e
+
+
+def complete_checkout(req):
+    """The customer pays a checkout: customer, subscription, then the events, shuffled and
+    with one duplicate, the older subscription state arriving after the newer one."""
+    now = int(time.time())
+    with LOCK:
+        n = len(OBJECTS["customers"]) + 1
+        customer = {"id": "cus_fake_%d" % n, "object": "customer", "email": req.get("email")}
+        OBJECTS["customers"][customer["id"]] = customer
+        # Checkout copies subscription_data[metadata] onto the subscription, as Stripe does.
+        sub = {"id": "sub_fake_%d" % n, "object": "subscription", "customer": customer["id"], "status": "active",
+               "metadata": {"organization_id": req["org"]},
+               "current_period_start": now, "current_period_end": now + 30 * 86400,
+               "items": {"object": "list", "data": [{"price": {"id": p}} for p in req.get("prices", [])]}}
+        OBJECTS["subscriptions"][sub["id"]] = sub
+    session = {"id": req.get("session", "cs_test_1"), "object": "checkout.session", "mode": "subscription",
+               "client_reference_id": req["org"], "customer": customer["id"], "subscription": sub["id"],
+               "metadata": {"plan": req.get("plan", "standard")}}
+    incomplete = dict(sub, status="incomplete")
+    events = [event("checkout.session.completed", session, now - 3),
+              event("customer.subscription.created", incomplete, now - 2),
+              event("customer.subscription.updated", sub, now - 1)]
+    # Newest first, the older subscription state after it, and the newest delivered twice.
+    order = [events[2], events[0], events[1]]
+    return {"customer": customer["id"], "subscription": sub["id"], "answers": send(order, shuffle=False)}
+
+
+def invoice_event(req, kind, status):
+    now = int(time.time())
+    with LOCK:
+        inv = OBJECTS["invoices"].get(req.get("invoice", "in_fake_1")) or {
+            "id": req.get("invoice", "in_fake_1"), "object": "invoice", "customer": req["customer"],
+            "number": "FAKE-0001", "currency": "usd", "amount_due": req.get("amount", 4900), "amount_paid": 0,
+            "attempt_count": 0, "created": now, "hosted_invoice_url": "https://invoice.stripe.test/i/1"}
+        inv = dict(inv, status=status, attempt_count=inv["attempt_count"] + 1,
+                   amount_paid=inv["amount_due"] if status == "paid" else 0)
+        OBJECTS["invoices"][inv["id"]] = inv
+    return {"invoice": inv["id"], "answers": send([event(kind, inv, now + (1 if status == "paid" else 0))], shuffle=False)}
 
 
 def main():

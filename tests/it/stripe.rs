@@ -558,6 +558,10 @@ fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
     assert_eq!(form["line_items[0][quantity]"], "1");
     assert_eq!(form["line_items[1][price]"], "price_standard_overage");
     assert_eq!(form["metadata[plan]"], "standard");
+    assert_eq!(
+        form["subscription_data[metadata][organization_id]"],
+        s.org.as_str()
+    );
     assert_eq!(form["customer_email"], "billing@acme.example");
     assert_eq!(form["allow_promotion_codes"], "true");
     assert_eq!(
@@ -709,4 +713,75 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
         .unwrap()
         .iter()
         .any(|a| a["action"] == "meter_correction_queued"));
+}
+
+#[test]
+fn the_fake_stripe_drives_a_whole_subscription_through_signed_webhooks() {
+    let stripe = FakeStripe::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup_online(dir.path(), &stripe, "60000");
+    ureq::post(&format!("{}/_webhook", stripe.base))
+        .send_json(json!({"url": s.server.url("/v1/stripe/webhook"), "secret": SECRET}))
+        .unwrap();
+    let (st, _) = post(
+        &s.server,
+        "/v1/meter-usage",
+        Some(&s.service),
+        &json!({"organization_id": s.org, "anomaly": true, "count": 9000}),
+    );
+    assert_eq!(st, 200);
+
+    // The customer completes checkout: Stripe sends three events, newest first, the stale
+    // subscription state after it, and the newest again.
+    let done: Value = ureq::post(&format!("{}/_complete_checkout", stripe.base))
+        .send_json(json!({"org": s.org, "email": "billing@acme.example", "plan": "standard", "prices": ["price_standard", "price_standard_overage"]}))
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let answers = done["answers"].as_array().unwrap();
+    assert_eq!(answers.len(), 4);
+    assert_eq!(
+        answers.iter().filter(|a| a["duplicate"] == true).count(),
+        1,
+        "{answers:?}"
+    );
+    let (_, usage) = get(&s.server, "/v1/usage", Some(&s.key));
+    assert_eq!(
+        (usage["plan"].as_str(), usage["total_calls"].as_u64()),
+        (Some("standard"), Some(9000))
+    );
+    let (_, billing) = get(&s.server, "/v1/billing", Some(&s.key));
+    assert_eq!(
+        billing["subscription_status"], "active",
+        "the newer subscription state wins: {billing}"
+    );
+    assert_eq!(billing["stripe_customer_id"], done["customer"]);
+
+    // A payment fails, then succeeds.
+    let customer = done["customer"].as_str().unwrap();
+    ureq::post(&format!("{}/_fail_invoice", stripe.base))
+        .send_json(json!({"customer": customer}))
+        .unwrap();
+    let (_, billing) = get(&s.server, "/v1/billing", Some(&s.key));
+    assert_eq!(billing["dunning_state"], "grace");
+    ureq::post(&format!("{}/_pay_invoice", stripe.base))
+        .send_json(json!({"customer": customer}))
+        .unwrap();
+    let (_, billing) = get(&s.server, "/v1/billing", Some(&s.key));
+    assert_eq!(billing["dunning_state"], "ok");
+    let (_, invoices) = get(&s.server, "/v1/billing/invoices", Some(&s.key));
+    assert_eq!(invoices["items"][0]["status"], "paid");
+
+    // Stripe's own event list matches what Driftlock recorded.
+    let stripe_events: Value = ureq::get(&format!("{}/v1/events", stripe.base))
+        .set("Authorization", "Bearer sk_test_driftlock")
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    let (_, ours) = get(&s.server, "/v1/admin/stripe/events", Some(&s.admin));
+    assert_eq!(
+        stripe_events["data"].as_array().unwrap().len(),
+        ours["items"].as_array().unwrap().len()
+    );
 }
