@@ -115,6 +115,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         cors_allowed_origins: config.cors_allowed_origins.clone(),
         stripe: StripeClient::new(&config.stripe),
         meter_event_name: config.stripe.meter_event_name.clone(),
+        stripe_publishable_key: config.stripe_publishable_key.clone(),
         public_url: config.email.public_url.clone(),
         data_dir: config.data_dir.clone(),
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),

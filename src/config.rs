@@ -53,6 +53,8 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_CORS_ALLOWED_ORIGINS",
     "DRIFTLOCK_STRIPE_SECRET_KEY",
     "DRIFTLOCK_STRIPE_SECRET_KEY_FILE",
+    "DRIFTLOCK_STRIPE_PUBLISHABLE_KEY",
+    "DRIFTLOCK_STRIPE_PUBLISHABLE_KEY_FILE",
     "DRIFTLOCK_STRIPE_API_BASE",
     "DRIFTLOCK_STRIPE_METER_EVENT_NAME",
     "DRIFTLOCK_STRIPE_METER_INTERVAL_MS",
@@ -93,6 +95,7 @@ pub struct FileConfig {
     pub stripe_webhook_secret_file: Option<PathBuf>,
     pub cors_allowed_origins: Option<Vec<String>>,
     pub stripe_secret_key_file: Option<PathBuf>,
+    pub stripe_publishable_key_file: Option<PathBuf>,
     pub stripe_api_base: Option<String>,
     pub stripe_meter_event_name: Option<String>,
     pub stripe_meter_interval_ms: Option<u64>,
@@ -126,6 +129,8 @@ pub struct Config {
     pub dunning: DunningPolicy,
     /// Stripe API access; without a secret key billing runs offline.
     pub stripe: StripeSettings,
+    /// Stripe's publishable key, handed to browsers (Stripe.js).
+    pub stripe_publishable_key: Option<String>,
     /// Browser origins allowed by CORS; empty means CORS is off.
     pub cors_allowed_origins: Vec<String>,
     /// Stripe's webhook signing secret (`whsec_...`), from the environment or a file.
@@ -304,6 +309,13 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
                 .unwrap_or(30_000)
                 .max(10),
         },
+        stripe_publishable_key: secret_from(
+            env_get("DRIFTLOCK_STRIPE_PUBLISHABLE_KEY"),
+            env_get("DRIFTLOCK_STRIPE_PUBLISHABLE_KEY_FILE")
+                .map(PathBuf::from)
+                .or(file.stripe_publishable_key_file.clone()),
+            "DRIFTLOCK_STRIPE_PUBLISHABLE_KEY",
+        )?,
         cors_allowed_origins: args
             .cors_allowed_origins
             .clone()

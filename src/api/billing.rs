@@ -227,8 +227,35 @@ struct ReconcileReport {
     lines: Vec<ReconcileLine>,
 }
 
+/// What a browser needs to talk to Stripe for this server.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct BillingConfig {
+    /// Whether this server talks to Stripe (a secret key is configured).
+    online: bool,
+    /// Stripe's publishable key, for Stripe.js.
+    publishable_key: Option<String>,
+}
+
 #[OpenApi(tag = "Tag::Billing")]
 impl BillingApi {
+    /// Whether billing is online, and Stripe's publishable key.
+    #[oai(
+        path = "/v1/billing/config",
+        method = "get",
+        operation_id = "getBillingConfig"
+    )]
+    async fn config(
+        &self,
+        _auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> ApiResult<Json<BillingConfig>> {
+        Ok(Json(BillingConfig {
+            online: state.stripe.configured(),
+            publishable_key: state.stripe_publishable_key.clone(),
+        }))
+    }
+
     /// Compare the overage delivered to Stripe's Billing Meter with what Stripe reports per
     /// customer; with `fix`, queue corrections where Stripe has less.
     #[oai(

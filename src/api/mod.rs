@@ -47,6 +47,8 @@ pub struct AppState {
     pub dunning_policy: crate::core::billing::dunning::DunningPolicy,
     /// Client for Stripe's API (checkout and portal sessions).
     pub stripe: crate::sync::stripe::StripeClient,
+    /// Stripe's publishable key, for browsers.
+    pub stripe_publishable_key: Option<String>,
     /// Event name of the Stripe meter that counts overage.
     pub meter_event_name: String,
     /// Public base URL, for the return links of Stripe pages.

@@ -473,6 +473,7 @@ fn setup_online(dir: &std::path::Path, stripe: &FakeStripe, interval_ms: &str) -
         &[
             ("DRIFTLOCK_STRIPE_WEBHOOK_SECRET", SECRET),
             ("DRIFTLOCK_STRIPE_SECRET_KEY", "sk_test_driftlock"),
+            ("DRIFTLOCK_STRIPE_PUBLISHABLE_KEY", "pk_test_driftlock"),
         ],
     ))
 }
@@ -482,6 +483,15 @@ fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
     let stripe = FakeStripe::start();
     let dir = tempfile::tempdir().unwrap();
     let s = setup_online(dir.path(), &stripe, "60000");
+
+    let (_, config) = get(&s.server, "/v1/billing/config", Some(&s.key));
+    assert_eq!(
+        (
+            config["online"].as_bool(),
+            config["publishable_key"].as_str()
+        ),
+        (Some(true), Some("pk_test_driftlock"))
+    );
 
     // LAUNCH50 is created on Stripe as a coupon and a promotion code.
     let synced = crate::support::wait_for(20, "LAUNCH50 synced to Stripe", || {
