@@ -14,6 +14,9 @@ use crate::{
     store::{Attempt, MeterEventRow, Store},
 };
 
+/// The Stripe API version every request pins, so object shapes cannot change under us.
+pub const STRIPE_API_VERSION: &str = "2024-06-20";
+
 #[derive(Debug, Clone)]
 pub struct StripeSettings {
     pub api_base: String,
@@ -100,6 +103,7 @@ impl StripeClient {
             self.agent
                 .post(&format!("{}{path}", self.base))
                 .set("Authorization", &format!("Bearer {secret}"))
+                .set("Stripe-Version", STRIPE_API_VERSION)
                 .set("Idempotency-Key", idempotency_key)
                 .send_form(&pairs),
         )
@@ -110,7 +114,8 @@ impl StripeClient {
         let mut req = self
             .agent
             .get(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {secret}"));
+            .set("Authorization", &format!("Bearer {secret}"))
+            .set("Stripe-Version", STRIPE_API_VERSION);
         for (k, v) in query {
             req = req.query(k, v);
         }

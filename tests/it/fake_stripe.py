@@ -72,6 +72,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.error(503, None, "Stripe is down (fake)", "api_error")
             STATE["requests"].append({"method": method, "path": url.path, "form": form, "query": query,
                                       "idempotency_key": self.headers.get("Idempotency-Key"),
+                                      "stripe_version": self.headers.get("Stripe-Version"),
                                       "content_type": self.headers.get("Content-Type")})
             STATE["n"] += 1
             n = STATE["n"]
