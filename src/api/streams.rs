@@ -25,7 +25,7 @@ use crate::{
     clock,
     core::{
         billing::dunning::DunningPolicy,
-        detect::{EventDetector, EventSettings},
+        detect::{DetectError, EventDetector, EventSettings},
     },
     secrets,
     store::{page_limit, BatchCommitted, OrgScope, Remembered, StreamBatchCommit, StreamRecord},
@@ -279,10 +279,23 @@ fn process_batch(
             last_event_at_ms: None,
             version: 0,
         });
-        let mut detector = match &snapshot.state {
-            Some(bytes) => EventDetector::decode_state(bytes)
-                .map_err(|e| ApiError::Internal(format!("stream {stream_id}: {e}")))?,
+        let mut detector = match snapshot.state.as_deref().map(EventDetector::decode_state) {
             None => EventDetector::new(record.settings.clone()),
+            Some(Ok(detector)) => detector,
+            // State written by an older detector: after an upgrade the baseline is learnt
+            // again rather than read with the wrong layout.
+            Some(Err(DetectError::UnsupportedStateVersion { found, supported }))
+                if found < supported =>
+            {
+                tracing::warn!(
+                    stream = stream_id,
+                    found,
+                    supported,
+                    "detector state from an older release; the baseline restarts"
+                );
+                EventDetector::new(record.settings.clone())
+            }
+            Some(Err(e)) => return Err(ApiError::Internal(format!("stream {stream_id}: {e}"))),
         };
         let mut results = Vec::with_capacity(events.len());
         let mut anomalies = Vec::new();

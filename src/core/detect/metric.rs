@@ -5,9 +5,14 @@
 //! ([`super::context`]); the code length of each new point given the baseline is its
 //! compression surprise. That surprise, fused with a robust distance from the baseline, is
 //! calibrated against the detector's own recent raw scores ([`super::calibrate`]) into a
-//! p-value and a 0..1 score. A peak filter then damps any score that is not above the highest
-//! of the last `suppression` points: one early alarm per incident is what an operator (and NAB)
-//! wants. Pure: no I/O, clock, threads or randomness.
+//! p-value. A second, level-shift member compares the median of the newest `shift_window`
+//! points with the baseline median and is calibrated the same way on its own; the two are
+//! combined by Bonferroni min-p (twice the smaller p-value), so a sustained shift that no
+//! single point makes surprising still alarms. The p-value becomes a 0..1 score. A peak filter
+//! then damps any score that is not above the highest of the last `suppression` points, and a
+//! refractory span damps every score for `suppression` points after an alarm: one early alarm
+//! per incident is what an operator (and NAB) wants. Alarms stay in both calibrations (on NAB
+//! that scored better than excluding them). Pure: no I/O, clock, threads or randomness.
 //!
 //! Input rule: a non-finite value, or a timestamp not strictly after the last accepted one
 //! (out of order or duplicate), is rejected (`accepted: false`, score 0) and leaves the state
@@ -23,7 +28,7 @@ use super::state::{Reader, Writer};
 use super::DetectError;
 
 const MAGIC: &[u8; 4] = b"DLMD";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 /// Values are clamped to this magnitude (documented input rule).
 pub const MAX_ABS_VALUE: f64 = 1e15;
 const STATS_EVERY: u32 = 16;
@@ -31,6 +36,8 @@ const SUPPRESSED_DAMPING: f64 = 0.05;
 /// A p-value of 10^-SCORE_DECADES maps to score 1.
 const SCORE_DECADES: f64 = 12.0;
 const MIN_POINTS_TO_QUANTIZE: usize = 16;
+/// Largest `shift_window`.
+const MAX_SHIFT_WINDOW: usize = 256;
 
 /// Settings of a metric detector. `Default` is what `driftlock score` and new monitors use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,8 +55,9 @@ pub struct MetricSettings {
     pub calibration: u32,
     /// Quantization bins per robust standard deviation of the baseline.
     pub resolution: f64,
-    /// Horizon in points of the peak filter: a score not above the highest score of the last
-    /// `suppression` points is damped and cannot alarm.
+    /// Horizon in points of the peak filter and the refractory span: a score not above the
+    /// highest score of the last `suppression` points, or within `suppression` points after an
+    /// alarm, is damped and cannot alarm.
     pub suppression: u32,
     /// Weight of the robust distance from the baseline median in the raw score (bits per sigma).
     pub distance_weight: f64,
@@ -57,6 +65,11 @@ pub struct MetricSettings {
     pub blend: f64,
     /// Cap, in robust standard deviations, of the distance term.
     pub distance_cap: f64,
+    /// Points in the level-shift detector's recent window (0 turns it off): the distance of
+    /// their median from the baseline median is calibrated on its own and combined with the
+    /// point score by Bonferroni min-p, so sustained shifts alarm even when no single point
+    /// is surprising.
+    pub shift_window: u32,
 }
 
 impl Default for MetricSettings {
@@ -66,12 +79,13 @@ impl Default for MetricSettings {
             baseline: 4096,
             window: 16,
             warmup: 150,
-            calibration: 3000,
+            calibration: 3600,
             resolution: 1.0,
             suppression: 100,
             distance_weight: 0.3,
             blend: 2.0,
             distance_cap: 50.0,
+            shift_window: 32,
         }
     }
 }
@@ -138,6 +152,13 @@ impl MetricSettings {
                 self.distance_cap
             ));
         }
+        if self.shift_window > 256 || self.shift_window > self.baseline / 2 {
+            return bad(format!(
+                "shift_window must be 0..={}, got {}",
+                (self.baseline / 2).min(256),
+                self.shift_window
+            ));
+        }
         Ok(())
     }
 
@@ -169,12 +190,13 @@ impl MetricSettings {
             self.distance_cap = d.distance_cap;
         }
         self.distance_cap = self.distance_cap.clamp(1.0, 1e6);
+        self.shift_window = self.shift_window.min(256).min(self.baseline / 2);
         self
     }
 
     /// Score at or above which a point is an anomaly.
     pub fn alarm_threshold(&self) -> f64 {
-        (0.218 - 0.2 * (self.sensitivity - 0.5)).clamp(0.05, 0.999)
+        (0.205 - 0.2 * (self.sensitivity - 0.5)).clamp(0.05, 0.999)
     }
 }
 
@@ -224,10 +246,14 @@ pub struct MetricDetector {
     scale: f64,
     since_stats: u32,
     calib: Calibrator,
+    /// Calibration of the level-shift statistic.
+    shift_calib: Calibrator,
     window_costs: Ring,
     cost_avg: f64,
     peak: f64,
     peak_age: u32,
+    /// Points since the last alarm (saturating; `u32::MAX` when none yet).
+    since_alarm: u32,
     scratch: Vec<f64>,
 }
 
@@ -247,11 +273,13 @@ impl MetricDetector {
             median: 0.0,
             scale: 0.0,
             since_stats: 0,
-            calib: Calibrator::new(settings.calibration as usize, 0.05),
+            calib: Calibrator::new_compact(settings.calibration as usize, 0.05),
+            shift_calib: Calibrator::new_compact(settings.calibration as usize, 0.05),
             window_costs: Ring::new(settings.window as usize),
             cost_avg: 0.0,
             peak: 0.0,
             peak_age: 0,
+            since_alarm: u32::MAX,
             scratch: Vec::with_capacity(b),
             settings,
         }
@@ -308,10 +336,18 @@ impl MetricDetector {
             let raw = cost + self.settings.distance_weight * z;
             scored = Some((s, cost, raw));
         }
+        let shift = match scored {
+            Some(_) if self.settings.shift_window > 0 => Some(self.shift_distance(x)),
+            _ => None,
+        };
 
         let (mut score, mut p) = (0.0, 1.0);
         if let (Some((_, _, raw)), 0) = (scored, warming) {
             p = self.calib.p_value(raw);
+            if let Some(d) = shift {
+                // Bonferroni: two tests, so the smaller p-value counts twice.
+                p = (2.0 * p.min(self.shift_calib.p_value(d))).min(1.0);
+            }
             score = (-p.log10() / SCORE_DECADES).clamp(0.0, 1.0);
         }
         // Only a new peak within the suppression horizon keeps its score: later, smaller
@@ -329,15 +365,29 @@ impl MetricDetector {
             self.peak = score;
             self.peak_age = 0;
         }
-        let anomaly = warming == 0 && !suppressed && score >= self.threshold;
+        // Refractory span: within `suppression` points of an alarm, the incident has been
+        // reported; a climbing run of ever-slightly-higher scores is not a new incident.
+        let refractory = self.since_alarm < self.settings.suppression;
+        if refractory && !suppressed {
+            score *= SUPPRESSED_DAMPING;
+        }
+        let anomaly = warming == 0 && !suppressed && !refractory && score >= self.threshold;
+        self.since_alarm = if anomaly {
+            0
+        } else {
+            self.since_alarm.saturating_add(1)
+        };
         let explanation = match (anomaly, scored) {
             (true, Some((s, cost, _))) => Some(self.explain(x, s, cost, score, p)),
             _ => None,
         };
         if let Some((_, cost, raw)) = scored {
-            // Alarms stay in the calibration: on NAB this scored better than excluding them
-            // (an incident's own peak raises the bar for its aftershocks).
+            // Alarms stay in the calibrations: on NAB this scored better than excluding them
+            // (an incident's own peak raises the bar for its aftershocks; rechecked in v2).
             self.calib.push(raw);
+            if let Some(d) = shift {
+                self.shift_calib.push(d);
+            }
             self.window_costs.push(cost);
             let a = 1.0 / self.settings.baseline as f64;
             self.cost_avg += a * (cost - self.cost_avg);
@@ -350,6 +400,24 @@ impl MetricDetector {
             explanation,
             accepted: true,
         }
+    }
+
+    /// Robust distance, in baseline sigmas, of the median of the newest `shift_window` points
+    /// (`x` included) from the baseline median.
+    fn shift_distance(&self, x: f64) -> f64 {
+        let n = self.values.len();
+        let k = (self.settings.shift_window as usize)
+            .saturating_sub(1)
+            .min(n);
+        let mut buf = [0.0f64; MAX_SHIFT_WINDOW];
+        buf[0] = x;
+        for i in 0..k {
+            buf[i + 1] = self.values.get(n - 1 - i);
+        }
+        let recent = &mut buf[..=k];
+        let mid = recent.len() / 2;
+        let m = *recent.select_nth_unstable_by(mid, f64::total_cmp).1;
+        ((m - self.median).abs() / self.scale).min(self.settings.distance_cap)
     }
 
     fn learn(&mut self, x: f64) {
@@ -486,9 +554,11 @@ impl MetricDetector {
         w.f64(self.cost_avg);
         w.f64(self.peak);
         w.u32(self.peak_age);
+        w.u32(self.since_alarm);
         self.values.encode(&mut w);
         self.window_costs.encode(&mut w);
         self.calib.encode(&mut w);
+        self.shift_calib.encode(&mut w);
         w.finish()
     }
 
@@ -521,10 +591,14 @@ impl MetricDetector {
         d.cost_avg = r.f64()?;
         d.peak = r.f64()?;
         d.peak_age = r.u32()?;
+        d.since_alarm = r.u32()?;
         d.values = Ring::decode(&mut r, d.settings.baseline as usize)?;
         d.window_costs = Ring::decode(&mut r, d.settings.window as usize)?;
-        d.calib = Calibrator::decode(&mut r)?;
-        if d.calib.capacity() != d.settings.calibration as usize {
+        d.calib = Calibrator::decode_compact(&mut r)?;
+        d.shift_calib = Calibrator::decode_compact(&mut r)?;
+        if d.calib.capacity() != d.settings.calibration as usize
+            || d.shift_calib.capacity() != d.settings.calibration as usize
+        {
             return Err(DetectError::CorruptState(
                 "calibration size differs from settings".into(),
             ));

@@ -294,3 +294,46 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn alarms_are_at_least_one_suppression_span_apart() {
+    let s = MetricSettings::default();
+    let out = run_metric(&mut MetricDetector::default(), &series(6000));
+    let flagged: Vec<usize> = (0..out.len()).filter(|&i| out[i].anomaly).collect();
+    for w in flagged.windows(2) {
+        assert!(w[1] - w[0] >= s.suppression as usize, "{flagged:?}");
+    }
+}
+
+#[test]
+fn level_shift_member_catches_a_small_sustained_shift() {
+    // Pseudo-noise of about unit spread, then a shift of ~1.2 spreads that no single point
+    // makes surprising: the windowed median of the shift member must alarm soon after.
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let pts: Vec<(i64, f64)> = (0..4000)
+        .map(|i| {
+            let mut u = 0.0;
+            for _ in 0..4 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                u += (seed % 10_000) as f64 / 10_000.0 - 0.5;
+            }
+            let shift = if i >= 3000 { 0.7 } else { 0.0 };
+            (60 * i as i64, 100.0 + u + shift)
+        })
+        .collect();
+    let out = run_metric(&mut MetricDetector::default(), &pts);
+    let off = MetricSettings {
+        shift_window: 0,
+        ..MetricSettings::default()
+    };
+    let out_off = run_metric(&mut MetricDetector::new(off), &pts);
+    let first = |o: &[MetricVerdict]| (3000..4000).find(|&i| o[i].anomaly);
+    let (on, without) = (first(&out), first(&out_off));
+    assert!(on.is_some_and(|i| i < 3060), "{on:?}");
+    assert!(
+        without.is_none_or(|j| j > on.unwrap()),
+        "{on:?} vs {without:?}"
+    );
+}
