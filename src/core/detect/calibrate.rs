@@ -5,10 +5,6 @@
 //! extrapolated with an exponential fitted to the excesses over the 90th percentile (the
 //! peaks-over-threshold idea), so p-values keep shrinking smoothly for ever-larger surprises
 //! instead of flooring at 1/(n+1). Must stay O(ring) per score with no allocation.
-//!
-//! A compact calibrator ([`Calibrator::new_compact`]) rounds every score to `f32` as it is
-//! pushed and stores 4 bytes per score, halving its share of a detector's state; restoring
-//! it is still exact because the held values are exactly representable in `f32`.
 
 use super::state::{Reader, Writer};
 use super::DetectError;
@@ -25,8 +21,6 @@ pub(crate) struct Calibrator {
     max: f64,
     beta: f64,
     min_beta: f64,
-    /// Scores rounded to `f32` on push and stored as 4 bytes each.
-    compact: bool,
     scratch: Vec<f64>,
 }
 
@@ -41,16 +35,7 @@ impl Calibrator {
             max: 0.0,
             beta: min_beta,
             min_beta,
-            compact: false,
             scratch: Vec::with_capacity(cap),
-        }
-    }
-
-    /// A calibrator whose scores are held at `f32` precision (see the module doc).
-    pub(crate) fn new_compact(cap: usize, min_beta: f64) -> Self {
-        Calibrator {
-            compact: true,
-            ..Calibrator::new(cap, min_beta)
         }
     }
 
@@ -68,8 +53,6 @@ impl Calibrator {
         if n == 0 {
             return 1.0;
         }
-        // Compare like with like: a compact ring holds rounded scores.
-        let r = self.rounded(r);
         let count = self.ring.iter().filter(|&&h| h >= r).count();
         let n1 = (n + 1) as f64;
         if count > 0 {
@@ -80,17 +63,7 @@ impl Calibrator {
         }
     }
 
-    #[inline]
-    fn rounded(&self, r: f64) -> f64 {
-        if self.compact {
-            r.clamp(-f32::MAX as f64, f32::MAX as f64) as f32 as f64
-        } else {
-            r
-        }
-    }
-
     pub(crate) fn push(&mut self, r: f64) {
-        let r = self.rounded(r);
         if self.ring.len() < self.cap {
             self.ring.push(r);
         } else {
@@ -176,24 +149,11 @@ impl Calibrator {
         w.u32(self.ring.len() as u32);
         // Oldest first, so a restored ring has the same order.
         for h in self.oldest_first() {
-            if self.compact {
-                w.u32((h as f32).to_bits());
-            } else {
-                w.f64(h);
-            }
+            w.f64(h);
         }
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DetectError> {
-        Calibrator::decode_with(r, false)
-    }
-
-    /// Decodes what a compact calibrator encoded.
-    pub(crate) fn decode_compact(r: &mut Reader<'_>) -> Result<Self, DetectError> {
-        Calibrator::decode_with(r, true)
-    }
-
-    fn decode_with(r: &mut Reader<'_>, compact: bool) -> Result<Self, DetectError> {
         let cap = r.u32()? as usize;
         if !(2..=1 << 16).contains(&cap) {
             return Err(DetectError::CorruptState("bad calibration size".into()));
@@ -207,14 +167,8 @@ impl Calibrator {
             return Err(DetectError::CorruptState("bad calibration length".into()));
         }
         let mut c = Calibrator::new(cap, min_beta);
-        c.compact = compact;
         for _ in 0..n {
-            let h = if compact {
-                f32::from_bits(r.u32()?) as f64
-            } else {
-                r.f64()?
-            };
-            c.ring.push(h);
+            c.ring.push(r.f64()?);
         }
         // A full ring restored oldest-first has its oldest element at index 0.
         c.head = 0;
@@ -243,25 +197,5 @@ mod tests {
         }
         assert!(c.p_value(30.0) < 1e-6);
         assert!((c.mean_last(10) - 4.5).abs() < 1e-12);
-    }
-
-    #[test]
-    fn compact_calibrator_rounds_to_f32_and_restores_exactly() {
-        let mut c = Calibrator::new_compact(50, 0.05);
-        for i in 0..80 {
-            c.push(0.1 + i as f64 / 7.0);
-        }
-        let mut w = Writer::new(b"TEST", 1);
-        c.encode(&mut w);
-        let bytes = w.finish();
-        let (mut r, _) = Reader::open(&bytes, b"TEST").unwrap();
-        let d = Calibrator::decode_compact(&mut r).unwrap();
-        for k in 0..40 {
-            let x = k as f64 * 0.37;
-            assert_eq!(c.p_value(x).to_bits(), d.p_value(x).to_bits());
-        }
-        // A score equal to a held one after rounding ties with it.
-        let held = 0.1 + 79.0 / 7.0;
-        assert_eq!(c.p_value(held), c.p_value(held as f32 as f64));
     }
 }

@@ -10,7 +10,7 @@
 
 use super::compress::gamma_bits;
 
-const BITS: u32 = 12;
+const BITS: u32 = 13;
 const SIZE: usize = 1 << BITS;
 
 #[inline]

@@ -6,7 +6,7 @@
 
 use super::compress::{compression_ratio, entropy_bits, ncd};
 use super::explain::{num, pval, Explanation};
-use super::metric::MetricDetector;
+use super::metric::{Evidence, MetricDetector, Signal};
 
 pub(crate) fn build(
     d: &MetricDetector,
@@ -15,6 +15,7 @@ pub(crate) fn build(
     cost: f64,
     score: f64,
     p: f64,
+    e: &Evidence,
 ) -> Explanation {
     let v = d.parts();
     let n = v.syms.len();
@@ -52,8 +53,10 @@ pub(crate) fn build(
         lo = s;
         hi = s;
     }
-    let expected_low = v.anchor + lo as f64 * v.step;
-    let expected_high = v.anchor + (hi as f64 + 1.0) * v.step;
+    let (expected_low, expected_high) = match v.quant {
+        Some(q) => (q.value(lo as f64), q.value(hi as f64 + 1.0)),
+        None => (x, x),
+    };
 
     let window_cost =
         (v.window_costs.iter().sum::<f64>() + cost) / (v.window_costs.len() + 1) as f64;
@@ -64,15 +67,47 @@ pub(crate) fn build(
     } else {
         "inside"
     };
+    let why = match e.signal {
+        Signal::Point => format!(
+            "it costs {} bits to encode versus {} bits typically",
+            num(cost),
+            num(v.cost_avg)
+        ),
+        Signal::Sequence => format!(
+            "its last {} points cost {} bits to encode versus {} bits typically",
+            v.sequence,
+            num(e.sequence_bits),
+            num(v.cost_avg * v.sequence as f64)
+        ),
+        Signal::Seasonal => format!(
+            "its last {} points sit {} typical deviations on average from their usual level at this time of day (now {})",
+            v.seasonal_window,
+            num(e.seasonal_z),
+            num(e.seasonal_level)
+        ),
+        Signal::Level => format!(
+            "its last {} points average {}, {} robust standard deviations from the usual {}",
+            v.level_window,
+            num(e.level_mean),
+            num(e.level_z),
+            num(v.median)
+        ),
+    };
     let summary = if where_ == "inside" {
         format!(
-            "Value {} is inside the expected range {} to {} but breaks the recent pattern: given the last {} points it costs {} bits to encode versus {} bits typically ({}).",
-            num(x), num(expected_low), num(expected_high), n, num(cost), num(v.cost_avg), pval(p)
+            "Value {} is inside the expected range {} to {} but breaks the recent pattern: given the last {} points {} ({}).",
+            num(x), num(expected_low), num(expected_high), n, why, pval(p)
         )
     } else {
         format!(
-            "Value {} is {} the expected range {} to {}: given the last {} points it costs {} bits to encode versus {} bits typically ({}).",
-            num(x), where_, num(expected_low), num(expected_high), n, num(cost), num(v.cost_avg), pval(p)
+            "Value {} is {} the expected range {} to {}: given the last {} points {} ({}).",
+            num(x),
+            where_,
+            num(expected_low),
+            num(expected_high),
+            n,
+            why,
+            pval(p)
         )
     };
     Explanation {

@@ -1,18 +1,24 @@
 //! Streaming metric detector over (timestamp, value) points (issue 3).
 //!
-//! Owns [`MetricDetector`]: values are quantized into symbols (bins of a fraction of the
-//! baseline's robust spread) and coded by an order-2 context model of the rolling baseline
-//! ([`super::context`]); the code length of each new point given the baseline is its
-//! compression surprise. That surprise, fused with a robust distance from the baseline, is
-//! calibrated against the detector's own recent raw scores ([`super::calibrate`]) into a
-//! p-value. A second, level-shift member compares the median of the newest `shift_window`
-//! points with the baseline median and is calibrated the same way on its own; the two are
-//! combined by Bonferroni min-p (twice the smaller p-value), so a sustained shift that no
-//! single point makes surprising still alarms. The p-value becomes a 0..1 score. A peak filter
-//! then damps any score that is not above the highest of the last `suppression` points, and a
-//! refractory span damps every score for `suppression` points after an alarm: one early alarm
-//! per incident is what an operator (and NAB) wants. Alarms stay in both calibrations (on NAB
-//! that scored better than excluding them). Pure: no I/O, clock, threads or randomness.
+//! Owns [`MetricDetector`]: an explainable ensemble of calibrated signals.
+//! - Point (compression): values are quantized into symbols (bins of a fraction of the
+//!   baseline's robust spread) and coded by an order-2 context model of the rolling baseline
+//!   ([`super::context`]); the code length of the new point given the baseline, plus a small
+//!   robust distance from the baseline median, is its compression surprise.
+//! - Sequence (compression): the summed code length of the last `sequence` points, i.e. the
+//!   conditional cost of the recent symbol sequence given the baseline's contexts.
+//! - Seasonal: the mean distance of the last `seasonal_window` values from the usual level of
+//!   their time-of-day bucket, in that bucket's typical deviations.
+//! - Level (off by default): the mean of the last `level_window` values against the median.
+//!
+//! Each signal is calibrated into a p-value by its upper-tail share among its own past raw
+//! values, held in a forgetting histogram with a memory of `calibration` points
+//! ([`super::tail`]); the verdict's p-value is the smallest times the number of signals
+//! (Bonferroni), mapped to a 0..1 score. A peak filter damps any score that is not above the
+//! highest of the last `suppression` points, and after an alarm a hold-off of `holdoff` points
+//! damps aftershocks unless they beat the alarm by a clear margin: one early alarm per incident
+//! is what an operator (and NAB) wants. Pure: no I/O, clock, threads or randomness; timestamps
+//! are used only to place a point in its time-of-day bucket.
 //!
 //! Input rule: a non-finite value, or a timestamp not strictly after the last accepted one
 //! (out of order or duplicate), is rejected (`accepted: false`, score 0) and leaves the state
@@ -20,24 +26,41 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::calibrate::Calibrator;
 use super::context::ContextModel;
 use super::explain::Explanation;
-use super::ring::Ring;
+use super::ring::{F32Ring, Ring};
 use super::state::{Reader, Writer};
+use super::tail::TailCalibrator;
 use super::DetectError;
 
 const MAGIC: &[u8; 4] = b"DLMD";
-const VERSION: u16 = 2;
+/// 1: the original single-signal layout; 2 was used by a parallel change on main with a
+/// different layout, so this ensemble layout is 3.
+const VERSION: u16 = 3;
 /// Values are clamped to this magnitude (documented input rule).
 pub const MAX_ABS_VALUE: f64 = 1e15;
 const STATS_EVERY: u32 = 16;
 const SUPPRESSED_DAMPING: f64 = 0.05;
+/// Score margin (0.1 = a p-value 16 times smaller) by which a point must beat the alarm that
+/// started a hold-off to alarm again inside it.
+const ESCALATION: f64 = 0.1;
 /// A p-value of 10^-SCORE_DECADES maps to score 1.
 const SCORE_DECADES: f64 = 12.0;
 const MIN_POINTS_TO_QUANTIZE: usize = 16;
-/// Largest `shift_window`.
-const MAX_SHIFT_WINDOW: usize = 256;
+/// Largest baseline (points); values are stored as `f32` so this fits the 64 KiB state.
+const MAX_BASELINE: u32 = 4096;
+/// Most time-of-day buckets (one per 5 minutes).
+const MAX_BUCKETS: u32 = 288;
+/// Longest calibration memory (points).
+const MAX_CALIBRATION: u32 = 1_000_000;
+const SECONDS_PER_DAY: i64 = 86_400;
+/// Visits a time-of-day bucket needs before its level is trusted.
+const BUCKET_WARMUP: u16 = 6;
+/// Smallest weight of a new value in its bucket's running level and deviation.
+const BUCKET_RATE: f64 = 0.1;
+/// A bucket's deviation is floored at this fraction of the baseline's robust spread, so a
+/// bucket that happened to be steady does not turn ordinary noise into large distances.
+const SEASONAL_DEV_FLOOR: f64 = 0.25;
 
 /// Settings of a metric detector. `Default` is what `driftlock score` and new monitors use.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,13 +74,13 @@ pub struct MetricSettings {
     pub window: u32,
     /// Points seen before any verdict other than "warming up".
     pub warmup: u32,
-    /// Recent raw scores kept to calibrate new ones into p-values.
+    /// Memory, in points, of each signal's calibration (the forgetting horizon of the
+    /// histogram of its past raw values that turns new ones into p-values).
     pub calibration: u32,
     /// Quantization bins per robust standard deviation of the baseline.
     pub resolution: f64,
-    /// Horizon in points of the peak filter and the refractory span: a score not above the
-    /// highest score of the last `suppression` points, or within `suppression` points after an
-    /// alarm, is damped and cannot alarm.
+    /// Horizon in points of the peak filter: a score not above the highest score of the last
+    /// `suppression` points is damped and cannot alarm.
     pub suppression: u32,
     /// Weight of the robust distance from the baseline median in the raw score (bits per sigma).
     pub distance_weight: f64,
@@ -65,11 +88,22 @@ pub struct MetricSettings {
     pub blend: f64,
     /// Cap, in robust standard deviations, of the distance term.
     pub distance_cap: f64,
-    /// Points in the level-shift detector's recent window (0 turns it off): the distance of
-    /// their median from the baseline median is calibrated on its own and combined with the
-    /// point score by Bonferroni min-p, so sustained shifts alarm even when no single point
-    /// is surprising.
-    pub shift_window: u32,
+    /// Points whose summed coding cost forms the sequence-novelty signal (0 = signal off):
+    /// the conditional cost of the recent symbol sequence given the baseline's contexts.
+    pub sequence: u32,
+    /// Points whose mean, against the baseline median in robust standard deviations, forms
+    /// the level-shift signal (0 = signal off).
+    pub level_window: u32,
+    /// Points after an alarm during which scores are damped and cannot alarm: an incident
+    /// (the alarm and its aftershocks) yields one alarm.
+    pub holdoff: u32,
+    /// Time-of-day buckets of the seasonal signal (0 = signal off): each bucket keeps a
+    /// running level and deviation of the values seen at that time of day, and the signal is
+    /// the new value's distance from its bucket's level in bucket deviations.
+    pub seasonal_buckets: u32,
+    /// Points whose mean seasonal distance forms the seasonal signal (sustained departures
+    /// from the time-of-day norm outrank single noisy points).
+    pub seasonal_window: u32,
 }
 
 impl Default for MetricSettings {
@@ -79,13 +113,17 @@ impl Default for MetricSettings {
             baseline: 4096,
             window: 16,
             warmup: 150,
-            calibration: 3600,
+            calibration: 20_000,
             resolution: 1.0,
             suppression: 100,
             distance_weight: 0.3,
             blend: 2.0,
             distance_cap: 50.0,
-            shift_window: 32,
+            sequence: 4,
+            level_window: 0,
+            holdoff: 60,
+            seasonal_buckets: 96,
+            seasonal_window: 8,
         }
     }
 }
@@ -100,9 +138,9 @@ impl MetricSettings {
                 self.sensitivity
             ));
         }
-        if !(32..=4096).contains(&self.baseline) {
+        if !(32..=MAX_BASELINE).contains(&self.baseline) {
             return bad(format!(
-                "baseline must be 32..=4096 points, got {}",
+                "baseline must be 32..={MAX_BASELINE} points, got {}",
                 self.baseline
             ));
         }
@@ -119,9 +157,9 @@ impl MetricSettings {
                 self.warmup
             ));
         }
-        if !(16..=4096).contains(&self.calibration) {
+        if !(16..=MAX_CALIBRATION).contains(&self.calibration) {
             return bad(format!(
-                "calibration must be 16..=4096 scores, got {}",
+                "calibration must be 16..={MAX_CALIBRATION} points, got {}",
                 self.calibration
             ));
         }
@@ -152,11 +190,35 @@ impl MetricSettings {
                 self.distance_cap
             ));
         }
-        if self.shift_window > 256 || self.shift_window > self.baseline / 2 {
+        if self.seasonal_buckets > MAX_BUCKETS {
             return bad(format!(
-                "shift_window must be 0..={}, got {}",
+                "seasonal_buckets must be 0..={MAX_BUCKETS}, got {}",
+                self.seasonal_buckets
+            ));
+        }
+        if !(1..=64).contains(&self.seasonal_window) {
+            return bad(format!(
+                "seasonal_window must be 1..=64 points, got {}",
+                self.seasonal_window
+            ));
+        }
+        if self.holdoff > 100_000 {
+            return bad(format!(
+                "holdoff must be at most 100000, got {}",
+                self.holdoff
+            ));
+        }
+        if self.sequence > 256 {
+            return bad(format!(
+                "sequence must be 0..=256 points, got {}",
+                self.sequence
+            ));
+        }
+        if self.level_window > 256 || self.level_window > self.baseline / 2 {
+            return bad(format!(
+                "level_window must be 0..={} points, got {}",
                 (self.baseline / 2).min(256),
-                self.shift_window
+                self.level_window
             ));
         }
         Ok(())
@@ -169,10 +231,10 @@ impl MetricSettings {
             self.sensitivity = d.sensitivity;
         }
         self.sensitivity = self.sensitivity.clamp(0.0, 1.0);
-        self.baseline = self.baseline.clamp(32, 4096);
+        self.baseline = self.baseline.clamp(32, MAX_BASELINE);
         self.window = self.window.clamp(1, self.baseline / 2);
         self.warmup = self.warmup.clamp(MIN_POINTS_TO_QUANTIZE as u32, 100_000);
-        self.calibration = self.calibration.clamp(16, 4096);
+        self.calibration = self.calibration.clamp(16, MAX_CALIBRATION);
         if !self.resolution.is_finite() {
             self.resolution = d.resolution;
         }
@@ -190,13 +252,17 @@ impl MetricSettings {
             self.distance_cap = d.distance_cap;
         }
         self.distance_cap = self.distance_cap.clamp(1.0, 1e6);
-        self.shift_window = self.shift_window.min(256).min(self.baseline / 2);
+        self.sequence = self.sequence.min(256);
+        self.holdoff = self.holdoff.min(100_000);
+        self.seasonal_buckets = self.seasonal_buckets.min(MAX_BUCKETS);
+        self.seasonal_window = self.seasonal_window.clamp(1, 64);
+        self.level_window = self.level_window.min(256).min(self.baseline / 2);
         self
     }
 
     /// Score at or above which a point is an anomaly.
     pub fn alarm_threshold(&self) -> f64 {
-        (0.205 - 0.2 * (self.sensitivity - 0.5)).clamp(0.05, 0.999)
+        (0.195 - 0.2 * (self.sensitivity - 0.5)).clamp(0.05, 0.999)
     }
 }
 
@@ -215,7 +281,7 @@ pub struct MetricVerdict {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Quant {
+pub(crate) struct Quant {
     step: f64,
     anchor: f64,
     /// Robust scale when this quantization was chosen.
@@ -227,6 +293,59 @@ impl Quant {
     fn symbol(&self, x: f64) -> i32 {
         ((x - self.anchor) / self.step).floor().clamp(-1e9, 1e9) as i32
     }
+
+    /// Lower edge of symbol `s` (fractional `s` interpolates within the bin).
+    pub(crate) fn value(&self, s: f64) -> f64 {
+        self.anchor + s * self.step
+    }
+}
+
+/// The ensemble signal that carried a verdict (the one with the smallest p-value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Signal {
+    /// Coding cost of the point itself plus its distance from the baseline median.
+    Point,
+    /// Summed coding cost of the last `sequence` points given the baseline's contexts.
+    Sequence,
+    /// Mean of the last `level_window` points against the baseline median.
+    Level,
+    /// The value against the usual level at this time of day.
+    Seasonal,
+}
+
+/// The numbers behind one scored point, for explanations.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Evidence {
+    pub signal: Signal,
+    /// Calibrated p-value of each signal (1 when the signal is off).
+    pub p_point: f64,
+    pub p_sequence: f64,
+    pub p_level: f64,
+    /// Bits to code the last `sequence` points given the baseline.
+    pub sequence_bits: f64,
+    /// Mean of the last `level_window` points, and its distance from the baseline median in
+    /// robust standard deviations.
+    pub level_mean: f64,
+    pub level_z: f64,
+    pub p_seasonal: f64,
+    /// Usual level at this time of day, and the mean distance of the last `seasonal_window`
+    /// values from their buckets' levels, in bucket deviations (0 for untrusted buckets).
+    pub seasonal_level: f64,
+    pub seasonal_z: f64,
+}
+
+/// Raw (uncalibrated) signals of one point.
+#[derive(Debug, Clone, Copy)]
+struct Raw {
+    sym: i32,
+    cost: f64,
+    point: f64,
+    sequence: f64,
+    level_mean: f64,
+    level_z: f64,
+    seasonal_level: f64,
+    seasonal_z: Option<f64>,
+    seasonal_avg: Option<f64>,
 }
 
 /// Streaming metric detector; see the module doc.
@@ -236,7 +355,8 @@ pub struct MetricDetector {
     threshold: f64,
     last_ts: Option<i64>,
     accepted: u64,
-    values: Ring,
+    /// Baseline values, stored as `f32` (live and in state) to keep the state small.
+    values: F32Ring,
     /// Symbols of `values` under `quant` (derived, never stored).
     syms: Vec<i32>,
     sym_head: usize,
@@ -245,15 +365,25 @@ pub struct MetricDetector {
     median: f64,
     scale: f64,
     since_stats: u32,
-    calib: Calibrator,
-    /// Calibration of the level-shift statistic.
-    shift_calib: Calibrator,
+    calib: TailCalibrator,
+    seq_calib: TailCalibrator,
+    level_calib: TailCalibrator,
+    seasonal_calib: TailCalibrator,
+    /// Running level, deviation and visits of each time-of-day bucket.
+    bucket_level: Vec<f32>,
+    bucket_dev: Vec<f32>,
+    bucket_visits: Vec<u16>,
+    seasonal_zs: F32Ring,
+    /// Coding costs of the newest points, for the sequence signal.
+    seq_costs: F32Ring,
     window_costs: Ring,
     cost_avg: f64,
     peak: f64,
     peak_age: u32,
-    /// Points since the last alarm (saturating; `u32::MAX` when none yet).
-    since_alarm: u32,
+    /// Points left in the hold-off after the last alarm.
+    holdoff_left: u32,
+    /// Score of the alarm that started the hold-off.
+    alarm_score: f64,
     scratch: Vec<f64>,
 }
 
@@ -261,11 +391,12 @@ impl MetricDetector {
     pub fn new(settings: MetricSettings) -> Self {
         let settings = settings.sanitized();
         let b = settings.baseline as usize;
+        let c = settings.calibration;
         MetricDetector {
             threshold: settings.alarm_threshold(),
             last_ts: None,
             accepted: 0,
-            values: Ring::new(b),
+            values: F32Ring::new(b),
             syms: Vec::with_capacity(b),
             sym_head: 0,
             model: ContextModel::new(settings.blend),
@@ -273,13 +404,21 @@ impl MetricDetector {
             median: 0.0,
             scale: 0.0,
             since_stats: 0,
-            calib: Calibrator::new_compact(settings.calibration as usize, 0.05),
-            shift_calib: Calibrator::new_compact(settings.calibration as usize, 0.05),
+            calib: TailCalibrator::new(c, 0.05),
+            seq_calib: TailCalibrator::new(c, 0.05),
+            level_calib: TailCalibrator::new(c, 0.05),
+            seasonal_calib: TailCalibrator::new(c, 0.05),
+            bucket_level: vec![0.0; settings.seasonal_buckets as usize],
+            bucket_dev: vec![0.0; settings.seasonal_buckets as usize],
+            bucket_visits: vec![0; settings.seasonal_buckets as usize],
+            seasonal_zs: F32Ring::new(settings.seasonal_window.max(1) as usize),
+            seq_costs: F32Ring::new(settings.sequence.max(1) as usize),
             window_costs: Ring::new(settings.window as usize),
             cost_avg: 0.0,
             peak: 0.0,
             peak_age: 0,
-            since_alarm: u32::MAX,
+            holdoff_left: 0,
+            alarm_score: 0.0,
             scratch: Vec::with_capacity(b),
             settings,
         }
@@ -309,6 +448,131 @@ impl MetricDetector {
         Some(self.syms[i])
     }
 
+    /// The raw signals of `x` given the state before it.
+    fn raw_signals(&self, q: Quant, ts: i64, x: f64) -> Raw {
+        let sym = q.symbol(x);
+        let centre = q.symbol(self.median);
+        let cost = self
+            .model
+            .cost(self.sym_back(1), self.sym_back(0), sym, centre);
+        let cap = self.settings.distance_cap;
+        let z = ((x - self.median).abs() / self.scale).min(cap);
+        let k = self.settings.sequence as usize;
+        let sequence = cost
+            + (0..k.saturating_sub(1))
+                .map_while(|i| self.seq_costs.back(i))
+                .map(f64::from)
+                .sum::<f64>();
+        let m = self.settings.level_window as usize;
+        let (mut sum, mut cnt) = (x, 1usize);
+        for i in 0..m.saturating_sub(1) {
+            let Some(v) = self.values.back(i) else { break };
+            sum += v as f64;
+            cnt += 1;
+        }
+        let level_mean = sum / cnt as f64;
+        let level_z = ((level_mean - self.median).abs() / self.scale).min(cap);
+        let bucket = self.bucket_of(ts);
+        let (mut seasonal_level, mut seasonal_z) = (self.median, None);
+        if let Some(b) = bucket.filter(|&b| self.bucket_visits[b] >= BUCKET_WARMUP) {
+            seasonal_level = self.bucket_level[b] as f64;
+            let dev = (self.bucket_dev[b] as f64).max(SEASONAL_DEV_FLOOR * self.scale);
+            seasonal_z = Some(((x - seasonal_level).abs() / dev).min(cap));
+        }
+        let point = cost + self.settings.distance_weight * z;
+        let sk = self.settings.seasonal_window.max(1) as usize;
+        // The mean over the newest trusted points; absent while this point's bucket is new.
+        let seasonal_avg = seasonal_z.map(|z| {
+            let prev = (0..sk.saturating_sub(1)).map_while(|i| self.seasonal_zs.back(i));
+            let (sum, n) = prev.fold((z, 1usize), |(s, n), v| (s + v as f64, n + 1));
+            sum / n as f64
+        });
+        Raw {
+            sym,
+            cost,
+            point,
+            sequence,
+            level_mean,
+            level_z,
+            seasonal_level,
+            seasonal_z,
+            seasonal_avg,
+        }
+    }
+
+    /// Time-of-day bucket of a timestamp, when the seasonal signal is on.
+    fn bucket_of(&self, ts: i64) -> Option<usize> {
+        let b = self.settings.seasonal_buckets as i64;
+        (b > 0).then(|| (ts.rem_euclid(SECONDS_PER_DAY) * b / SECONDS_PER_DAY) as usize)
+    }
+
+    /// Moves bucket `b`'s running level and deviation towards `x`.
+    fn learn_bucket(&mut self, b: usize, x: f64) {
+        let v = self.bucket_visits[b];
+        let (level, dev) = (self.bucket_level[b] as f64, self.bucket_dev[b] as f64);
+        let (level, dev) = if v == 0 {
+            (x, 0.0)
+        } else {
+            let a = (1.0 / (v as f64 + 1.0)).max(BUCKET_RATE);
+            (level + a * (x - level), dev + a * ((x - level).abs() - dev))
+        };
+        self.bucket_level[b] = level as f32;
+        self.bucket_dev[b] = dev as f32;
+        self.bucket_visits[b] = v.saturating_add(1);
+    }
+
+    /// Calibrates each enabled signal and combines them: the smallest p-value times the
+    /// number of signals (Bonferroni), so the ensemble's false-alarm rate stays that of one.
+    fn evidence(&self, r: &Raw) -> (f64, Evidence) {
+        let p_point = self.calib.p_value(r.point);
+        let p_sequence = if self.settings.sequence > 0 {
+            self.seq_calib.p_value(r.sequence)
+        } else {
+            1.0
+        };
+        let p_level = if self.settings.level_window > 0 {
+            self.level_calib.p_value(r.level_z)
+        } else {
+            1.0
+        };
+        let p_seasonal = match r.seasonal_avg {
+            Some(z) if self.settings.seasonal_buckets > 0 => self.seasonal_calib.p_value(z),
+            _ => 1.0,
+        };
+        let signals = 1
+            + (self.settings.sequence > 0) as u32
+            + (self.settings.level_window > 0) as u32
+            + (self.settings.seasonal_buckets > 0) as u32;
+        let mut signal = Signal::Point;
+        let mut best = p_point;
+        if p_sequence < best {
+            signal = Signal::Sequence;
+            best = p_sequence;
+        }
+        if p_level < best {
+            signal = Signal::Level;
+            best = p_level;
+        }
+        if p_seasonal < best {
+            signal = Signal::Seasonal;
+            best = p_seasonal;
+        }
+        let p = (best * signals as f64).min(1.0);
+        let e = Evidence {
+            signal,
+            p_point,
+            p_sequence,
+            p_level,
+            sequence_bits: r.sequence,
+            level_mean: r.level_mean,
+            level_z: r.level_z,
+            p_seasonal,
+            seasonal_level: r.seasonal_level,
+            seasonal_z: r.seasonal_avg.unwrap_or(0.0),
+        };
+        (p, e)
+    }
+
     /// Scores one point, then learns it. Never panics.
     pub fn observe(&mut self, timestamp_secs: i64, value: f64) -> MetricVerdict {
         if !value.is_finite() || self.last_ts.is_some_and(|t| timestamp_secs <= t) {
@@ -325,29 +589,12 @@ impl MetricDetector {
         self.accepted += 1;
         let warming = self.warming_remaining();
 
-        let mut scored = None;
-        if let Some(q) = self.quant {
-            let s = q.symbol(x);
-            let centre = q.symbol(self.median);
-            let cost = self
-                .model
-                .cost(self.sym_back(1), self.sym_back(0), s, centre);
-            let z = ((x - self.median).abs() / self.scale).min(self.settings.distance_cap);
-            let raw = cost + self.settings.distance_weight * z;
-            scored = Some((s, cost, raw));
-        }
-        let shift = match scored {
-            Some(_) if self.settings.shift_window > 0 => Some(self.shift_distance(x)),
-            _ => None,
-        };
-
-        let (mut score, mut p) = (0.0, 1.0);
-        if let (Some((_, _, raw)), 0) = (scored, warming) {
-            p = self.calib.p_value(raw);
-            if let Some(d) = shift {
-                // Bonferroni: two tests, so the smaller p-value counts twice.
-                p = (2.0 * p.min(self.shift_calib.p_value(d))).min(1.0);
-            }
+        let raw = self.quant.map(|q| self.raw_signals(q, timestamp_secs, x));
+        let (mut score, mut p, mut evidence) = (0.0, 1.0, None);
+        if let (Some(r), 0) = (raw.as_ref(), warming) {
+            let (pv, e) = self.evidence(r);
+            p = pv;
+            evidence = Some(e);
             score = (-p.log10() / SCORE_DECADES).clamp(0.0, 1.0);
         }
         // Only a new peak within the suppression horizon keeps its score: later, smaller
@@ -365,32 +612,44 @@ impl MetricDetector {
             self.peak = score;
             self.peak_age = 0;
         }
-        // Refractory span: within `suppression` points of an alarm, the incident has been
-        // reported; a climbing run of ever-slightly-higher scores is not a new incident.
-        let refractory = self.since_alarm < self.settings.suppression;
-        if refractory && !suppressed {
+        // During a hold-off only a clearly larger surprise than the incident's alarm counts.
+        let held = self.holdoff_left > 0 && score < self.alarm_score + ESCALATION;
+        if self.holdoff_left > 0 {
+            self.holdoff_left -= 1;
+        }
+        if held && !suppressed {
             score *= SUPPRESSED_DAMPING;
         }
-        let anomaly = warming == 0 && !suppressed && !refractory && score >= self.threshold;
-        self.since_alarm = if anomaly {
-            0
-        } else {
-            self.since_alarm.saturating_add(1)
-        };
-        let explanation = match (anomaly, scored) {
-            (true, Some((s, cost, _))) => Some(self.explain(x, s, cost, score, p)),
+        let anomaly = warming == 0 && !suppressed && !held && score >= self.threshold;
+        if anomaly {
+            self.holdoff_left = self.settings.holdoff;
+            self.alarm_score = score;
+        }
+        let explanation = match (anomaly, raw, evidence) {
+            (true, Some(r), Some(e)) => Some(self.explain(x, r.sym, r.cost, score, p, &e)),
             _ => None,
         };
-        if let Some((_, cost, raw)) = scored {
-            // Alarms stay in the calibrations: on NAB this scored better than excluding them
-            // (an incident's own peak raises the bar for its aftershocks; rechecked in v2).
-            self.calib.push(raw);
-            if let Some(d) = shift {
-                self.shift_calib.push(d);
+        if let Some(r) = raw {
+            // Alarms stay in the calibration: on NAB this scored better than excluding them
+            // (an incident's own peak raises the bar for its aftershocks).
+            self.calib.push(r.point);
+            if self.settings.sequence > 0 {
+                self.seq_calib.push(r.sequence);
+                self.seq_costs.push(r.cost as f32);
             }
-            self.window_costs.push(cost);
+            if self.settings.level_window > 0 {
+                self.level_calib.push(r.level_z);
+            }
+            if let (Some(z), Some(avg)) = (r.seasonal_z, r.seasonal_avg) {
+                self.seasonal_calib.push(avg);
+                self.seasonal_zs.push(z as f32);
+            }
+            self.window_costs.push(r.cost);
             let a = 1.0 / self.settings.baseline as f64;
-            self.cost_avg += a * (cost - self.cost_avg);
+            self.cost_avg += a * (r.cost - self.cost_avg);
+        }
+        if let Some(b) = self.bucket_of(timestamp_secs) {
+            self.learn_bucket(b, x);
         }
         self.learn(x);
         MetricVerdict {
@@ -402,29 +661,12 @@ impl MetricDetector {
         }
     }
 
-    /// Robust distance, in baseline sigmas, of the median of the newest `shift_window` points
-    /// (`x` included) from the baseline median.
-    fn shift_distance(&self, x: f64) -> f64 {
-        let n = self.values.len();
-        let k = (self.settings.shift_window as usize)
-            .saturating_sub(1)
-            .min(n);
-        let mut buf = [0.0f64; MAX_SHIFT_WINDOW];
-        buf[0] = x;
-        for i in 0..k {
-            buf[i + 1] = self.values.get(n - 1 - i);
-        }
-        let recent = &mut buf[..=k];
-        let mid = recent.len() / 2;
-        let m = *recent.select_nth_unstable_by(mid, f64::total_cmp).1;
-        ((m - self.median).abs() / self.scale).min(self.settings.distance_cap)
-    }
-
     fn learn(&mut self, x: f64) {
         let full = self.values.is_full();
-        self.values.push(x);
+        let stored = x as f32;
+        self.values.push(stored);
         if let Some(q) = self.quant {
-            let s = q.symbol(x);
+            let s = q.symbol(stored as f64);
             self.push_symbol(s, full);
         }
         self.since_stats += 1;
@@ -475,7 +717,7 @@ impl MetricDetector {
         self.model.clear();
         let Some(q) = self.quant else { return };
         for i in 0..self.values.len() {
-            let s = q.symbol(self.values.get(i));
+            let s = q.symbol(self.values.get(i) as f64);
             let (p1, p2) = (self.sym_back(0), self.sym_back(1));
             self.syms.push(s);
             self.model.add(p2, p1, s);
@@ -484,7 +726,8 @@ impl MetricDetector {
 
     fn refresh_stats(&mut self) {
         self.scratch.clear();
-        self.scratch.extend_from_slice(self.values.raw());
+        self.scratch
+            .extend(self.values.raw().iter().map(|&v| v as f64));
         let n = self.scratch.len();
         if n == 0 {
             return;
@@ -506,8 +749,8 @@ impl MetricDetector {
         self.scale = scale;
     }
 
-    fn explain(&self, x: f64, s: i32, cost: f64, score: f64, p: f64) -> Explanation {
-        super::explain_metric::build(self, x, s, cost, score, p)
+    fn explain(&self, x: f64, s: i32, cost: f64, score: f64, p: f64, e: &Evidence) -> Explanation {
+        super::explain_metric::build(self, x, s, cost, score, p, e)
     }
 
     // Accessors for the explanation builder.
@@ -516,14 +759,17 @@ impl MetricDetector {
             syms: &self.syms,
             sym_head: self.sym_head,
             model: &self.model,
-            step: self.quant.map_or(1.0, |q| q.step),
-            anchor: self.quant.map_or(0.0, |q| q.anchor),
+            quant: self.quant,
             centre: self.quant.map_or(0, |q| q.symbol(self.median)),
             window_costs: &self.window_costs,
             cost_avg: self.cost_avg,
             window: self.settings.window as usize,
             p1: self.sym_back(0),
             p2: self.sym_back(1),
+            median: self.median,
+            sequence: self.settings.sequence,
+            level_window: self.settings.level_window,
+            seasonal_window: self.settings.seasonal_window,
         }
     }
 
@@ -554,11 +800,21 @@ impl MetricDetector {
         w.f64(self.cost_avg);
         w.f64(self.peak);
         w.u32(self.peak_age);
-        w.u32(self.since_alarm);
+        w.u32(self.holdoff_left);
+        w.f64(self.alarm_score);
         self.values.encode(&mut w);
         self.window_costs.encode(&mut w);
+        self.seq_costs.encode(&mut w);
         self.calib.encode(&mut w);
-        self.shift_calib.encode(&mut w);
+        self.seq_calib.encode(&mut w);
+        self.level_calib.encode(&mut w);
+        self.seasonal_calib.encode(&mut w);
+        self.seasonal_zs.encode(&mut w);
+        for b in 0..self.bucket_visits.len() {
+            w.u32(self.bucket_level[b].to_bits());
+            w.u32(self.bucket_dev[b].to_bits());
+            w.u32(self.bucket_visits[b] as u32);
+        }
         w.finish()
     }
 
@@ -591,17 +847,22 @@ impl MetricDetector {
         d.cost_avg = r.f64()?;
         d.peak = r.f64()?;
         d.peak_age = r.u32()?;
-        d.since_alarm = r.u32()?;
-        d.values = Ring::decode(&mut r, d.settings.baseline as usize)?;
+        d.holdoff_left = r.u32()?;
+        d.alarm_score = r.f64()?;
+        d.values = F32Ring::decode(&mut r, d.settings.baseline as usize)?;
         d.window_costs = Ring::decode(&mut r, d.settings.window as usize)?;
-        d.calib = Calibrator::decode_compact(&mut r)?;
-        d.shift_calib = Calibrator::decode_compact(&mut r)?;
-        if d.calib.capacity() != d.settings.calibration as usize
-            || d.shift_calib.capacity() != d.settings.calibration as usize
-        {
-            return Err(DetectError::CorruptState(
-                "calibration size differs from settings".into(),
-            ));
+        d.seq_costs = F32Ring::decode(&mut r, d.settings.sequence.max(1) as usize)?;
+        let c = d.settings.calibration;
+        d.calib = TailCalibrator::decode(&mut r, c)?;
+        d.seq_calib = TailCalibrator::decode(&mut r, c)?;
+        d.level_calib = TailCalibrator::decode(&mut r, c)?;
+        d.seasonal_calib = TailCalibrator::decode(&mut r, c)?;
+        d.seasonal_zs = F32Ring::decode(&mut r, d.settings.seasonal_window.max(1) as usize)?;
+        for b in 0..d.bucket_visits.len() {
+            d.bucket_level[b] = f32::from_bits(r.u32()?);
+            d.bucket_dev[b] = f32::from_bits(r.u32()?);
+            d.bucket_visits[b] = u16::try_from(r.u32()?)
+                .map_err(|_| DetectError::CorruptState("bad bucket visits".into()))?;
         }
         r.finish()?;
         d.rebuild_symbols();
@@ -614,12 +875,15 @@ pub(crate) struct MetricParts<'a> {
     pub syms: &'a [i32],
     pub sym_head: usize,
     pub model: &'a ContextModel,
-    pub step: f64,
-    pub anchor: f64,
+    pub quant: Option<Quant>,
     pub centre: i32,
     pub window_costs: &'a Ring,
     pub cost_avg: f64,
     pub window: usize,
     pub p1: Option<i32>,
     pub p2: Option<i32>,
+    pub median: f64,
+    pub sequence: u32,
+    pub level_window: u32,
+    pub seasonal_window: u32,
 }

@@ -6,9 +6,10 @@
 //! - [`EventDetector`] over JSON events, used by streams.
 //!
 //! Map: `compress` (LZ77 cost with the baseline as a live dictionary, NCD, entropy),
-//! `context` (order-2 context model over quantized values), `calibrate` (raw score -> p-value),
+//! `context` (order-2 context model over quantized values), `calibrate` (raw score -> p-value,
+//! events), `tail` (the metric detector's long-memory per-signal calibration),
 //! `metric` / `event` (the detectors), `explain` / `explain_metric` (the numbers and sentence
-//! behind each anomaly), `ring` and `state` (bounded histories and their encoding).
+//! behind each anomaly), `ring` and `state` (bounded `f64`/`f32` histories and their encoding).
 
 mod calibrate;
 mod compress;
@@ -19,6 +20,7 @@ mod explain_metric;
 mod metric;
 mod ring;
 mod state;
+mod tail;
 #[cfg(test)]
 mod tests;
 

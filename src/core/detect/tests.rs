@@ -295,45 +295,172 @@ proptest! {
     }
 }
 
+/// Five-minute points with a strong daily cycle and mild noise.
+fn daily(n: usize) -> Vec<(i64, f64)> {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    (0..n)
+        .map(|i| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let noise = (seed % 1000) as f64 / 1000.0 - 0.5;
+            let v = 50.0 + 20.0 * (i as f64 * std::f64::consts::TAU / 288.0).sin() + noise;
+            (1_400_000_000 + 300 * i as i64, v)
+        })
+        .collect()
+}
+
 #[test]
-fn alarms_are_at_least_one_suppression_span_apart() {
-    let s = MetricSettings::default();
-    let out = run_metric(&mut MetricDetector::default(), &series(6000));
-    let flagged: Vec<usize> = (0..out.len()).filter(|&i| out[i].anomaly).collect();
-    for w in flagged.windows(2) {
-        assert!(w[1] - w[0] >= s.suppression as usize, "{flagged:?}");
+fn seasonal_signal_flags_a_value_that_is_usual_overall_but_not_at_this_time_of_day() {
+    let mut pts = daily(288 * 8);
+    // On day 7, around the daily high, the series sits at its daily mean for two hours: a
+    // value seen every day, but never at this time of day.
+    let span = 288 * 7 + 48..288 * 7 + 72;
+    for i in span.clone() {
+        pts[i].1 = 50.0 + (pts[i].1 - pts[i].1.round()) * 0.5;
+    }
+    let out = run_metric(&mut MetricDetector::default(), &pts);
+    let hits: Vec<&MetricVerdict> = span
+        .clone()
+        .map(|i| &out[i])
+        .filter(|v| v.anomaly)
+        .collect();
+    assert!(!hits.is_empty(), "no alarm in {span:?}");
+    let e = hits[0].explanation.as_ref().unwrap();
+    assert!(e.summary.ends_with('.') && e.p_value < 0.01, "{e:?}");
+    // Quiet days raise (almost) no alarms once the daily profile is learned.
+    let quiet = (288 * 3..288 * 7).filter(|&i| out[i].anomaly).count();
+    assert!(quiet <= 3, "{quiet} alarms on quiet days");
+}
+
+#[test]
+fn seasonal_explanation_names_the_time_of_day() {
+    let mut pts = daily(288 * 8);
+    // A sustained, moderate departure from the usual level at this time of day.
+    for p in pts.iter_mut().skip(288 * 7 + 100).take(40) {
+        p.1 += 12.0;
+    }
+    let out = run_metric(&mut MetricDetector::default(), &pts);
+    let sentences: Vec<&str> = out
+        .iter()
+        .filter_map(|v| v.explanation.as_ref().map(|e| e.summary.as_str()))
+        .collect();
+    assert!(
+        sentences.iter().any(|s| s.contains("time of day")),
+        "{sentences:?}"
+    );
+}
+
+#[test]
+fn hold_off_damps_aftershocks_but_not_a_larger_surprise() {
+    let mut pts = daily(1400);
+    pts[1000].1 += 15.0;
+    pts[1018].1 += 15.0;
+    pts[1026].1 += 400.0;
+    let out = run_metric(&mut MetricDetector::default(), &pts);
+    assert!(out[1000].anomaly, "{:?}", out[1000]);
+    assert!(
+        !out[1018].anomaly,
+        "an equal aftershock inside the hold-off must not alarm"
+    );
+    assert!(
+        out[1026].anomaly,
+        "a much larger surprise must break through the hold-off"
+    );
+    let off = MetricSettings {
+        holdoff: 0,
+        ..MetricSettings::default()
+    };
+    let out = run_metric(&mut MetricDetector::new(off), &pts);
+    assert!(out[1000].anomaly);
+}
+
+#[test]
+fn every_signal_resumes_exactly_from_state() {
+    let settings = MetricSettings {
+        level_window: 16,
+        seasonal_buckets: 24,
+        seasonal_window: 3,
+        sequence: 6,
+        ..MetricSettings::default()
+    };
+    let mut pts = daily(1500);
+    pts[1200].1 += 90.0;
+    let whole = run_metric(&mut MetricDetector::new(settings.clone()), &pts);
+    assert!(whole.iter().any(|v| v.anomaly));
+    for cut in [0, 17, 150, 600, 1199, 1201, 1499] {
+        let mut d = MetricDetector::new(settings.clone());
+        let mut out = run_metric(&mut d, &pts[..cut]);
+        let bytes = d.encode_state();
+        let mut r = MetricDetector::decode_state(&bytes).unwrap();
+        assert_eq!(r.encode_state(), bytes, "re-encoding is stable at {cut}");
+        out.extend(run_metric(&mut r, &pts[cut..]));
+        assert_eq!(out, whole, "cut at {cut}");
     }
 }
 
 #[test]
-fn level_shift_member_catches_a_small_sustained_shift() {
-    // Pseudo-noise of about unit spread, then a shift of ~1.2 spreads that no single point
-    // makes surprising: the windowed median of the shift member must alarm soon after.
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let pts: Vec<(i64, f64)> = (0..4000)
-        .map(|i| {
-            let mut u = 0.0;
-            for _ in 0..4 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                u += (seed % 10_000) as f64 / 10_000.0 - 0.5;
-            }
-            let shift = if i >= 3000 { 0.7 } else { 0.0 };
-            (60 * i as i64, 100.0 + u + shift)
-        })
-        .collect();
-    let out = run_metric(&mut MetricDetector::default(), &pts);
-    let off = MetricSettings {
-        shift_window: 0,
+fn state_of_another_version_is_refused_by_version() {
+    for v in [1, 2, 4] {
+        let w = super::state::Writer::new(b"DLMD", v);
+        match MetricDetector::decode_state(&w.finish()) {
+            Err(DetectError::UnsupportedStateVersion {
+                found,
+                supported: 3,
+            }) if found == v => {}
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn signals_can_be_switched_off() {
+    let settings = MetricSettings {
+        sequence: 0,
+        level_window: 0,
+        seasonal_buckets: 0,
         ..MetricSettings::default()
     };
-    let out_off = run_metric(&mut MetricDetector::new(off), &pts);
-    let first = |o: &[MetricVerdict]| (3000..4000).find(|&i| o[i].anomaly);
-    let (on, without) = (first(&out), first(&out_off));
-    assert!(on.is_some_and(|i| i < 3060), "{on:?}");
+    assert!(settings.validate().is_ok());
+    let out = run_metric(&mut MetricDetector::new(settings), &series(2000));
     assert!(
-        without.is_none_or(|j| j > on.unwrap()),
-        "{on:?} vs {without:?}"
+        out[900].anomaly,
+        "the compression signal alone still finds the spike"
     );
+    let bad = MetricSettings {
+        seasonal_window: 0,
+        ..MetricSettings::default()
+    };
+    assert!(bad
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("seasonal_window"));
+}
+
+#[test]
+fn metric_state_is_bounded_even_at_the_largest_settings() {
+    let settings = MetricSettings {
+        baseline: 4096,
+        window: 2048,
+        calibration: 1_000_000,
+        sequence: 256,
+        level_window: 256,
+        seasonal_buckets: 288,
+        seasonal_window: 64,
+        ..MetricSettings::default()
+    };
+    assert!(settings.validate().is_ok());
+    let mut d = MetricDetector::new(settings);
+    let mut seed = 0x1234_5678_9abc_def1u64;
+    for i in 0..30_000i64 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        // Wide-ranging values fill every calibration bin and time-of-day bucket.
+        let v = (seed % 1_000_000) as f64 * if i % 7 == 0 { 1e3 } else { 1.0 };
+        d.observe(1_400_000_000 + 300 * i, v);
+    }
+    let n = d.encode_state().len();
+    assert!(n <= 64 * 1024, "{n}");
 }
