@@ -138,3 +138,31 @@ where
         .await
         .map_err(|e| ApiError::Internal(format!("worker task failed: {e}")))?
 }
+
+/// A detector restored from its stored state, or a fresh one when there is none. State written
+/// by an older release restarts the baseline (with a warning) rather than being read with the
+/// wrong layout; any other unreadable state is an internal error.
+fn resume_detector<D>(
+    what: &str,
+    state: Option<&[u8]>,
+    decode: impl Fn(&[u8]) -> Result<D, crate::core::detect::DetectError>,
+    fresh: impl FnOnce() -> D,
+) -> ApiResult<D> {
+    use crate::core::detect::DetectError;
+    match state.map(decode) {
+        None => Ok(fresh()),
+        Some(Ok(detector)) => Ok(detector),
+        Some(Err(DetectError::UnsupportedStateVersion { found, supported }))
+            if found < supported =>
+        {
+            tracing::warn!(
+                detector = what,
+                found,
+                supported,
+                "detector state from an older release; the baseline restarts"
+            );
+            Ok(fresh())
+        }
+        Some(Err(e)) => Err(ApiError::Internal(format!("{what}: {e}"))),
+    }
+}

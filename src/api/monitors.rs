@@ -26,7 +26,7 @@ use crate::{
     clock,
     core::{
         billing::dunning::DunningPolicy,
-        detect::{DetectError, MetricDetector, MetricSettings},
+        detect::{MetricDetector, MetricSettings},
     },
     secrets,
     store::{
@@ -392,24 +392,12 @@ fn process_points(
         }
         usage::admit(&scope.meter_snapshot(now_ms)?, dunning, now_ms)?;
         let expected_version = record.version;
-        let mut detector = match state.as_deref().map(MetricDetector::decode_state) {
-            None => MetricDetector::new(record.settings.clone()),
-            Some(Ok(detector)) => detector,
-            // State written by an older detector: after an upgrade the baseline is learnt
-            // again rather than read with the wrong layout.
-            Some(Err(DetectError::UnsupportedStateVersion { found, supported }))
-                if found < supported =>
-            {
-                tracing::warn!(
-                    monitor = monitor_id,
-                    found,
-                    supported,
-                    "detector state from an older release; the baseline restarts"
-                );
-                MetricDetector::new(record.settings.clone())
-            }
-            Some(Err(e)) => return Err(ApiError::Internal(format!("monitor {monitor_id}: {e}"))),
-        };
+        let mut detector = super::resume_detector(
+            &format!("monitor {monitor_id}"),
+            state.as_deref(),
+            MetricDetector::decode_state,
+            || MetricDetector::new(record.settings.clone()),
+        )?;
         let mut results = Vec::with_capacity(points.len());
         let mut series = Vec::new();
         let mut anomalies = Vec::new();

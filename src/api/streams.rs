@@ -25,7 +25,7 @@ use crate::{
     clock,
     core::{
         billing::dunning::DunningPolicy,
-        detect::{DetectError, EventDetector, EventSettings},
+        detect::{EventDetector, EventSettings},
     },
     secrets,
     store::{page_limit, BatchCommitted, OrgScope, Remembered, StreamBatchCommit, StreamRecord},
@@ -279,24 +279,12 @@ fn process_batch(
             last_event_at_ms: None,
             version: 0,
         });
-        let mut detector = match snapshot.state.as_deref().map(EventDetector::decode_state) {
-            None => EventDetector::new(record.settings.clone()),
-            Some(Ok(detector)) => detector,
-            // State written by an older detector: after an upgrade the baseline is learnt
-            // again rather than read with the wrong layout.
-            Some(Err(DetectError::UnsupportedStateVersion { found, supported }))
-                if found < supported =>
-            {
-                tracing::warn!(
-                    stream = stream_id,
-                    found,
-                    supported,
-                    "detector state from an older release; the baseline restarts"
-                );
-                EventDetector::new(record.settings.clone())
-            }
-            Some(Err(e)) => return Err(ApiError::Internal(format!("stream {stream_id}: {e}"))),
-        };
+        let mut detector = super::resume_detector(
+            &format!("stream {stream_id}"),
+            snapshot.state.as_deref(),
+            EventDetector::decode_state,
+            || EventDetector::new(record.settings.clone()),
+        )?;
         let mut results = Vec::with_capacity(events.len());
         let mut anomalies = Vec::new();
         let mut remaining = 0;

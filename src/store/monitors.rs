@@ -236,28 +236,10 @@ impl OrgScope {
         self.get_monitor(id)?;
         let tx = self.store.db().begin_read()?;
         let table = tx.open_table(tables::MONITOR_ANOMALIES)?;
-        let org = self.org_id.as_str();
-        let mut items = Vec::new();
-        let mut more = false;
-        for entry in table
-            .range((org, id, after.map_or(0, |a| a.saturating_add(1)))..=(org, id, u64::MAX))?
-        {
-            let anomaly: MonitorAnomaly = codec::decode(entry?.1.value())?;
-            if from_ts.is_some_and(|f| anomaly.ts < f) || to_ts.is_some_and(|t| anomaly.ts >= t) {
-                continue;
-            }
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(anomaly);
-        }
-        let next_after = if more {
-            items.last().map(|a| a.seq.to_string())
-        } else {
-            None
+        let in_range = |a: &MonitorAnomaly| {
+            from_ts.is_none_or(|f| a.ts >= f) && to_ts.is_none_or(|t| a.ts < t)
         };
-        Ok(Page { items, next_after })
+        scoped::page_numbered(&table, &self.org_id, id, after, limit, in_range, |a| a.seq)
     }
 
     /// Recent points with scores, oldest first, with times in `[from, to)`, at most `limit`

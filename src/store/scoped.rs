@@ -41,6 +41,39 @@ pub(super) fn page_in_org<T: Versioned>(
     Ok(Page { items, next_after })
 }
 
+/// One page of the numbered records under `(org, parent)`, in number order after `after`,
+/// keeping those `wanted` accepts.
+pub(super) fn page_numbered<T: Versioned>(
+    table: &impl ReadableTable<(&'static str, &'static str, u64), &'static [u8]>,
+    org: &str,
+    parent: &str,
+    after: Option<u64>,
+    limit: usize,
+    wanted: impl Fn(&T) -> bool,
+    number_of: impl Fn(&T) -> u64,
+) -> Result<Page<T>, StoreError> {
+    let start = after.map_or(0, |a| a.saturating_add(1));
+    let mut items = Vec::new();
+    let mut more = false;
+    for entry in table.range((org, parent, start)..=(org, parent, u64::MAX))? {
+        let item: T = codec::decode(entry?.1.value())?;
+        if !wanted(&item) {
+            continue;
+        }
+        if items.len() == limit {
+            more = true;
+            break;
+        }
+        items.push(item);
+    }
+    let next_after = if more {
+        items.last().map(|i| number_of(i).to_string())
+    } else {
+        None
+    };
+    Ok(Page { items, next_after })
+}
+
 /// Appends `items` under `(org, parent)` with the next sequence numbers (given to each item
 /// by `numbered`), then drops the oldest beyond `keep`.
 pub(super) fn append_numbered<T: Versioned>(

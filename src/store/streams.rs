@@ -211,30 +211,18 @@ impl OrgScope {
         self.get_stream(stream_id)?;
         let tx = self.store.db().begin_read()?;
         let table = tx.open_table(tables::STREAM_ANOMALIES)?;
-        let org = self.org_id.as_str();
-        let start = after.map_or(0, |a| a.saturating_add(1));
-        let mut items = Vec::new();
-        let mut more = false;
-        for entry in table.range((org, stream_id, start)..=(org, stream_id, u64::MAX))? {
-            let anomaly: StoredAnomaly = codec::decode(entry?.1.value())?;
-            if from_ms.is_some_and(|f| anomaly.at_ms < f) {
-                continue;
-            }
-            if to_ms.is_some_and(|t| anomaly.at_ms >= t) {
-                break;
-            }
-            if items.len() == limit {
-                more = true;
-                break;
-            }
-            items.push(anomaly);
-        }
-        let next_after = if more {
-            items.last().map(|a| a.seq.to_string())
-        } else {
-            None
+        let in_range = |a: &StoredAnomaly| {
+            from_ms.is_none_or(|f| a.at_ms >= f) && to_ms.is_none_or(|t| a.at_ms < t)
         };
-        Ok(Page { items, next_after })
+        scoped::page_numbered(
+            &table,
+            &self.org_id,
+            stream_id,
+            after,
+            limit,
+            in_range,
+            |a| a.seq,
+        )
     }
 
     /// Commits a processed batch: state, counters, anomalies, metering and the idempotent
