@@ -120,6 +120,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         data_dir: config.data_dir.clone(),
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         workers: workers.clone(),
+        sessions: Default::default(),
         started_at: Instant::now(),
         shutting_down: AtomicBool::new(false),
     });

@@ -4,7 +4,7 @@
 //! `app` starts the server (store, HTTP, background work) and shuts it down; `api` holds thin
 //! HTTP handlers over `store` (the only module that touches redb) and `core` (pure detection,
 //! metering and billing rules); `clock` is the only reader of the wall clock and `secrets`
-//! makes and checks keys and tokens.
+//! makes and checks keys and tokens; `ui` serves the embedded admin web UI.
 
 pub mod api;
 pub mod app;
@@ -18,3 +18,4 @@ pub mod score;
 pub mod secrets;
 pub mod store;
 pub mod sync;
+pub mod ui;

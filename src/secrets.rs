@@ -67,6 +67,15 @@ pub fn new_admin_token() -> String {
     format!("dla_{body}")
 }
 
+/// A new random token of `len` letters and digits (session ids, CSRF tokens).
+pub fn random_token(len: usize) -> String {
+    OsRng
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(char::from)
+        .collect()
+}
+
 pub fn sha256(data: &str) -> [u8; 32] {
     Sha256::digest(data.as_bytes()).into()
 }

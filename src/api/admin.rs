@@ -145,12 +145,13 @@ impl AdminApi {
             plan,
         };
         let store = state.store.clone();
-        let actor = auth.0.actor;
+        let actor = auth.actor.clone();
         let org = blocking(move || store.create_org(new, &actor, now)).await?;
         Ok(OrgCreated::Created(Json(org.into())))
     }
 
-    /// List organizations, oldest first.
+    /// List organizations, oldest first; `q` keeps those whose name, id or billing email
+    /// contains it (any case).
     #[oai(path = "/orgs", method = "get", operation_id = "listOrganizations")]
     async fn list_orgs(
         &self,
@@ -161,11 +162,15 @@ impl AdminApi {
         limit: Query<Option<u32>>,
         /// From `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
+        /// Search text.
+        #[oai(validator(max_length = 200))]
+        q: Query<Option<String>>,
     ) -> ApiResult<Json<OrganizationList>> {
         let after = decode_cursor(cursor.0.as_deref())?;
+        let q = q.0.as_deref().map(str::trim).filter(|q| !q.is_empty());
         let page = state
             .store
-            .list_orgs(after.as_deref(), page_limit(limit.0))?;
+            .list_orgs(after.as_deref(), q, page_limit(limit.0))?;
         Ok(Json(OrganizationList {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: encode_cursor(page.next_after),
@@ -201,7 +206,14 @@ impl AdminApi {
         body: Json<CreateKeyRequest>,
     ) -> ApiResult<KeyCreated> {
         let name = valid_name("name", &body.name)?;
-        create_key(&state, Some(org_id.0), KeyScope::Org, name, auth.0.actor).await
+        create_key(
+            &state,
+            Some(org_id.0),
+            KeyScope::Org,
+            name,
+            auth.actor.clone(),
+        )
+        .await
     }
 
     /// List an organization's API keys (hashes and secrets are never shown).
@@ -242,7 +254,7 @@ impl AdminApi {
             PlatformScope::Admin => KeyScope::Admin,
             PlatformScope::Service => KeyScope::Service,
         };
-        create_key(&state, None, scope, name, auth.0.actor).await
+        create_key(&state, None, scope, name, auth.actor.clone()).await
     }
 
     /// List admin and service keys.
@@ -273,7 +285,7 @@ impl AdminApi {
         key_id: Path<String>,
     ) -> ApiResult<Json<ApiKey>> {
         let store = state.store.clone();
-        let actor = auth.0.actor;
+        let actor = auth.actor.clone();
         let now = clock::now_ms();
         let key = blocking(move || store.revoke_key(&key_id, &actor, now)).await?;
         Ok(Json(key.into()))

@@ -221,7 +221,7 @@ impl AdminBillingApi {
         let store = state.store.clone();
         let now = clock::now_ms();
         let saved = plan.clone();
-        blocking(move || store.put_plan(&saved, &auth.0.actor, now)).await?;
+        blocking(move || store.put_plan(&saved, &auth.actor, now)).await?;
         Ok(Json(plan.into()))
     }
 
@@ -241,7 +241,7 @@ impl AdminBillingApi {
         let plan_id = body.0.plan;
         let store = state.store.clone();
         let now = clock::now_ms();
-        let org = blocking(move || store.set_plan(&org_id, &plan_id, &auth.0.actor, now)).await?;
+        let org = blocking(move || store.set_plan(&org_id, &plan_id, &auth.actor, now)).await?;
         Ok(Json(org.into()))
     }
 
@@ -282,7 +282,7 @@ impl AdminBillingApi {
         let store = state.store.clone();
         let now = clock::now_ms();
         let saved = policy.clone();
-        blocking(move || store.set_quota_policy(&org_id, &saved, &auth.0.actor, now)).await?;
+        blocking(move || store.set_quota_policy(&org_id, &saved, &auth.actor, now)).await?;
         Ok(Json((&policy).into()))
     }
 
@@ -388,7 +388,7 @@ impl AdminBillingApi {
         let to = super::models::valid_email("to", &body.to)?;
         let store = state.store.clone();
         let now = clock::now_ms();
-        let row = blocking(move || store.enqueue_test_email(&to, &auth.0.actor, now)).await?;
+        let row = blocking(move || store.enqueue_test_email(&to, &auth.actor, now)).await?;
         Ok(EmailQueued::Queued(Json(row.into())))
     }
 

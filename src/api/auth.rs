@@ -6,11 +6,14 @@
 use std::sync::Arc;
 
 use poem::Request;
-use poem_openapi::{auth::Bearer, SecurityScheme};
+use poem_openapi::{
+    auth::{ApiKey, Bearer},
+    SecurityScheme,
+};
 
 use super::{error::ApiError, AppState};
 use crate::{
-    secrets,
+    clock, secrets,
     store::{KeyRecord, KeyScope, OrgScope, StoreError},
 };
 
@@ -57,14 +60,9 @@ pub struct Admin {
     pub actor: String,
 }
 
-/// Admin token, or an API key with the `admin` scope.
-#[derive(SecurityScheme)]
-#[oai(rename = "AdminAuth", ty = "bearer", checker = "check_admin")]
-pub struct AdminAuth(pub Admin);
-
-async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Admin> {
-    let state = state(req)?;
-    match authenticate(state, &bearer.token)? {
+/// The admin a presented credential stands for: the admin token, or an admin-scoped key.
+pub fn admin_from_token(state: &AppState, presented: &str) -> Result<Admin, ApiError> {
+    match authenticate(state, presented)? {
         Principal::AdminToken => Ok(Admin {
             actor: "admin".into(),
         }),
@@ -73,8 +71,57 @@ async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Admin> {
         }),
         Principal::Key(_) => Err(ApiError::Forbidden(
             "this route needs the admin token or an admin-scoped key".into(),
-        )
-        .into()),
+        )),
+    }
+}
+
+/// Admin token, or an API key with the `admin` scope.
+#[derive(SecurityScheme)]
+#[oai(rename = "AdminAuth", ty = "bearer", checker = "check_admin")]
+pub struct AdminBearer(Admin);
+
+async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Admin> {
+    Ok(admin_from_token(state(req)?, &bearer.token)?)
+}
+
+/// The admin web UI's session: the `driftlock_session` cookie set by `POST
+/// /v1/admin/session`, with the session's CSRF token in this header.
+#[derive(SecurityScheme)]
+#[oai(
+    rename = "AdminSession",
+    ty = "api_key",
+    key_in = "header",
+    key_name = "X-CSRF-Token",
+    checker = "check_session"
+)]
+pub struct AdminSession(Admin);
+
+async fn check_session(req: &Request, csrf: ApiKey) -> poem::Result<Admin> {
+    let state = state(req)?;
+    let actor = super::session::cookie_of(req)
+        .and_then(|cookie| state.sessions.verify(&cookie, &csrf.key, clock::now_ms()))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the admin session or its CSRF token is not valid".into())
+        })?;
+    Ok(Admin { actor })
+}
+
+/// An admin route's caller: a UI session (tried first) or a bearer credential.
+#[derive(SecurityScheme)]
+pub enum AdminAuth {
+    Session(AdminSession),
+    Bearer(AdminBearer),
+}
+
+impl std::ops::Deref for AdminAuth {
+    type Target = Admin;
+
+    fn deref(&self) -> &Admin {
+        match self {
+            AdminAuth::Session(AdminSession(admin)) | AdminAuth::Bearer(AdminBearer(admin)) => {
+                admin
+            }
+        }
     }
 }
 

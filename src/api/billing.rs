@@ -86,7 +86,7 @@ impl From<Dunning> for DunningState {
 /// An organization's billing status.
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-struct BillingStatus {
+pub(super) struct BillingStatus {
     /// `ok` and `grace` serve normally; `past_due` serves with a warning; `suspended` refuses
     /// detection calls (402); `cancelled` is back on the developer plan.
     dunning_state: Dunning,
@@ -97,7 +97,7 @@ struct BillingStatus {
     current_period_end: Option<String>,
 }
 
-fn status(account: &BillingAccount, state: &AppState) -> BillingStatus {
+pub(super) fn status(account: &BillingAccount, state: &AppState) -> BillingStatus {
     let dunning = advance(&account.dunning, &state.dunning_policy, clock::now_ms());
     BillingStatus {
         dunning_state: dunning.state.into(),
@@ -113,7 +113,7 @@ fn status(account: &BillingAccount, state: &AppState) -> BillingStatus {
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-struct Invoice {
+pub(super) struct Invoice {
     id: String,
     number: Option<String>,
     /// Stripe's status: `draft`, `open`, `paid`, `uncollectible` or `void`.
@@ -166,7 +166,13 @@ struct StripeEventView {
     created: String,
     received_at: String,
     organization_id: Option<String>,
+    /// `applied`, `stale` (older than the state held), `ignored` (a type Driftlock does not
+    /// act on) or `unmatched` (no organization for it).
     outcome: String,
+    /// `processed`, or `failed` when the event could not be applied.
+    status: String,
+    /// Why it failed.
+    error: Option<String>,
 }
 
 #[derive(Object)]
@@ -629,7 +635,7 @@ impl BillingApi {
         let target = body.state.into();
         let now = clock::now_ms();
         let account =
-            blocking(move || store.set_dunning(&org_id, target, &note, &auth.0.actor, now)).await?;
+            blocking(move || store.set_dunning(&org_id, target, &note, &auth.actor, now)).await?;
         Ok(Json(status(&account, &state)))
     }
 
@@ -655,6 +661,17 @@ impl BillingApi {
                     created: clock::format_rfc3339(e.created * 1000),
                     received_at: clock::format_rfc3339(e.received_at_ms),
                     organization_id: e.org_id,
+                    status: if e.outcome == "unmatched" {
+                        "failed"
+                    } else {
+                        "processed"
+                    }
+                    .into(),
+                    error: (e.outcome == "unmatched").then(|| {
+                        "no organization matches the event's client reference, subscription \
+                         metadata or customer"
+                            .into()
+                    }),
                     outcome: e.outcome,
                 })
                 .collect(),

@@ -78,6 +78,7 @@ fn route_label(path: &str) -> &'static str {
     match path {
         "/openapi.json" => "openapi_json",
         p if p.starts_with("/docs") => "docs",
+        p if p.starts_with("/admin") => "admin_ui",
         _ => "unmatched",
     }
 }

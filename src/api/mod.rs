@@ -4,6 +4,8 @@
 
 mod admin;
 mod admin_billing;
+mod admin_orgs;
+mod admin_overview;
 mod auth;
 mod billing;
 pub mod error;
@@ -16,6 +18,7 @@ mod orgs;
 mod rate_limit;
 pub mod request_id;
 mod routes;
+mod session;
 mod streams;
 mod system;
 mod usage;
@@ -61,6 +64,8 @@ pub struct AppState {
     pub rate_limiter: RateLimiter,
     /// Status of the background workers.
     pub workers: Arc<crate::sync::Workers>,
+    /// Signed-in admin UI sessions.
+    pub sessions: session::Sessions,
     pub started_at: Instant,
     pub shutting_down: AtomicBool,
 }
@@ -69,11 +74,14 @@ type Api = (
     system::SystemApi,
     admin::AdminApi,
     admin_billing::AdminBillingApi,
+    admin_orgs::AdminOrgsApi,
+    admin_overview::AdminOverviewApi,
     orgs::OrgApi,
     streams::StreamsApi,
     monitors::MonitorsApi,
     usage::UsageApi,
     billing::BillingApi,
+    session::SessionApi,
 );
 
 fn service() -> OpenApiService<Api, ()> {
@@ -82,11 +90,14 @@ fn service() -> OpenApiService<Api, ()> {
             system::SystemApi,
             admin::AdminApi,
             admin_billing::AdminBillingApi,
+            admin_orgs::AdminOrgsApi,
+            admin_overview::AdminOverviewApi,
             orgs::OrgApi,
             streams::StreamsApi,
             monitors::MonitorsApi,
             usage::UsageApi,
             billing::BillingApi,
+            session::SessionApi,
         ),
         "Driftlock",
         env!("CARGO_PKG_VERSION"),
@@ -112,6 +123,7 @@ pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
         .nest("/", api)
         .at("/openapi.json", spec)
         .nest("/docs", docs)
+        .nest("/admin", crate::ui::AdminUi)
         .with(middleware::Frame {
             state: state.clone(),
         })

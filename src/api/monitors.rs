@@ -152,7 +152,7 @@ fn view(r: MonitorRecord, fresh: &[String]) -> Monitor {
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-struct MonitorList {
+pub(super) struct MonitorList {
     items: Vec<Monitor>,
     next_cursor: Option<String>,
 }
@@ -232,7 +232,7 @@ struct AnomalyView {
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-struct AnomalyList {
+pub(super) struct AnomalyList {
     items: Vec<AnomalyView>,
     next_cursor: Option<String>,
 }
@@ -248,7 +248,7 @@ struct SeriesView {
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-struct Series {
+pub(super) struct Series {
     /// Points in time order; when downsampled, each bucket keeps its highest-scoring point so
     /// anomalies stay visible.
     points: Vec<SeriesView>,
@@ -579,15 +579,11 @@ impl MonitorsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<MonitorList>> {
-        let after = decode_cursor(cursor.0.as_deref())?;
-        let page = auth
-            .0
-            .scope
-            .list_monitors(after.as_deref(), page_limit(limit.0))?;
-        Ok(Json(MonitorList {
-            items: page.items.into_iter().map(|m| view(m, &[])).collect(),
-            next_cursor: encode_cursor(page.next_after),
-        }))
+        Ok(Json(list_page(
+            &auth.0.scope,
+            limit.0,
+            cursor.0.as_deref(),
+        )?))
     }
 
     /// A monitor and its status (warming up, healthy or paused; last point; last anomaly).
@@ -762,37 +758,14 @@ impl MonitorsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<AnomalyList>> {
-        let after = decode_cursor(cursor.0.as_deref())?
-            .map(|c| {
-                c.parse::<u64>()
-                    .map_err(|_| ApiError::BadRequest("cursor is not valid".into()))
-            })
-            .transpose()?;
-        let from = parse_time_param("from", from.0.as_deref())?.map(|ms| ms / 1000);
-        let to = parse_time_param("to", to.0.as_deref())?.map(|ms| ms / 1000);
-        let page = auth.0.scope.list_monitor_anomalies(
+        let window = (from.0.as_deref(), to.0.as_deref());
+        let page = (limit.0, cursor.0.as_deref());
+        Ok(Json(anomaly_page(
+            &auth.0.scope,
             &monitor_id,
-            after,
-            from,
-            to,
-            page_limit(limit.0),
-        )?;
-        Ok(Json(AnomalyList {
-            items: page
-                .items
-                .into_iter()
-                .map(|a| AnomalyView {
-                    seq: a.seq,
-                    timestamp: secs_to_rfc3339(a.ts),
-                    value: a.value,
-                    score: a.score,
-                    episode: a.episode,
-                    detected_at: clock::format_rfc3339(a.detected_at_ms),
-                    explanation: a.explanation.into(),
-                })
-                .collect(),
-            next_cursor: encode_cursor(page.next_after),
-        }))
+            window,
+            page,
+        )?))
     }
 
     /// Recent points with their scores, for charts (downsampled to `max_points`, default 500).
@@ -809,28 +782,13 @@ impl MonitorsApi {
         to: Query<Option<String>>,
         max_points: Query<Option<u32>>,
     ) -> ApiResult<Json<Series>> {
-        let from = parse_time_param("from", from.0.as_deref())?.map(|ms| ms / 1000);
-        let to = parse_time_param("to", to.0.as_deref())?.map(|ms| ms / 1000);
-        let points =
-            auth.0
-                .scope
-                .monitor_series(&monitor_id, from, to, crate::store::MAX_SERIES_POINTS)?;
-        let (points, downsampled) = downsample(
-            points,
-            max_points.0.unwrap_or(500).clamp(10, 20_000) as usize,
-        );
-        Ok(Json(Series {
-            points: points
-                .into_iter()
-                .map(|p| SeriesView {
-                    timestamp: secs_to_rfc3339(p.ts),
-                    value: p.value,
-                    score: p.score,
-                    anomaly: p.anomaly,
-                })
-                .collect(),
-            downsampled,
-        }))
+        let window = (from.0.as_deref(), to.0.as_deref());
+        Ok(Json(series_of(
+            &auth.0.scope,
+            &monitor_id,
+            window,
+            max_points.0,
+        )?))
     }
 
     /// Webhook deliveries of this monitor, newest first.
@@ -871,4 +829,80 @@ impl MonitorsApi {
                 .collect(),
         }))
     }
+}
+
+/// A page of an org's monitors (shared with the admin views).
+pub(super) fn list_page(
+    scope: &OrgScope,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> ApiResult<MonitorList> {
+    let after = decode_cursor(cursor)?;
+    let page = scope.list_monitors(after.as_deref(), page_limit(limit))?;
+    Ok(MonitorList {
+        items: page.items.into_iter().map(|m| view(m, &[])).collect(),
+        next_cursor: encode_cursor(page.next_after),
+    })
+}
+
+/// A page of a monitor's stored anomalies with point times in `[from, to)` (shared with the
+/// admin views).
+pub(super) fn anomaly_page(
+    scope: &OrgScope,
+    monitor_id: &str,
+    (from, to): (Option<&str>, Option<&str>),
+    (limit, cursor): (Option<u32>, Option<&str>),
+) -> ApiResult<AnomalyList> {
+    let after = decode_cursor(cursor)?
+        .map(|c| {
+            c.parse::<u64>()
+                .map_err(|_| ApiError::BadRequest("cursor is not valid".into()))
+        })
+        .transpose()?;
+    let from = parse_time_param("from", from)?.map(|ms| ms / 1000);
+    let to = parse_time_param("to", to)?.map(|ms| ms / 1000);
+    let page = scope.list_monitor_anomalies(monitor_id, after, from, to, page_limit(limit))?;
+    Ok(AnomalyList {
+        items: page
+            .items
+            .into_iter()
+            .map(|a| AnomalyView {
+                seq: a.seq,
+                timestamp: secs_to_rfc3339(a.ts),
+                value: a.value,
+                score: a.score,
+                episode: a.episode,
+                detected_at: clock::format_rfc3339(a.detected_at_ms),
+                explanation: a.explanation.into(),
+            })
+            .collect(),
+        next_cursor: encode_cursor(page.next_after),
+    })
+}
+
+/// A monitor's recent points with their scores, downsampled to `max_points` (default 500;
+/// shared with the admin views).
+pub(super) fn series_of(
+    scope: &OrgScope,
+    monitor_id: &str,
+    (from, to): (Option<&str>, Option<&str>),
+    max_points: Option<u32>,
+) -> ApiResult<Series> {
+    let from = parse_time_param("from", from)?.map(|ms| ms / 1000);
+    let to = parse_time_param("to", to)?.map(|ms| ms / 1000);
+    let points = scope.monitor_series(monitor_id, from, to, crate::store::MAX_SERIES_POINTS)?;
+    let (points, downsampled) =
+        downsample(points, max_points.unwrap_or(500).clamp(10, 20_000) as usize);
+    Ok(Series {
+        points: points
+            .into_iter()
+            .map(|p| SeriesView {
+                timestamp: secs_to_rfc3339(p.ts),
+                value: p.value,
+                score: p.score,
+                anomaly: p.anomaly,
+            })
+            .collect(),
+        downsampled,
+    })
 }

@@ -135,7 +135,7 @@ impl From<StreamRecord> for Stream {
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-struct StreamList {
+pub(super) struct StreamList {
     items: Vec<Stream>,
     next_cursor: Option<String>,
 }
@@ -442,15 +442,11 @@ impl StreamsApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<StreamList>> {
-        let after = decode_cursor(cursor.0.as_deref())?;
-        let page = auth
-            .0
-            .scope
-            .list_streams(after.as_deref(), page_limit(limit.0))?;
-        Ok(Json(StreamList {
-            items: page.items.into_iter().map(Into::into).collect(),
-            next_cursor: encode_cursor(page.next_after),
-        }))
+        Ok(Json(list_page(
+            &auth.0.scope,
+            limit.0,
+            cursor.0.as_deref(),
+        )?))
     }
 
     /// Delete a stream with its detector state and stored anomalies.
@@ -508,6 +504,20 @@ impl StreamsApi {
             next_cursor: encode_cursor(page.next_after),
         }))
     }
+}
+
+/// A page of an org's streams (shared with the admin views).
+pub(super) fn list_page(
+    scope: &crate::store::OrgScope,
+    limit: Option<u32>,
+    cursor: Option<&str>,
+) -> ApiResult<StreamList> {
+    let after = decode_cursor(cursor)?;
+    let page = scope.list_streams(after.as_deref(), page_limit(limit))?;
+    Ok(StreamList {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: encode_cursor(page.next_after),
+    })
 }
 
 #[cfg(test)]

@@ -330,6 +330,25 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Every org's mirrored invoices, newest first, at most `limit`.
+    pub fn all_invoices(&self, limit: usize) -> Result<Vec<(String, InvoiceMirror)>, StoreError> {
+        let tx = self.db().begin_read()?;
+        let table = tx.open_table(tables::INVOICES_MIRROR)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push((
+                k.value().0.to_string(),
+                codec::decode::<InvoiceMirror>(v.value())?,
+            ));
+        }
+        out.sort_by_key(|(_, i)| std::cmp::Reverse(i.created));
+        out.truncate(limit);
+        Ok(out)
+    }
+}
+
 impl OrgScope {
     /// The org's mirrored invoices, newest first.
     pub fn invoices(&self) -> Result<Vec<InvoiceMirror>, StoreError> {

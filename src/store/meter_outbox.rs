@@ -165,6 +165,32 @@ impl Store {
         Ok(out)
     }
 
+    /// Puts a failed meter batch back in the queue with a fresh set of attempts (same
+    /// identifier, so Stripe still counts it once).
+    pub fn retry_meter_event(&self, id: u64, now_ms: i64) -> Result<MeterEventRow, StoreError> {
+        let tx = self.db().begin_write()?;
+        let row = {
+            let mut outbox = tx.open_table(tables::METER_OUTBOX)?;
+            let mut row: MeterEventRow = match outbox.get(id)? {
+                Some(bytes) => codec::decode(bytes.value())?,
+                None => return Err(StoreError::not_found("meter event", id.to_string())),
+            };
+            if row.status != MeterStatus::Failed {
+                return Err(StoreError::Conflict(format!(
+                    "meter event {id} has not failed; only failed batches are retried"
+                )));
+            }
+            row.status = MeterStatus::Pending;
+            row.attempts = 0;
+            row.next_attempt_at_ms = now_ms;
+            outbox.insert(id, codec::encode(&row).as_slice())?;
+            tx.open_table(tables::METER_DUE)?.insert((now_ms, id), ())?;
+            row
+        };
+        tx.commit()?;
+        Ok(row)
+    }
+
     /// Queues a correction batch of `value` detections for an org (from reconciliation).
     pub fn enqueue_meter_correction(
         &self,

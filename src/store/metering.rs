@@ -94,6 +94,19 @@ fn read_usage(
     Ok(current)
 }
 
+/// An org's policy and its usage of the period that contains `now_ms`, priced with `plan`.
+pub(super) fn read_org_usage(
+    policies: &impl ReadableTable<&'static str, &'static [u8]>,
+    usage: &impl ReadableTable<(&'static str, i64), &'static [u8]>,
+    org_id: &str,
+    plan: &Plan,
+    now_ms: i64,
+) -> Result<(QuotaPolicy, Usage), StoreError> {
+    let policy = read_policy(policies, org_id)?;
+    let usage = read_usage(usage, org_id, Period::containing(now_ms), plan)?;
+    Ok((policy, usage))
+}
+
 /// Counts `count` detections for `org_id` inside `tx`, with everything they trigger.
 pub(super) fn meter_in_tx(
     tx: &WriteTransaction,
@@ -114,6 +127,7 @@ pub(super) fn meter_in_tx(
     }
     usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;
     drop(usage_table);
+    add_daily(tx, org_id, count, now_ms)?;
 
     for threshold in &crossings.alerts {
         let params = json!({
@@ -159,18 +173,107 @@ pub(super) fn meter_in_tx(
     Ok(Metered { usage, crossings })
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// Adds detections to the org's count for the UTC day of `now_ms` (for the admin overview).
+fn add_daily(
+    tx: &WriteTransaction,
+    org_id: &str,
+    count: u64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    if count == 0 {
+        return Ok(());
+    }
+    let day = now_ms.div_euclid(DAY_MS) * DAY_MS;
+    let mut daily = tx.open_table(tables::USAGE_DAILY)?;
+    let before = daily.get((org_id, day))?.map(|v| v.value()).unwrap_or(0);
+    daily.insert((org_id, day), before.saturating_add(count))?;
+    Ok(())
+}
+
 impl Store {
+    /// Detections per UTC day over the `days` days that end with the day of `now_ms`, oldest
+    /// first, for one org or (without one) summed over all orgs. Days before schema 9 are 0.
+    pub fn daily_detections(
+        &self,
+        org_id: Option<&str>,
+        now_ms: i64,
+        days: usize,
+    ) -> Result<Vec<(i64, u64)>, StoreError> {
+        let last = now_ms.div_euclid(DAY_MS) * DAY_MS;
+        let first = last - (days.saturating_sub(1) as i64) * DAY_MS;
+        let mut out: Vec<(i64, u64)> = (0..days as i64).map(|i| (first + i * DAY_MS, 0)).collect();
+        let tx = self.db().begin_read()?;
+        let daily = tx.open_table(tables::USAGE_DAILY)?;
+        let mut add = |day: i64, count: u64| {
+            if day >= first && day <= last {
+                out[((day - first) / DAY_MS) as usize].1 += count;
+            }
+        };
+        match org_id {
+            Some(org) => {
+                for entry in daily.range((org, first)..=(org, last))? {
+                    let (k, v) = entry?;
+                    add(k.value().1, v.value());
+                }
+            }
+            None => {
+                for entry in daily.iter()? {
+                    let (k, v) = entry?;
+                    add(k.value().1, v.value());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Zeroes an org's usage for the current period (alerts included), for testing an
+    /// installation. Recorded as a billing action marked as a test operation, with the
+    /// counters it replaced. Daily counts and usage already sent to Stripe are kept.
+    pub fn reset_usage(
+        &self,
+        org_id: &str,
+        note: &str,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<Usage, StoreError> {
+        let tx = self.db().begin_write()?;
+        let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
+        let plan = read_plan(&tx.open_table(tables::PLANS)?, &org.plan)?;
+        let period = Period::containing(now_ms);
+        let mut usage_table = tx.open_table(tables::USAGE)?;
+        let before = read_usage(&usage_table, org_id, period, &plan)?;
+        let fresh = Usage::new(period, &plan);
+        usage_table.insert((org_id, period.start_ms), codec::encode(&fresh).as_slice())?;
+        drop(usage_table);
+        let detail = json!({
+            "test_operation": true,
+            "note": note,
+            "before": {
+                "total_calls": before.total_calls,
+                "overage_calls": before.overage_calls,
+                "estimated_charges_cents": before.estimated_charges_cents,
+                "alerts_sent": before.alerts_sent,
+            },
+            "period_start_ms": period.start_ms,
+        });
+        outbox::record_billing_action(&tx, Some(org_id), actor, "usage_reset", detail, now_ms)?;
+        tx.commit()?;
+        Ok(fresh)
+    }
+
     /// The org's plan, policy and current-period usage as of `now_ms`.
     pub fn meter_snapshot(&self, org_id: &str, now_ms: i64) -> Result<MeterSnapshot, StoreError> {
         let tx = self.db().begin_read()?;
         let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
         let plan = read_plan(&tx.open_table(tables::PLANS)?, &org.plan)?;
-        let policy = read_policy(&tx.open_table(tables::QUOTA_POLICIES)?, org_id)?;
-        let usage = read_usage(
+        let (policy, usage) = read_org_usage(
+            &tx.open_table(tables::QUOTA_POLICIES)?,
             &tx.open_table(tables::USAGE)?,
             org_id,
-            Period::containing(now_ms),
             &plan,
+            now_ms,
         )?;
         let dunning =
             super::billing::read_account(&tx.open_table(tables::BILLING_ACCOUNTS)?, org_id)?

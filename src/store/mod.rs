@@ -15,6 +15,7 @@ mod metering;
 mod monitors;
 mod orgs;
 mod outbox;
+mod overview;
 mod plans;
 mod promotions;
 pub mod schema;
@@ -41,6 +42,7 @@ pub use monitors::{
 };
 pub use orgs::{NewOrg, OrgRecord};
 pub use outbox::{Attempt, BillingAction, EmailStatus, OutboxEmail};
+pub use overview::{OrgStanding, OutboxHealth};
 pub use streams::{
     BatchCommitted, Remembered, StoredAnomaly, StreamBatchCommit, StreamRecord, StreamSnapshot,
 };

@@ -75,12 +75,26 @@ impl Store {
         }
     }
 
-    /// Organizations in id order (ids sort by creation time), starting after `after`.
+    /// Organizations in id order (ids sort by creation time), starting after `after`; with
+    /// `matching`, only those whose name, id or billing email contains it (any case).
     pub fn list_orgs(
         &self,
         after: Option<&str>,
+        matching: Option<&str>,
         limit: usize,
     ) -> Result<Page<OrgRecord>, StoreError> {
+        let needle = matching.map(str::to_lowercase);
+        let matches = |org: &OrgRecord| match &needle {
+            None => true,
+            Some(n) => {
+                org.name.to_lowercase().contains(n)
+                    || org.id.to_lowercase().contains(n)
+                    || org
+                        .billing_email
+                        .as_deref()
+                        .is_some_and(|e| e.to_lowercase().contains(n))
+            }
+        };
         let tx = self.db().begin_read()?;
         let orgs = tx.open_table(tables::ORGS)?;
         let mut items = Vec::with_capacity(limit.min(64));
@@ -92,12 +106,15 @@ impl Store {
         };
         let mut more = false;
         for entry in range {
-            let (_, value) = entry?;
+            let org = codec::decode::<OrgRecord>(entry?.1.value())?;
+            if !matches(&org) {
+                continue;
+            }
             if items.len() == limit {
                 more = true;
                 break;
             }
-            items.push(codec::decode::<OrgRecord>(value.value())?);
+            items.push(org);
         }
         let next_after = if more {
             items.last().map(|o: &OrgRecord| o.id.clone())

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 8;
+pub const CURRENT_SCHEMA_VERSION: u64 = 9;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -57,6 +57,12 @@ const LADDER: &[Step] = &[
         version: 8,
         what: "create promotion codes and seed LAUNCH50",
         apply: seed_promotions,
+    },
+    Step {
+        version: 9,
+        what:
+            "create daily detection counts (they start from this version; older days stay unknown)",
+        apply: create_v9_tables,
     },
 ];
 
@@ -141,6 +147,11 @@ fn seed_promotions(tx: &WriteTransaction) -> Result<(), StoreError> {
             )?;
         }
     }
+    Ok(())
+}
+
+fn create_v9_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::USAGE_DAILY)?;
     Ok(())
 }
 
@@ -395,6 +406,14 @@ mod tests {
             super::super::codec::decode(promotions.get("LAUNCH50").unwrap().unwrap().value())
                 .unwrap();
         assert_eq!(launch.percent_off, 50);
+    }
+
+    #[test]
+    fn step_9_adds_daily_counts() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 8).unwrap();
+        assert_eq!(migrate_to(&db, 9).unwrap(), 8);
+        assert!(table_names(&db).iter().any(|n| n == "usage_daily"));
     }
 
     #[test]

@@ -122,6 +122,11 @@ pub const METER_DUE: TableDefinition<(i64, u64), ()> = TableDefinition::new("met
 /// Promotion codes by code: `Promotion` (seeded with LAUNCH50).
 pub const PROMOTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("promotions");
 
+// Schema version 9: daily detection counts for the admin overview.
+
+/// Detections counted per org and UTC day: (org id, day start ms) -> count.
+pub const USAGE_DAILY: TableDefinition<(&str, i64), u64> = TableDefinition::new("usage_daily");
+
 /// Calls `$apply!(TABLE)` for every table above; backup and restore use it so that a table
 /// added here cannot be forgotten by them.
 macro_rules! for_each_table {
@@ -158,6 +163,7 @@ macro_rules! for_each_table {
         $apply!(tables::METER_OUTBOX);
         $apply!(tables::METER_DUE);
         $apply!(tables::PROMOTIONS);
+        $apply!(tables::USAGE_DAILY);
     };
 }
 pub(crate) use for_each_table;

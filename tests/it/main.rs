@@ -12,3 +12,4 @@ mod schema_fuzz;
 mod streams;
 mod stripe;
 mod support;
+mod ui;
