@@ -282,6 +282,7 @@ fn print_banner(addr: &str, config: &Config, token_path: Option<&Path>) {
     };
     // Tests and scripts read the first line to learn the bound address.
     println!("driftlock listening on http://{addr}");
+    println!("  admin UI:     http://{addr}/admin/");
     println!("  API docs:     http://{addr}/docs");
     println!("  data:         {}", config.data_dir.display());
     println!("  {token_line}");

@@ -113,3 +113,100 @@ fn the_ui_is_served_with_a_strict_content_security_policy() {
         .unwrap();
     assert_eq!(vendored.content_type(), "text/javascript");
 }
+
+/// The routes behind the UI: the overview counts what was metered (today's bar included),
+/// a usage reset is a logged test operation, and sessions follow the cookie rules.
+#[test]
+fn the_overview_counts_detections_and_sessions_follow_the_cookie_rules() {
+    use crate::support::{assert_error, get, org_with_key, post, send};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let admin = server.admin_token();
+    let (org_id, _key, _) = org_with_key(&server, &admin, "Overview Org");
+    let (s, _) = post(
+        &server,
+        "/v1/meter-usage",
+        Some(&admin),
+        &json!({"organization_id": org_id, "anomaly": true, "count": 1234}),
+    );
+    assert_eq!(s, 200);
+    let (s, overview) = get(&server, "/v1/admin/overview", Some(&admin));
+    assert_eq!(s, 200, "{overview}");
+    assert_eq!(overview["detections"], 1234);
+    let days = overview["detections_per_day"].as_array().unwrap();
+    assert_eq!(days.len(), 30);
+    assert_eq!(days.last().unwrap()["detections"], 1234, "today's bar");
+    let developer = overview["plans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["plan"] == "developer")
+        .unwrap();
+    assert_eq!(developer["organizations"], 1);
+
+    // Reset: a note is required; an unknown org is 404; the reset is a test operation.
+    let reset = format!("/v1/admin/orgs/{org_id}/usage/reset");
+    let (s, body) = post(&server, &reset, Some(&admin), &json!({"note": " "}));
+    assert_error(s, &body, 422, "validation_failed");
+    let (s, body) = post(
+        &server,
+        "/v1/admin/orgs/org_nope/usage/reset",
+        Some(&admin),
+        &json!({"note": "x"}),
+    );
+    assert_error(s, &body, 404, "not_found");
+    let (s, usage) = post(&server, &reset, Some(&admin), &json!({"note": "test run"}));
+    assert_eq!((s, usage["total_calls"].as_u64()), (200, Some(0)));
+    let (_, actions) = get(
+        &server,
+        &format!("/v1/admin/billing-actions?org_id={org_id}"),
+        Some(&admin),
+    );
+    let last = &actions["items"][0];
+    assert_eq!(last["action"], "usage_reset");
+    assert_eq!(last["detail"]["test_operation"], true);
+    assert_eq!(last["detail"]["before"]["total_calls"], 1234);
+
+    // Sessions: a wrong token is refused; behind a TLS proxy the cookie is Secure; the
+    // cookie alone (no CSRF token) opens nothing; sign-out ends the session.
+    let (s, body) = post(
+        &server,
+        "/v1/admin/session",
+        None,
+        &json!({"token": "dla_wrong"}),
+    );
+    assert_error(s, &body, 401, "unauthorized");
+    let resp = ureq::post(&server.url("/v1/admin/session"))
+        .set("X-Forwarded-Proto", "https")
+        .send_json(json!({"token": admin}))
+        .unwrap();
+    let cookie_header = resp.header("set-cookie").unwrap().to_string();
+    for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(cookie_header.contains(attr), "{attr} in {cookie_header}");
+    }
+    let session: serde_json::Value = resp.into_json().unwrap();
+    let cookie = cookie_header.split(';').next().unwrap().to_string();
+    let csrf = session["csrf_token"].as_str().unwrap();
+    let with_cookie = |method: &str, path: &str, csrf: Option<&str>| {
+        let mut req = ureq::request(method, &server.url(path)).set("Cookie", &cookie);
+        if let Some(csrf) = csrf {
+            req = req.set("X-CSRF-Token", csrf);
+        }
+        send(req, None)
+    };
+    assert_eq!(with_cookie("GET", "/v1/admin/orgs", None).0, 401);
+    assert_eq!(with_cookie("GET", "/v1/admin/orgs", Some("forged")).0, 401);
+    assert_eq!(with_cookie("GET", "/v1/admin/orgs", Some(csrf)).0, 200);
+    assert_eq!(
+        with_cookie("GET", "/v1/admin/session", None).1["csrf_token"],
+        csrf
+    );
+    assert_eq!(
+        with_cookie("DELETE", "/v1/admin/session", Some(csrf)).0,
+        204
+    );
+    assert_eq!(with_cookie("GET", "/v1/admin/orgs", Some(csrf)).0, 401);
+    assert_eq!(with_cookie("GET", "/v1/admin/session", None).0, 401);
+}
