@@ -172,6 +172,13 @@ fn start_workers(
     }
     let stripe = StripeWorker::new(store.clone(), config.stripe.clone());
     vec![
+        sync::spawn(
+            sync::store_health::StoreHealthWorker {
+                store: store.clone(),
+            },
+            workers.clone(),
+            shutdown.clone(),
+        ),
         sync::spawn(email, workers.clone(), shutdown.clone()),
         sync::spawn(webhooks, workers.clone(), shutdown.clone()),
         sync::spawn(stripe, workers.clone(), shutdown.clone()),

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 
 use poem::Request;
+use poem::RequestBody;
 use poem_openapi::{
-    auth::{ApiKey, Bearer},
+    auth::Bearer, registry::Registry, ApiExtractor, ApiExtractorType, ExtractParamOptions,
     SecurityScheme,
 };
 
@@ -84,44 +85,70 @@ async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Admin> {
     Ok(admin_from_token(state(req)?, &bearer.token)?)
 }
 
-/// The admin web UI's session: the `driftlock_session` cookie set by `POST
-/// /v1/admin/session`, with the session's CSRF token in this header.
-#[derive(SecurityScheme)]
-#[oai(
-    rename = "AdminSession",
-    ty = "api_key",
-    key_in = "header",
-    key_name = "X-CSRF-Token",
-    checker = "check_session"
-)]
-pub struct AdminSession(Admin);
-
-async fn check_session(req: &Request, csrf: ApiKey) -> poem::Result<Admin> {
-    let state = state(req)?;
-    let actor = super::session::cookie_of(req)
-        .and_then(|cookie| state.sessions.verify(&cookie, &csrf.key, clock::now_ms()))
-        .ok_or_else(|| {
-            ApiError::Unauthorized("the admin session or its CSRF token is not valid".into())
-        })?;
-    Ok(Admin { actor })
-}
-
-/// An admin route's caller: a UI session (tried first) or a bearer credential.
-#[derive(SecurityScheme)]
-pub enum AdminAuth {
-    Session(AdminSession),
-    Bearer(AdminBearer),
-}
+/// An admin route's caller: the admin web UI's session (the `driftlock_session` cookie set by
+/// `POST /v1/admin/session`, with its CSRF token in `X-CSRF-Token`), or a bearer credential.
+/// Only the bearer scheme is in the spec: the session belongs to the UI, and listing it as an
+/// alternative scheme would make client generators and spec checkers treat a request with one
+/// good credential and one junk one as ambiguous.
+pub struct AdminAuth(Admin);
 
 impl std::ops::Deref for AdminAuth {
     type Target = Admin;
 
     fn deref(&self) -> &Admin {
-        match self {
-            AdminAuth::Session(AdminSession(admin)) | AdminAuth::Bearer(AdminBearer(admin)) => {
-                admin
+        &self.0
+    }
+}
+
+/// The admin of a UI session, when the request carries a CSRF token; an error when that
+/// token and the cookie do not make a live session.
+fn session_admin(req: &Request) -> Result<Option<Admin>, ApiError> {
+    let Some(csrf) = req
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+    else {
+        return Ok(None);
+    };
+    let state = state(req)?;
+    super::session::cookie_of(req)
+        .and_then(|cookie| state.sessions.verify(&cookie, csrf, clock::now_ms()))
+        .map(|actor| Some(Admin { actor }))
+        .ok_or_else(|| {
+            ApiError::Unauthorized("the admin session or its CSRF token is not valid".into())
+        })
+}
+
+impl<'a> ApiExtractor<'a> for AdminAuth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        <AdminBearer as ApiExtractor>::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        <AdminBearer as ApiExtractor>::security_schemes()
+    }
+
+    async fn from_request(
+        req: &'a Request,
+        body: &mut RequestBody,
+        param_opts: ExtractParamOptions<()>,
+    ) -> poem::Result<Self> {
+        // A bearer credential, when present, decides; the session is for browsers.
+        if !req
+            .headers()
+            .contains_key(poem::http::header::AUTHORIZATION)
+        {
+            if let Some(admin) = session_admin(req)? {
+                return Ok(AdminAuth(admin));
             }
         }
+        let bearer = <AdminBearer as ApiExtractor>::from_request(req, body, param_opts).await?;
+        Ok(AdminAuth(bearer.0))
     }
 }
 

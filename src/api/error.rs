@@ -95,6 +95,11 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
     NotReady(String),
+    #[error(
+        "the data directory cannot take writes right now (disk full or failing?); nothing \
+         from this request was kept; retry shortly"
+    )]
+    StorageUnavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -140,6 +145,9 @@ impl ApiError {
             ApiError::StripeOffline => (StatusCode::CONFLICT, "stripe_offline"),
             ApiError::StripeFailed(_) => (StatusCode::BAD_GATEWAY, "stripe_error"),
             ApiError::NotReady(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_ready"),
+            ApiError::StorageUnavailable(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -175,6 +183,7 @@ impl ApiError {
                 retry_after_secs, ..
             }
             | ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::StorageUnavailable(_) => Some(5),
             _ => None,
         }
     }
@@ -225,7 +234,7 @@ impl ApiError {
 
     pub fn render(&self) -> Response {
         let (status, code) = self.status_and_code();
-        if let ApiError::Internal(detail) = self {
+        if let ApiError::Internal(detail) | ApiError::StorageUnavailable(detail) = self {
             tracing::error!(code, detail = %detail, "request failed");
         }
         let body = serde_json::to_vec(&self.body().to_json()).unwrap_or_default();
@@ -247,7 +256,9 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { entity, id } => ApiError::NotFound { entity, id },
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            fault if fault.is_storage_fault() => ApiError::StorageUnavailable(fault.to_string()),
             other @ (StoreError::TooNew { .. }
+            | StoreError::Unavailable(_)
             | StoreError::Corrupt(_)
             | StoreError::Backend(_)) => ApiError::Internal(other.to_string()),
         }
@@ -303,7 +314,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
         500,
         "Internal error (`internal_error`); details are in the server log",
     ),
-    (503, "Not ready (`not_ready`)"),
+    (503, "Not ready (`not_ready`), or the data directory cannot take writes (`storage_unavailable`); see `Retry-After`"),
 ];
 
 impl ApiResponse for ApiError {

@@ -48,6 +48,13 @@ impl SystemApi {
             .store
             .ping()
             .map_err(|e| ApiError::NotReady(format!("the store does not answer: {e}")))?;
+        if !state.store.writable() {
+            return Err(ApiError::NotReady(
+                "the store cannot take writes (disk full or failing?); it recovers by itself \
+                 once writes succeed again"
+                    .into(),
+            ));
+        }
         if !state.workers.all_running() {
             return Err(ApiError::NotReady("a background worker has stopped".into()));
         }

@@ -48,7 +48,7 @@ pub(super) fn append(tx: &WriteTransaction, event: &AuditEvent) -> Result<(), St
 impl Store {
     /// The newest audit events first, at most `limit`.
     pub fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let log = tx.open_table(tables::AUDIT_LOG)?;
         let mut out = Vec::new();
         for entry in log.iter()?.rev().take(limit) {

@@ -54,7 +54,7 @@ fn copy_all(from: &ReadTransaction, to: &Database) -> Result<u64, StoreError> {
 impl Store {
     /// Writes a consistent snapshot of the whole store to `output` (a new file).
     pub fn backup_to(&self, output: &Path) -> Result<BackupSummary, StoreError> {
-        let snapshot = self.db().begin_read()?;
+        let snapshot = self.db()?.begin_read()?;
         let version = {
             let meta = snapshot.open_table(tables::META)?;
             meta.get(tables::META_SCHEMA_VERSION)?
@@ -166,6 +166,7 @@ mod tests {
 
         let live_tables: Vec<String> = store
             .db()
+            .unwrap()
             .begin_read()
             .unwrap()
             .list_tables()

@@ -160,7 +160,7 @@ impl Store {
             .and_then(Value::as_str)
             .ok_or_else(|| StoreError::Conflict("the event has no id".into()))?
             .to_string();
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         if tx
             .open_table(tables::STRIPE_EVENTS)?
             .get(id.as_str())?
@@ -224,7 +224,7 @@ impl Store {
 
     /// Stripe events received, most recent first.
     pub fn list_stripe_events(&self, limit: usize) -> Result<Vec<StripeEventRecord>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(tables::STRIPE_EVENTS)?;
         let mut out: Vec<StripeEventRecord> = Vec::new();
         for entry in table.iter()? {
@@ -240,7 +240,7 @@ impl Store {
     }
 
     pub fn billing_account(&self, org_id: &str) -> Result<BillingAccount, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         read_account(&tx.open_table(tables::BILLING_ACCOUNTS)?, org_id)
     }
 
@@ -253,7 +253,7 @@ impl Store {
         actor: &str,
         now_ms: i64,
     ) -> Result<BillingAccount, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         if tx.open_table(tables::ORGS)?.get(org_id)?.is_none() {
             return Err(StoreError::not_found("organization", org_id));
         }
@@ -280,7 +280,7 @@ impl Store {
         policy: &DunningPolicy,
         now_ms: i64,
     ) -> Result<Vec<(String, DunningState)>, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let mut changed = Vec::new();
         {
             let accounts: Vec<(String, BillingAccount)> = {
@@ -333,7 +333,7 @@ impl Store {
 impl Store {
     /// Every org's mirrored invoices, newest first, at most `limit`.
     pub fn all_invoices(&self, limit: usize) -> Result<Vec<(String, InvoiceMirror)>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(tables::INVOICES_MIRROR)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
@@ -352,7 +352,7 @@ impl Store {
 impl OrgScope {
     /// The org's mirrored invoices, newest first.
     pub fn invoices(&self) -> Result<Vec<InvoiceMirror>, StoreError> {
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let table = tx.open_table(tables::INVOICES_MIRROR)?;
         let org = self.org_id.as_str();
         let mut out: Vec<InvoiceMirror> = Vec::new();

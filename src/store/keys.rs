@@ -90,7 +90,7 @@ impl Store {
             revoked_at_ms: None,
         };
         let owner = record.org_id.as_deref().unwrap_or(PLATFORM_OWNER);
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             if let Some(org_id) = &record.org_id {
                 let orgs = tx.open_table(tables::ORGS)?;
@@ -131,7 +131,7 @@ impl Store {
 
     /// A key by id, whoever owns it: for authentication and the admin API.
     pub fn get_key(&self, key_id: &str) -> Result<KeyRecord, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let keys = tx.open_table(tables::API_KEYS)?;
         let found = keys.get(key_id)?;
         match found {
@@ -158,7 +158,7 @@ impl Store {
         now_ms: i64,
         allowed: impl Fn(&KeyRecord) -> bool,
     ) -> Result<KeyRecord, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let record = {
             let mut keys = tx.open_table(tables::API_KEYS)?;
             let mut record: KeyRecord = match keys.get(key_id)? {
@@ -196,7 +196,7 @@ impl Store {
         limit: usize,
     ) -> Result<Page<KeyRecord>, StoreError> {
         let owner = org_id.unwrap_or(PLATFORM_OWNER);
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let index = tx.open_table(tables::ORG_KEYS)?;
         let keys = tx.open_table(tables::API_KEYS)?;
         let start = after.unwrap_or("");

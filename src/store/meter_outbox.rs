@@ -91,7 +91,7 @@ impl Store {
     /// Turns every org's pending overage into one batch row, for orgs Stripe knows (a
     /// customer id); the others keep waiting. Returns the rows made.
     pub fn cut_meter_batches(&self, now_ms: i64) -> Result<Vec<MeterEventRow>, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let mut made = Vec::new();
         {
             let mut pending = tx.open_table(tables::METER_PENDING)?;
@@ -156,7 +156,7 @@ impl Store {
 
     /// All meter batches, oldest first (for admins and reconciliation).
     pub fn meter_events(&self) -> Result<Vec<MeterEventRow>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let outbox = tx.open_table(tables::METER_OUTBOX)?;
         let mut out = Vec::new();
         for entry in outbox.iter()? {
@@ -168,7 +168,7 @@ impl Store {
     /// Puts a failed meter batch back in the queue with a fresh set of attempts (same
     /// identifier, so Stripe still counts it once).
     pub fn retry_meter_event(&self, id: u64, now_ms: i64) -> Result<MeterEventRow, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let row = {
             let mut outbox = tx.open_table(tables::METER_OUTBOX)?;
             let mut row: MeterEventRow = match outbox.get(id)? {
@@ -199,7 +199,7 @@ impl Store {
         value: u64,
         now_ms: i64,
     ) -> Result<MeterEventRow, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let row = {
             let mut outbox = tx.open_table(tables::METER_OUTBOX)?;
             let id = next_seq(&outbox)?;
@@ -235,7 +235,7 @@ impl Store {
 
     /// Overage not yet batched, per org.
     pub fn meter_pending(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let pending = tx.open_table(tables::METER_PENDING)?;
         let mut out = Vec::new();
         for entry in pending.iter()? {

@@ -204,7 +204,7 @@ impl Store {
         let last = now_ms.div_euclid(DAY_MS) * DAY_MS;
         let first = last - (days.saturating_sub(1) as i64) * DAY_MS;
         let mut out: Vec<(i64, u64)> = (0..days as i64).map(|i| (first + i * DAY_MS, 0)).collect();
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let daily = tx.open_table(tables::USAGE_DAILY)?;
         let mut add = |day: i64, count: u64| {
             if day >= first && day <= last {
@@ -238,7 +238,7 @@ impl Store {
         actor: &str,
         now_ms: i64,
     ) -> Result<Usage, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
         let plan = read_plan(&tx.open_table(tables::PLANS)?, &org.plan)?;
         let period = Period::containing(now_ms);
@@ -265,7 +265,7 @@ impl Store {
 
     /// The org's plan, policy and current-period usage as of `now_ms`.
     pub fn meter_snapshot(&self, org_id: &str, now_ms: i64) -> Result<MeterSnapshot, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
         let plan = read_plan(&tx.open_table(tables::PLANS)?, &org.plan)?;
         let (policy, usage) = read_org_usage(
@@ -296,7 +296,7 @@ impl Store {
         idempotency: Option<(&str, &str)>,
         now_ms: i64,
     ) -> Result<MeterOutcome, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         if let Some((key, fingerprint)) = idempotency {
             let table = tx.open_table(tables::IDEMPOTENCY)?;
             match idempotency::lookup(&table, org_id, key, fingerprint, now_ms)? {
@@ -328,7 +328,7 @@ impl Store {
         actor: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         read_org(&tx.open_table(tables::ORGS)?, org_id)?;
         let before = read_policy(&tx.open_table(tables::QUOTA_POLICIES)?, org_id)?;
         tx.open_table(tables::QUOTA_POLICIES)?
@@ -354,7 +354,7 @@ impl Store {
         actor: &str,
         now_ms: i64,
     ) -> Result<OrgRecord, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let org = set_plan_in_tx(&tx, org_id, plan_id, actor, now_ms)?;
         tx.commit()?;
         Ok(org)
@@ -400,7 +400,7 @@ impl OrgScope {
         before_start_ms: Option<i64>,
         limit: usize,
     ) -> Result<Page<Usage>, StoreError> {
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let usage = tx.open_table(tables::USAGE)?;
         let org = self.org_id.as_str();
         let end = before_start_ms.unwrap_or(i64::MAX);

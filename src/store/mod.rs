@@ -30,6 +30,10 @@ use std::{
 };
 
 use redb::{Database, ReadableDatabase};
+use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    RwLock,
+};
 
 pub use audit::AuditEvent;
 pub use billing::{Received, StripeEventRecord};
@@ -65,14 +69,36 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     #[error("storage error: {0}")]
-    Backend(#[from] redb::Error),
+    Backend(redb::Error),
+    /// The database is being reopened after a storage failure (disk full, I/O error).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Set when any store call meets an I/O failure (disk full, a file size limit, a failing
+/// disk). The store-health worker then probes with a small write and, when redb refuses
+/// further work after the failure, reopens the database. Process-wide because errors are
+/// converted where no store handle is at hand.
+static STORAGE_FAULT: AtomicBool = AtomicBool::new(false);
+
+fn is_io(e: &redb::Error) -> bool {
+    matches!(e, redb::Error::Io(_) | redb::Error::PreviousIo)
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> Self {
+        if is_io(&e) {
+            STORAGE_FAULT.store(true, Ordering::Release);
+        }
+        StoreError::Backend(e)
+    }
 }
 
 macro_rules! backend_error_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> Self {
-                StoreError::Backend(e.into())
+                StoreError::from(redb::Error::from(e))
             }
         }
     )*};
@@ -86,6 +112,15 @@ backend_error_from!(
 );
 
 impl StoreError {
+    /// Whether this is the storage failing (rather than data being missing or refused).
+    pub fn is_storage_fault(&self) -> bool {
+        match self {
+            StoreError::Backend(e) => is_io(e),
+            StoreError::Unavailable(_) => true,
+            _ => false,
+        }
+    }
+
     pub fn not_found(entity: &'static str, id: impl Into<String>) -> Self {
         StoreError::NotFound {
             entity,
@@ -109,7 +144,8 @@ pub struct Store {
 }
 
 struct Inner {
-    db: Database,
+    /// `None` only while the database is being reopened after a storage failure.
+    db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
 }
 
@@ -126,22 +162,76 @@ impl Store {
             "store open"
         );
         Ok(Store {
-            inner: Arc::new(Inner { db, path }),
+            inner: Arc::new(Inner {
+                db: RwLock::new(Some(Arc::new(db))),
+                path,
+            }),
         })
     }
 
-    pub(crate) fn db(&self) -> &Database {
-        &self.inner.db
+    pub(crate) fn db(&self) -> Result<Arc<Database>, StoreError> {
+        self.inner
+            .db
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or_else(|| {
+                StoreError::Unavailable("the database is reopening after a storage failure".into())
+            })
     }
 
     /// The schema version recorded in the store.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
-        schema::stored_version(self.db())
+        schema::stored_version(&*self.db()?)
+    }
+
+    /// Whether no storage failure is outstanding (for `/readyz`).
+    pub fn writable(&self) -> bool {
+        !STORAGE_FAULT.load(Ordering::Acquire)
+            && self
+                .inner
+                .db
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_some()
+    }
+
+    /// After a storage failure: proves the store takes a durable write again, reopening the
+    /// database first when redb refuses work after the failure. `Ok(true)` when a failure was
+    /// outstanding and is now over; an error while the storage still fails.
+    pub fn recover(&self, now_ms: i64) -> Result<bool, StoreError> {
+        if self.writable() {
+            return Ok(false);
+        }
+        let probe = || -> Result<(), StoreError> {
+            let tx = self.db()?.begin_write()?;
+            tx.open_table(tables::META)?
+                .insert(tables::META_HEALTH_PROBE, now_ms.max(0) as u64)?;
+            tx.commit()?;
+            Ok(())
+        };
+        if let Err(first) = probe() {
+            if !first.is_storage_fault() {
+                return Err(first);
+            }
+            // redb answers PreviousIo to everything after an I/O failure until reopened. Our
+            // handle goes first; the file lock frees once in-flight transactions end, so a
+            // busy moment just means another try on the next pass.
+            let mut slot = self.inner.db.write().unwrap_or_else(|e| e.into_inner());
+            *slot = None;
+            let db = Database::create(&self.inner.path)?;
+            *slot = Some(Arc::new(db));
+            drop(slot);
+            tracing::warn!(path = %self.inner.path.display(), "store reopened after a storage failure");
+            probe()?;
+        }
+        STORAGE_FAULT.store(false, Ordering::Release);
+        Ok(true)
     }
 
     /// Proves the store answers reads: used by `/readyz`.
     pub fn ping(&self) -> Result<(), StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         tx.open_table(tables::META)?;
         Ok(())
     }

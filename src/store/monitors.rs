@@ -115,7 +115,7 @@ fn read<T: Versioned>(
 
 impl OrgScope {
     pub fn create_monitor(&self, record: &MonitorRecord) -> Result<(), StoreError> {
-        let tx = self.store.db().begin_write()?;
+        let tx = self.store.db()?.begin_write()?;
         {
             let mut monitors = tx.open_table(tables::MONITORS)?;
             if monitors
@@ -137,7 +137,7 @@ impl OrgScope {
     }
 
     pub fn get_monitor(&self, id: &str) -> Result<MonitorRecord, StoreError> {
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let monitors = tx.open_table(tables::MONITORS)?;
         read(monitors.get((self.org_id.as_str(), id))?)?
             .ok_or_else(|| StoreError::not_found("monitor", id))
@@ -148,7 +148,7 @@ impl OrgScope {
         &self,
         id: &str,
     ) -> Result<(MonitorRecord, Option<Vec<u8>>), StoreError> {
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let key = (self.org_id.as_str(), id);
         let record = read(tx.open_table(tables::MONITORS)?.get(key)?)?
             .ok_or_else(|| StoreError::not_found("monitor", id))?;
@@ -164,7 +164,7 @@ impl OrgScope {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<MonitorRecord>, StoreError> {
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let monitors = tx.open_table(tables::MONITORS)?;
         scoped::page_in_org(
             &monitors,
@@ -183,7 +183,7 @@ impl OrgScope {
         now_ms: i64,
         change: impl FnOnce(&mut MonitorRecord),
     ) -> Result<MonitorRecord, StoreError> {
-        let tx = self.store.db().begin_write()?;
+        let tx = self.store.db()?.begin_write()?;
         let key = (self.org_id.as_str(), id);
         let record = {
             let mut monitors = tx.open_table(tables::MONITORS)?;
@@ -204,7 +204,7 @@ impl OrgScope {
 
     /// Removes a monitor with its state, points and anomalies (its deliveries stay listed).
     pub fn delete_monitor(&self, id: &str) -> Result<(), StoreError> {
-        let tx = self.store.db().begin_write()?;
+        let tx = self.store.db()?.begin_write()?;
         let org = self.org_id.as_str();
         {
             if tx
@@ -234,7 +234,7 @@ impl OrgScope {
         limit: usize,
     ) -> Result<Page<MonitorAnomaly>, StoreError> {
         self.get_monitor(id)?;
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let table = tx.open_table(tables::MONITOR_ANOMALIES)?;
         let in_range = |a: &MonitorAnomaly| {
             from_ts.is_none_or(|f| a.ts >= f) && to_ts.is_none_or(|t| a.ts < t)
@@ -252,7 +252,7 @@ impl OrgScope {
         limit: usize,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
         self.get_monitor(id)?;
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let table = tx.open_table(tables::MONITOR_SERIES)?;
         let org = self.org_id.as_str();
         let lo = (org, id, from_ts.unwrap_or(i64::MIN));
@@ -272,7 +272,7 @@ impl OrgScope {
         limit: usize,
     ) -> Result<Vec<WebhookDelivery>, StoreError> {
         self.get_monitor(id)?;
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let index = tx.open_table(tables::MONITOR_NOTIFICATIONS)?;
         let outbox = tx.open_table(tables::WEBHOOK_OUTBOX)?;
         let org = self.org_id.as_str();
@@ -296,7 +296,7 @@ impl OrgScope {
         batch: MonitorBatchCommit,
         answer: impl FnOnce(&Metered) -> T,
     ) -> Result<BatchCommitted<T>, StoreError> {
-        let tx = self.store.db().begin_write()?;
+        let tx = self.store.db()?.begin_write()?;
         let org = self.org_id.as_str();
         let id = batch.record.id.as_str();
         if let Some(answer) =

@@ -46,7 +46,7 @@ impl Store {
             plan: new.plan,
             created_at_ms: now_ms,
         };
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut orgs = tx.open_table(tables::ORGS)?;
             if orgs.get(record.id.as_str())?.is_some() {
@@ -66,7 +66,7 @@ impl Store {
     }
 
     pub fn get_org(&self, org_id: &str) -> Result<OrgRecord, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let orgs = tx.open_table(tables::ORGS)?;
         let found = orgs.get(org_id)?;
         match found {
@@ -95,7 +95,7 @@ impl Store {
                         .is_some_and(|e| e.to_lowercase().contains(n))
             }
         };
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let orgs = tx.open_table(tables::ORGS)?;
         let mut items = Vec::with_capacity(limit.min(64));
         let range = match after {

@@ -212,7 +212,7 @@ pub(super) fn due_rows<T: Queued>(
     now_ms: i64,
     limit: usize,
 ) -> Result<Vec<T>, StoreError> {
-    let tx = store.db().begin_read()?;
+    let tx = store.db()?.begin_read()?;
     let index = tx.open_table(due)?;
     let table = tx.open_table(rows)?;
     let mut out = Vec::new();
@@ -234,7 +234,7 @@ pub(super) fn record_attempt<T: Queued>(
     attempt: Attempt,
     now_ms: i64,
 ) -> Result<T, StoreError> {
-    let tx = store.db().begin_write()?;
+    let tx = store.db()?.begin_write()?;
     let row = {
         let mut table = tx.open_table(rows)?;
         let mut row: T = match table.get(id)? {
@@ -292,7 +292,7 @@ impl Store {
 
     /// Puts a failed email back in the queue with a fresh set of attempts.
     pub fn retry_email(&self, id: u64, now_ms: i64) -> Result<OutboxEmail, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let row = {
             let mut outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
             let mut row: OutboxEmail = match outbox.get(id)? {
@@ -322,7 +322,7 @@ impl Store {
         actor: &str,
         now_ms: i64,
     ) -> Result<OutboxEmail, StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let id = next_seq(&tx.open_table(tables::EMAIL_OUTBOX)?)?;
         enqueue_email(
             &tx,
@@ -351,7 +351,7 @@ impl Store {
         after: Option<u64>,
         limit: usize,
     ) -> Result<Page<OutboxEmail>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
         let start = after.map_or(0, |a| a + 1);
         let mut items = Vec::new();
@@ -377,7 +377,7 @@ impl Store {
         org_id: Option<&str>,
         limit: usize,
     ) -> Result<Vec<BillingAction>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let log = tx.open_table(tables::BILLING_ACTIONS)?;
         let mut out = Vec::new();
         for entry in log.iter()?.rev() {

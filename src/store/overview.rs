@@ -36,7 +36,7 @@ pub struct OutboxHealth {
 impl Store {
     /// Every org's standing for the period that contains `now_ms`.
     pub fn org_standings(&self, now_ms: i64) -> Result<Vec<OrgStanding>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let orgs = tx.open_table(tables::ORGS)?;
         let plans = tx.open_table(tables::PLANS)?;
         let usage = tx.open_table(tables::USAGE)?;
@@ -64,7 +64,7 @@ impl Store {
 
     /// Counts of pending and failed rows in the email, webhook and Stripe meter outboxes.
     pub fn outbox_health(&self) -> Result<OutboxHealth, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let mut health = OutboxHealth::default();
         for entry in tx.open_table(tables::EMAIL_OUTBOX)?.iter()? {
             let row: OutboxEmail = codec::decode(entry?.1.value())?;

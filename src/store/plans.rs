@@ -27,7 +27,7 @@ pub(super) fn read_plan(
 
 impl Store {
     pub fn list_plans(&self) -> Result<Vec<Plan>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let plans = tx.open_table(tables::PLANS)?;
         let mut out = Vec::new();
         for entry in plans.iter()? {
@@ -38,14 +38,14 @@ impl Store {
     }
 
     pub fn get_plan(&self, plan_id: &str) -> Result<Plan, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         read_plan(&tx.open_table(tables::PLANS)?, plan_id)
     }
 
     /// Creates or replaces a plan (already validated). Organizations on it are repriced as
     /// their next detections are counted.
     pub fn put_plan(&self, plan: &Plan, actor: &str, now_ms: i64) -> Result<(), StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         let before = {
             let mut plans = tx.open_table(tables::PLANS)?;
             let before = plans

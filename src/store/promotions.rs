@@ -16,7 +16,7 @@ impl Versioned for Promotion {
 
 impl Store {
     pub fn promotions(&self) -> Result<Vec<Promotion>, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(tables::PROMOTIONS)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
@@ -27,7 +27,7 @@ impl Store {
 
     /// A promotion by its code, whatever the case it is typed in.
     pub fn promotion(&self, code: &str) -> Result<Promotion, StoreError> {
-        let tx = self.db().begin_read()?;
+        let tx = self.db()?.begin_read()?;
         let table = tx.open_table(tables::PROMOTIONS)?;
         let found = table.get(code.to_uppercase().as_str())?;
         match found {
@@ -44,7 +44,7 @@ impl Store {
         promotion_code_id: &str,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let tx = self.db().begin_write()?;
+        let tx = self.db()?.begin_write()?;
         {
             let mut table = tx.open_table(tables::PROMOTIONS)?;
             let mut promotion: Promotion = match table.get(code)? {

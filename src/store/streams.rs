@@ -88,7 +88,7 @@ pub enum Remembered {
 
 impl OrgScope {
     pub fn stream_snapshot(&self, stream_id: &str) -> Result<StreamSnapshot, StoreError> {
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let key = (self.org_id.as_str(), stream_id);
         let record = match tx.open_table(tables::STREAMS)?.get(key)? {
             Some(bytes) => Some(codec::decode::<StreamRecord>(bytes.value())?),
@@ -114,7 +114,7 @@ impl OrgScope {
         fingerprint: &str,
         now_ms: i64,
     ) -> Result<Remembered, StoreError> {
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let table = tx.open_table(tables::IDEMPOTENCY)?;
         Ok(
             match idempotency::lookup(&table, &self.org_id, key, fingerprint, now_ms)? {
@@ -130,7 +130,7 @@ impl OrgScope {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<StreamRecord>, StoreError> {
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let streams = tx.open_table(tables::STREAMS)?;
         scoped::page_in_org(&streams, &self.org_id, after, limit, |s: &StreamRecord| {
             s.id.clone()
@@ -145,7 +145,7 @@ impl OrgScope {
         settings: EventSettings,
         now_ms: i64,
     ) -> Result<StreamRecord, StoreError> {
-        let tx = self.store.db().begin_write()?;
+        let tx = self.store.db()?.begin_write()?;
         let key = (self.org_id.as_str(), stream_id);
         let record = {
             let mut streams = tx.open_table(tables::STREAMS)?;
@@ -181,7 +181,7 @@ impl OrgScope {
 
     /// Removes a stream, its detector state and its stored anomalies.
     pub fn delete_stream(&self, stream_id: &str) -> Result<(), StoreError> {
-        let tx = self.store.db().begin_write()?;
+        let tx = self.store.db()?.begin_write()?;
         let org = self.org_id.as_str();
         {
             let key = (org, stream_id);
@@ -209,7 +209,7 @@ impl OrgScope {
         limit: usize,
     ) -> Result<Page<StoredAnomaly>, StoreError> {
         self.get_stream(stream_id)?;
-        let tx = self.store.db().begin_read()?;
+        let tx = self.store.db()?.begin_read()?;
         let table = tx.open_table(tables::STREAM_ANOMALIES)?;
         let in_range = |a: &StoredAnomaly| {
             from_ms.is_none_or(|f| a.at_ms >= f) && to_ms.is_none_or(|t| a.at_ms < t)
@@ -232,7 +232,7 @@ impl OrgScope {
         batch: StreamBatchCommit,
         answer: impl FnOnce(&Metered) -> T,
     ) -> Result<BatchCommitted<T>, StoreError> {
-        let tx = self.store.db().begin_write()?;
+        let tx = self.store.db()?.begin_write()?;
         let org = self.org_id.as_str();
         let stream_id = batch.record.id.as_str();
         let key = (org, stream_id);

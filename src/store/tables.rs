@@ -7,6 +7,8 @@ use redb::TableDefinition;
 pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 /// Key in `META` that holds the schema version the store was last migrated to.
 pub const META_SCHEMA_VERSION: &str = "schema_version";
+/// Key in `META` the store-health probe writes (epoch ms) to prove the disk takes writes.
+pub const META_HEALTH_PROBE: &str = "health_probe_ms";
 
 /// Organizations by id.
 pub const ORGS: TableDefinition<&str, &[u8]> = TableDefinition::new("orgs");

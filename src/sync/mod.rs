@@ -5,6 +5,7 @@
 pub mod dunning;
 pub mod email;
 pub mod retry;
+pub mod store_health;
 pub mod stripe;
 pub mod templates;
 pub mod webhooks;

@@ -3,6 +3,7 @@
 
 mod durability;
 mod email;
+mod faults;
 mod foundation;
 mod metering;
 mod monitors;
