@@ -172,13 +172,6 @@ fn start_workers(
     }
     let stripe = StripeWorker::new(store.clone(), config.stripe.clone());
     vec![
-        sync::spawn(
-            sync::store_health::StoreHealthWorker {
-                store: store.clone(),
-            },
-            workers.clone(),
-            shutdown.clone(),
-        ),
         sync::spawn(email, workers.clone(), shutdown.clone()),
         sync::spawn(webhooks, workers.clone(), shutdown.clone()),
         sync::spawn(stripe, workers.clone(), shutdown.clone()),
@@ -187,6 +180,13 @@ fn start_workers(
                 store: store.clone(),
                 policy: config.dunning,
                 every: Duration::from_secs(60),
+            },
+            workers.clone(),
+            shutdown.clone(),
+        ),
+        sync::spawn(
+            sync::store_health::StoreHealthWorker {
+                store: store.clone(),
             },
             workers.clone(),
             shutdown,
