@@ -8,6 +8,10 @@ use super::compress::{compression_ratio, entropy_bits, ncd};
 use super::explain::{num, pval, Explanation};
 use super::metric::{Evidence, MetricDetector, Signal};
 
+/// A signal other than the leading one is named in the summary when its own p-value is at
+/// most this.
+const ALSO_SIGNIFICANT: f64 = 0.01;
+
 pub(crate) fn build(
     d: &MetricDetector,
     x: f64,
@@ -67,17 +71,19 @@ pub(crate) fn build(
     } else {
         "inside"
     };
-    let why = match e.signal {
+    let describe = |signal: Signal| {
+        match signal {
         Signal::Point => format!(
             "it costs {} bits to encode versus {} bits typically",
             num(cost),
             num(v.cost_avg)
         ),
+        // The sequence signal leaves out the costliest of its points (see `metric`).
         Signal::Sequence => format!(
-            "its last {} points cost {} bits to encode versus {} bits typically",
+            "its last {} points, leaving out the costliest, cost {} bits to encode versus {} bits typically",
             v.sequence,
             num(e.sequence_bits),
-            num(v.cost_avg * v.sequence as f64)
+            num(v.cost_avg * v.sequence.saturating_sub(1) as f64)
         ),
         Signal::Seasonal => format!(
             "its last {} points sit {} typical deviations on average from their usual level at this time of day (now {})",
@@ -92,7 +98,23 @@ pub(crate) fn build(
             num(e.level_z),
             num(v.median)
         ),
+    }
     };
+    // Fisher's combination lets several signals carry a verdict together, so every signal
+    // that is itself significant is named, the most surprising first.
+    let mut why = describe(e.signal);
+    let others = [
+        (Signal::Point, e.p_point),
+        (Signal::Sequence, e.p_sequence),
+        (Signal::Seasonal, e.p_seasonal),
+        (Signal::Level, e.p_level),
+    ];
+    for (signal, p_signal) in others {
+        if signal != e.signal && p_signal <= ALSO_SIGNIFICANT {
+            why.push_str(", and ");
+            why.push_str(&describe(signal));
+        }
+    }
     let summary = if where_ == "inside" {
         format!(
             "Value {} is inside the expected range {} to {} but breaks the recent pattern: given the last {} points {} ({}).",

@@ -5,20 +5,23 @@
 //!   baseline's robust spread) and coded by an order-2 context model of the rolling baseline
 //!   ([`super::context`]); the code length of the new point given the baseline, plus a small
 //!   robust distance from the baseline median, is its compression surprise.
-//! - Sequence (compression): the summed code length of the last `sequence` points, i.e. the
-//!   conditional cost of the recent symbol sequence given the baseline's contexts.
+//! - Sequence (compression): the summed code length of the last `sequence` points other than
+//!   the costliest, i.e. the conditional cost of the recent symbol sequence given the
+//!   baseline's contexts, minus the single surprise the point signal already reports.
 //! - Seasonal: the mean distance of the last `seasonal_window` values from the usual level of
 //!   their time-of-day bucket, in that bucket's typical deviations.
 //! - Level (off by default): the mean of the last `level_window` values against the median.
 //!
 //! Each signal is calibrated into a p-value by its upper-tail share among its own past raw
 //! values, held in a forgetting histogram with a memory of `calibration` points
-//! ([`super::tail`]); the verdict's p-value is the smallest times the number of signals
-//! (Bonferroni), mapped to a 0..1 score. A peak filter damps any score that is not above the
-//! highest of the last `suppression` points, and after an alarm a hold-off of `holdoff` points
-//! damps aftershocks unless they beat the alarm by a clear margin: one early alarm per incident
-//! is what an operator (and NAB) wants. Pure: no I/O, clock, threads or randomness; timestamps
-//! are used only to place a point in its time-of-day bucket.
+//! ([`super::tail`]); the signals' p-values are combined by Fisher's method (agreeing signals
+//! reinforce each other) and mapped to a 0..1 score ([`super::alarm`]). A peak filter damps
+//! any score that is not above the highest of the last `suppression` points, and after an
+//! alarm a hold-off of `holdoff` points damps aftershocks unless they beat the alarm by a clear
+//! margin: one early alarm per incident is what an operator (and NAB) wants. Both horizons are
+//! kept in time (points at the series' typical sampling interval), so gaps in the data do not
+//! stretch them. Pure: no I/O, clock, threads or randomness; timestamps place a point in its
+//! time-of-day bucket and measure the horizons.
 //!
 //! Input rule: a non-finite value, or a timestamp not strictly after the last accepted one
 //! (out of order or duplicate), is rejected (`accepted: false`, score 0) and leaves the state
@@ -26,33 +29,22 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::alarm::{fisher, AlarmGate};
 use super::context::ContextModel;
 use super::explain::Explanation;
+use super::metric_settings::MetricSettings;
+use super::metric_settings::MIN_POINTS_TO_QUANTIZE;
 use super::ring::{F32Ring, Ring};
-use super::state::{Reader, Writer};
 use super::tail::TailCalibrator;
-use super::DetectError;
 
-const MAGIC: &[u8; 4] = b"DLMD";
-/// 1: the original single-signal layout; 2 was used by a parallel change on main with a
-/// different layout, so this ensemble layout is 3.
-const VERSION: u16 = 3;
+#[path = "metric_codec.rs"]
+mod codec;
+
 /// Values are clamped to this magnitude (documented input rule).
 pub const MAX_ABS_VALUE: f64 = 1e15;
 const STATS_EVERY: u32 = 16;
-const SUPPRESSED_DAMPING: f64 = 0.05;
-/// Score margin (0.1 = a p-value 16 times smaller) by which a point must beat the alarm that
-/// started a hold-off to alarm again inside it.
-const ESCALATION: f64 = 0.1;
 /// A p-value of 10^-SCORE_DECADES maps to score 1.
 const SCORE_DECADES: f64 = 12.0;
-const MIN_POINTS_TO_QUANTIZE: usize = 16;
-/// Largest baseline (points); values are stored as `f32` so this fits the 64 KiB state.
-const MAX_BASELINE: u32 = 4096;
-/// Most time-of-day buckets (one per 5 minutes).
-const MAX_BUCKETS: u32 = 288;
-/// Longest calibration memory (points).
-const MAX_CALIBRATION: u32 = 1_000_000;
 const SECONDS_PER_DAY: i64 = 86_400;
 /// Visits a time-of-day bucket needs before its level is trusted.
 const BUCKET_WARMUP: u16 = 6;
@@ -61,210 +53,6 @@ const BUCKET_RATE: f64 = 0.1;
 /// A bucket's deviation is floored at this fraction of the baseline's robust spread, so a
 /// bucket that happened to be steady does not turn ordinary noise into large distances.
 const SEASONAL_DEV_FLOOR: f64 = 0.25;
-
-/// Settings of a metric detector. `Default` is what `driftlock score` and new monitors use.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricSettings {
-    /// 0 (fewest alarms) ..= 1 (most alarms); moves the alarm threshold on the score.
-    pub sensitivity: f64,
-    /// Points in the rolling baseline the model learns from.
-    pub baseline: u32,
-    /// Points in the recent window that explanations compare with the baseline.
-    pub window: u32,
-    /// Points seen before any verdict other than "warming up".
-    pub warmup: u32,
-    /// Memory, in points, of each signal's calibration (the forgetting horizon of the
-    /// histogram of its past raw values that turns new ones into p-values).
-    pub calibration: u32,
-    /// Quantization bins per robust standard deviation of the baseline.
-    pub resolution: f64,
-    /// Horizon in points of the peak filter: a score not above the highest score of the last
-    /// `suppression` points is damped and cannot alarm.
-    pub suppression: u32,
-    /// Weight of the robust distance from the baseline median in the raw score (bits per sigma).
-    pub distance_weight: f64,
-    /// Pseudo-count with which each context order falls back on the next lower one.
-    pub blend: f64,
-    /// Cap, in robust standard deviations, of the distance term.
-    pub distance_cap: f64,
-    /// Points whose summed coding cost forms the sequence-novelty signal (0 = signal off):
-    /// the conditional cost of the recent symbol sequence given the baseline's contexts.
-    pub sequence: u32,
-    /// Points whose mean, against the baseline median in robust standard deviations, forms
-    /// the level-shift signal (0 = signal off).
-    pub level_window: u32,
-    /// Points after an alarm during which scores are damped and cannot alarm: an incident
-    /// (the alarm and its aftershocks) yields one alarm.
-    pub holdoff: u32,
-    /// Time-of-day buckets of the seasonal signal (0 = signal off): each bucket keeps a
-    /// running level and deviation of the values seen at that time of day, and the signal is
-    /// the new value's distance from its bucket's level in bucket deviations.
-    pub seasonal_buckets: u32,
-    /// Points whose mean seasonal distance forms the seasonal signal (sustained departures
-    /// from the time-of-day norm outrank single noisy points).
-    pub seasonal_window: u32,
-}
-
-impl Default for MetricSettings {
-    fn default() -> Self {
-        MetricSettings {
-            sensitivity: 0.5,
-            baseline: 4096,
-            window: 16,
-            warmup: 150,
-            calibration: 20_000,
-            resolution: 1.0,
-            suppression: 100,
-            distance_weight: 0.3,
-            blend: 2.0,
-            distance_cap: 50.0,
-            sequence: 4,
-            level_window: 0,
-            holdoff: 60,
-            seasonal_buckets: 96,
-            seasonal_window: 8,
-        }
-    }
-}
-
-impl MetricSettings {
-    /// Checks ranges; the message names the field and the allowed range.
-    pub fn validate(&self) -> Result<(), DetectError> {
-        let bad = |m: String| Err(DetectError::InvalidSettings(m));
-        if !(0.0..=1.0).contains(&self.sensitivity) {
-            return bad(format!(
-                "sensitivity must be between 0 and 1, got {}",
-                self.sensitivity
-            ));
-        }
-        if !(32..=MAX_BASELINE).contains(&self.baseline) {
-            return bad(format!(
-                "baseline must be 32..={MAX_BASELINE} points, got {}",
-                self.baseline
-            ));
-        }
-        if self.window == 0 || self.window > self.baseline / 2 {
-            return bad(format!(
-                "window must be 1..={} (half the baseline), got {}",
-                self.baseline / 2,
-                self.window
-            ));
-        }
-        if self.warmup < MIN_POINTS_TO_QUANTIZE as u32 || self.warmup > 100_000 {
-            return bad(format!(
-                "warmup must be 16..=100000 points, got {}",
-                self.warmup
-            ));
-        }
-        if !(16..=MAX_CALIBRATION).contains(&self.calibration) {
-            return bad(format!(
-                "calibration must be 16..={MAX_CALIBRATION} points, got {}",
-                self.calibration
-            ));
-        }
-        if !(self.resolution.is_finite() && (0.05..=64.0).contains(&self.resolution)) {
-            return bad(format!(
-                "resolution must be 0.05..=64, got {}",
-                self.resolution
-            ));
-        }
-        if self.suppression > 100_000 {
-            return bad(format!(
-                "suppression must be at most 100000, got {}",
-                self.suppression
-            ));
-        }
-        if !(self.distance_weight.is_finite() && (0.0..=100.0).contains(&self.distance_weight)) {
-            return bad(format!(
-                "distance_weight must be 0..=100, got {}",
-                self.distance_weight
-            ));
-        }
-        if !(self.blend.is_finite() && (0.01..=1000.0).contains(&self.blend)) {
-            return bad(format!("blend must be 0.01..=1000, got {}", self.blend));
-        }
-        if !(self.distance_cap.is_finite() && (1.0..=1e6).contains(&self.distance_cap)) {
-            return bad(format!(
-                "distance_cap must be 1..=1e6, got {}",
-                self.distance_cap
-            ));
-        }
-        if self.seasonal_buckets > MAX_BUCKETS {
-            return bad(format!(
-                "seasonal_buckets must be 0..={MAX_BUCKETS}, got {}",
-                self.seasonal_buckets
-            ));
-        }
-        if !(1..=64).contains(&self.seasonal_window) {
-            return bad(format!(
-                "seasonal_window must be 1..=64 points, got {}",
-                self.seasonal_window
-            ));
-        }
-        if self.holdoff > 100_000 {
-            return bad(format!(
-                "holdoff must be at most 100000, got {}",
-                self.holdoff
-            ));
-        }
-        if self.sequence > 256 {
-            return bad(format!(
-                "sequence must be 0..=256 points, got {}",
-                self.sequence
-            ));
-        }
-        if self.level_window > 256 || self.level_window > self.baseline / 2 {
-            return bad(format!(
-                "level_window must be 0..={} points, got {}",
-                (self.baseline / 2).min(256),
-                self.level_window
-            ));
-        }
-        Ok(())
-    }
-
-    /// Settings clamped into their valid ranges, so a detector never runs on nonsense.
-    fn sanitized(mut self) -> Self {
-        let d = MetricSettings::default();
-        if !self.sensitivity.is_finite() {
-            self.sensitivity = d.sensitivity;
-        }
-        self.sensitivity = self.sensitivity.clamp(0.0, 1.0);
-        self.baseline = self.baseline.clamp(32, MAX_BASELINE);
-        self.window = self.window.clamp(1, self.baseline / 2);
-        self.warmup = self.warmup.clamp(MIN_POINTS_TO_QUANTIZE as u32, 100_000);
-        self.calibration = self.calibration.clamp(16, MAX_CALIBRATION);
-        if !self.resolution.is_finite() {
-            self.resolution = d.resolution;
-        }
-        self.resolution = self.resolution.clamp(0.05, 64.0);
-        self.suppression = self.suppression.min(100_000);
-        if !self.distance_weight.is_finite() {
-            self.distance_weight = d.distance_weight;
-        }
-        self.distance_weight = self.distance_weight.clamp(0.0, 100.0);
-        if !self.blend.is_finite() {
-            self.blend = d.blend;
-        }
-        self.blend = self.blend.clamp(0.01, 1000.0);
-        if !self.distance_cap.is_finite() {
-            self.distance_cap = d.distance_cap;
-        }
-        self.distance_cap = self.distance_cap.clamp(1.0, 1e6);
-        self.sequence = self.sequence.min(256);
-        self.holdoff = self.holdoff.min(100_000);
-        self.seasonal_buckets = self.seasonal_buckets.min(MAX_BUCKETS);
-        self.seasonal_window = self.seasonal_window.clamp(1, 64);
-        self.level_window = self.level_window.min(256).min(self.baseline / 2);
-        self
-    }
-
-    /// Score at or above which a point is an anomaly.
-    pub fn alarm_threshold(&self) -> f64 {
-        (0.195 - 0.2 * (self.sensitivity - 0.5)).clamp(0.05, 0.999)
-    }
-}
 
 /// The detector's answer for one point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -321,7 +109,7 @@ pub(crate) struct Evidence {
     pub p_point: f64,
     pub p_sequence: f64,
     pub p_level: f64,
-    /// Bits to code the last `sequence` points given the baseline.
+    /// Bits to code the last `sequence` points given the baseline, less the costliest.
     pub sequence_bits: f64,
     /// Mean of the last `level_window` points, and its distance from the baseline median in
     /// robust standard deviations.
@@ -352,7 +140,6 @@ struct Raw {
 #[derive(Debug, Clone)]
 pub struct MetricDetector {
     settings: MetricSettings,
-    threshold: f64,
     last_ts: Option<i64>,
     accepted: u64,
     /// Baseline values, stored as `f32` (live and in state) to keep the state small.
@@ -378,12 +165,8 @@ pub struct MetricDetector {
     seq_costs: F32Ring,
     window_costs: Ring,
     cost_avg: f64,
-    peak: f64,
-    peak_age: u32,
-    /// Points left in the hold-off after the last alarm.
-    holdoff_left: u32,
-    /// Score of the alarm that started the hold-off.
-    alarm_score: f64,
+    /// Peak filter and hold-off (in time).
+    gate: AlarmGate,
     scratch: Vec<f64>,
 }
 
@@ -393,7 +176,11 @@ impl MetricDetector {
         let b = settings.baseline as usize;
         let c = settings.calibration;
         MetricDetector {
-            threshold: settings.alarm_threshold(),
+            gate: AlarmGate::new(
+                settings.suppression,
+                settings.holdoff,
+                settings.alarm_threshold(),
+            ),
             last_ts: None,
             accepted: 0,
             values: F32Ring::new(b),
@@ -415,10 +202,6 @@ impl MetricDetector {
             seq_costs: F32Ring::new(settings.sequence.max(1) as usize),
             window_costs: Ring::new(settings.window as usize),
             cost_avg: 0.0,
-            peak: 0.0,
-            peak_age: 0,
-            holdoff_left: 0,
-            alarm_score: 0.0,
             scratch: Vec::with_capacity(b),
             settings,
         }
@@ -458,11 +241,15 @@ impl MetricDetector {
         let cap = self.settings.distance_cap;
         let z = ((x - self.median).abs() / self.scale).min(cap);
         let k = self.settings.sequence as usize;
-        let sequence = cost
-            + (0..k.saturating_sub(1))
-                .map_while(|i| self.seq_costs.back(i))
-                .map(f64::from)
-                .sum::<f64>();
+        // The costliest of the last `sequence` points is left out: a lone spike is the point
+        // signal's evidence, and counting it again here would make Fisher's combination see
+        // two agreeing signals where there is one surprise. What remains measures sustained
+        // novelty (a pattern change costs on several points).
+        let (sum, max) = (0..k.saturating_sub(1))
+            .map_while(|i| self.seq_costs.back(i))
+            .map(f64::from)
+            .fold((cost, cost), |(s, m), c| (s + c, m.max(c)));
+        let sequence = sum - max;
         let m = self.settings.level_window as usize;
         let (mut sum, mut cnt) = (x, 1usize);
         for i in 0..m.saturating_sub(1) {
@@ -521,8 +308,10 @@ impl MetricDetector {
         self.bucket_visits[b] = v.saturating_add(1);
     }
 
-    /// Calibrates each enabled signal and combines them: the smallest p-value times the
-    /// number of signals (Bonferroni), so the ensemble's false-alarm rate stays that of one.
+    /// Calibrates each enabled signal and combines them by Fisher's method
+    /// ([`super::alarm::fisher`]): signals that agree reinforce each other, and a signal that
+    /// is off or not yet trusted contributes no surprisal but still counts, so the combination
+    /// only gets stricter. The explanation names the most surprising signal.
     fn evidence(&self, r: &Raw) -> (f64, Evidence) {
         let p_point = self.calib.p_value(r.point);
         let p_sequence = if self.settings.sequence > 0 {
@@ -543,6 +332,11 @@ impl MetricDetector {
             + (self.settings.sequence > 0) as u32
             + (self.settings.level_window > 0) as u32
             + (self.settings.seasonal_buckets > 0) as u32;
+        let surprisal: f64 = [p_point, p_sequence, p_level, p_seasonal]
+            .iter()
+            .map(|p| -p.ln())
+            .sum();
+        let p = fisher(signals, surprisal);
         let mut signal = Signal::Point;
         let mut best = p_point;
         if p_sequence < best {
@@ -555,9 +349,7 @@ impl MetricDetector {
         }
         if p_seasonal < best {
             signal = Signal::Seasonal;
-            best = p_seasonal;
         }
-        let p = (best * signals as f64).min(1.0);
         let e = Evidence {
             signal,
             p_point,
@@ -585,46 +377,22 @@ impl MetricDetector {
             };
         }
         let x = value.clamp(-MAX_ABS_VALUE, MAX_ABS_VALUE);
+        if let Some(prev) = self.last_ts {
+            self.gate.note_gap(prev, timestamp_secs);
+        }
         self.last_ts = Some(timestamp_secs);
         self.accepted += 1;
         let warming = self.warming_remaining();
 
         let raw = self.quant.map(|q| self.raw_signals(q, timestamp_secs, x));
-        let (mut score, mut p, mut evidence) = (0.0, 1.0, None);
+        let (mut raw_score, mut p, mut evidence) = (0.0, 1.0, None);
         if let (Some(r), 0) = (raw.as_ref(), warming) {
             let (pv, e) = self.evidence(r);
             p = pv;
             evidence = Some(e);
-            score = (-p.log10() / SCORE_DECADES).clamp(0.0, 1.0);
+            raw_score = (-p.log10() / SCORE_DECADES).clamp(0.0, 1.0);
         }
-        // Only a new peak within the suppression horizon keeps its score: later, smaller
-        // surprises of the same incident are damped so one incident yields one early alarm.
-        let recent_peak = if self.peak_age < self.settings.suppression {
-            self.peak
-        } else {
-            0.0
-        };
-        let suppressed = score <= recent_peak;
-        if suppressed {
-            score *= SUPPRESSED_DAMPING;
-            self.peak_age = self.peak_age.saturating_add(1);
-        } else {
-            self.peak = score;
-            self.peak_age = 0;
-        }
-        // During a hold-off only a clearly larger surprise than the incident's alarm counts.
-        let held = self.holdoff_left > 0 && score < self.alarm_score + ESCALATION;
-        if self.holdoff_left > 0 {
-            self.holdoff_left -= 1;
-        }
-        if held && !suppressed {
-            score *= SUPPRESSED_DAMPING;
-        }
-        let anomaly = warming == 0 && !suppressed && !held && score >= self.threshold;
-        if anomaly {
-            self.holdoff_left = self.settings.holdoff;
-            self.alarm_score = score;
-        }
+        let (score, anomaly) = self.gate.judge(timestamp_secs, raw_score, warming == 0);
         let explanation = match (anomaly, raw, evidence) {
             (true, Some(r), Some(e)) => Some(self.explain(x, r.sym, r.cost, score, p, &e)),
             _ => None,
@@ -771,102 +539,6 @@ impl MetricDetector {
             level_window: self.settings.level_window,
             seasonal_window: self.settings.seasonal_window,
         }
-    }
-
-    /// Versioned bytes from which [`MetricDetector::decode_state`] resumes exactly.
-    pub fn encode_state(&self) -> Vec<u8> {
-        let mut w = Writer::new(MAGIC, VERSION);
-        w.json(&self.settings);
-        match self.last_ts {
-            Some(t) => {
-                w.u8(1);
-                w.i64(t);
-            }
-            None => w.u8(0),
-        }
-        w.u64(self.accepted);
-        match self.quant {
-            Some(q) => {
-                w.u8(1);
-                w.f64(q.step);
-                w.f64(q.anchor);
-                w.f64(q.scale);
-            }
-            None => w.u8(0),
-        }
-        w.f64(self.median);
-        w.f64(self.scale);
-        w.u32(self.since_stats);
-        w.f64(self.cost_avg);
-        w.f64(self.peak);
-        w.u32(self.peak_age);
-        w.u32(self.holdoff_left);
-        w.f64(self.alarm_score);
-        self.values.encode(&mut w);
-        self.window_costs.encode(&mut w);
-        self.seq_costs.encode(&mut w);
-        self.calib.encode(&mut w);
-        self.seq_calib.encode(&mut w);
-        self.level_calib.encode(&mut w);
-        self.seasonal_calib.encode(&mut w);
-        self.seasonal_zs.encode(&mut w);
-        for b in 0..self.bucket_visits.len() {
-            w.u32(self.bucket_level[b].to_bits());
-            w.u32(self.bucket_dev[b].to_bits());
-            w.u32(self.bucket_visits[b] as u32);
-        }
-        w.finish()
-    }
-
-    pub fn decode_state(bytes: &[u8]) -> Result<Self, DetectError> {
-        let (mut r, version) = Reader::open(bytes, MAGIC)?;
-        if version != VERSION {
-            return Err(DetectError::UnsupportedStateVersion {
-                found: version,
-                supported: VERSION,
-            });
-        }
-        let settings: MetricSettings = r.json()?;
-        let mut d = MetricDetector::new(settings);
-        d.last_ts = match r.u8()? {
-            0 => None,
-            _ => Some(r.i64()?),
-        };
-        d.accepted = r.u64()?;
-        d.quant = match r.u8()? {
-            0 => None,
-            _ => Some(Quant {
-                step: r.f64()?,
-                anchor: r.f64()?,
-                scale: r.f64()?,
-            }),
-        };
-        d.median = r.f64()?;
-        d.scale = r.f64()?;
-        d.since_stats = r.u32()?;
-        d.cost_avg = r.f64()?;
-        d.peak = r.f64()?;
-        d.peak_age = r.u32()?;
-        d.holdoff_left = r.u32()?;
-        d.alarm_score = r.f64()?;
-        d.values = F32Ring::decode(&mut r, d.settings.baseline as usize)?;
-        d.window_costs = Ring::decode(&mut r, d.settings.window as usize)?;
-        d.seq_costs = F32Ring::decode(&mut r, d.settings.sequence.max(1) as usize)?;
-        let c = d.settings.calibration;
-        d.calib = TailCalibrator::decode(&mut r, c)?;
-        d.seq_calib = TailCalibrator::decode(&mut r, c)?;
-        d.level_calib = TailCalibrator::decode(&mut r, c)?;
-        d.seasonal_calib = TailCalibrator::decode(&mut r, c)?;
-        d.seasonal_zs = F32Ring::decode(&mut r, d.settings.seasonal_window.max(1) as usize)?;
-        for b in 0..d.bucket_visits.len() {
-            d.bucket_level[b] = f32::from_bits(r.u32()?);
-            d.bucket_dev[b] = f32::from_bits(r.u32()?);
-            d.bucket_visits[b] = u16::try_from(r.u32()?)
-                .map_err(|_| DetectError::CorruptState("bad bucket visits".into()))?;
-        }
-        r.finish()?;
-        d.rebuild_symbols();
-        Ok(d)
     }
 }
 

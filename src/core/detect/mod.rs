@@ -7,10 +7,14 @@
 //!
 //! Map: `compress` (LZ77 cost with the baseline as a live dictionary, NCD, entropy),
 //! `context` (order-2 context model over quantized values), `calibrate` (raw score -> p-value,
-//! events), `tail` (the metric detector's long-memory per-signal calibration),
-//! `metric` / `event` (the detectors), `explain` / `explain_metric` (the numbers and sentence
-//! behind each anomaly), `ring` and `state` (bounded `f64`/`f32` histories and their encoding).
+//! events), `tail` (the metric detector's long-memory per-signal calibration), `alarm` (the
+//! metric detector's Fisher combination of its signals, peak filter and time-based hold-off),
+//! `metric` / `event` (the detectors; `metric_settings` and `metric_codec` hold the metric
+//! detector's settings and state layout), `explain` / `explain_metric` (the numbers and
+//! sentence behind each anomaly), `ring` and `state` (bounded `f64`/`f32` histories and their
+//! encoding).
 
+mod alarm;
 mod calibrate;
 mod compress;
 mod context;
@@ -18,6 +22,7 @@ mod event;
 mod explain;
 mod explain_metric;
 mod metric;
+mod metric_settings;
 mod ring;
 mod state;
 mod tail;
@@ -26,7 +31,8 @@ mod tests;
 
 pub use event::{EventDetector, EventSettings, EventVerdict};
 pub use explain::Explanation;
-pub use metric::{MetricDetector, MetricSettings, MetricVerdict, MAX_ABS_VALUE};
+pub use metric::{MetricDetector, MetricVerdict, MAX_ABS_VALUE};
+pub use metric_settings::MetricSettings;
 
 /// Errors of the detection engine.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,114 @@
+//! Versioned state bytes of the metric detector (issue 3): its layout, written and read field
+//! by field through [`super::super::state`].
+//!
+//! A child module of `metric`, so it reads and writes the detector's private fields without
+//! widening their visibility. What is derived (the symbol ring and the context model) is not
+//! stored: [`MetricDetector::decode_state`] rebuilds it from the values, so a restored
+//! detector continues bit for bit. Any change of layout bumps [`VERSION`]; older layouts are
+//! refused by version rather than misread.
+
+use super::super::alarm::AlarmGate;
+use super::super::ring::{F32Ring, Ring};
+use super::super::state::{Reader, Writer};
+use super::super::tail::TailCalibrator;
+use super::super::DetectError;
+use super::{MetricDetector, MetricSettings, Quant};
+
+const MAGIC: &[u8; 4] = b"DLMD";
+/// 1: the original single-signal layout; 2 was used by a parallel change on main with a
+/// different layout; 3 was the ensemble with a Bonferroni combination and hold-offs counted in
+/// points; 4 adds the alarm gate's interval history and keeps its horizons as timestamps.
+pub(super) const VERSION: u16 = 4;
+
+impl MetricDetector {
+    /// Versioned bytes from which [`MetricDetector::decode_state`] resumes exactly.
+    pub fn encode_state(&self) -> Vec<u8> {
+        let mut w = Writer::new(MAGIC, VERSION);
+        w.json(&self.settings);
+        match self.last_ts {
+            Some(t) => {
+                w.u8(1);
+                w.i64(t);
+            }
+            None => w.u8(0),
+        }
+        w.u64(self.accepted);
+        match self.quant {
+            Some(q) => {
+                w.u8(1);
+                w.f64(q.step);
+                w.f64(q.anchor);
+                w.f64(q.scale);
+            }
+            None => w.u8(0),
+        }
+        w.f64(self.median);
+        w.f64(self.scale);
+        w.u32(self.since_stats);
+        w.f64(self.cost_avg);
+        self.gate.encode(&mut w);
+        self.values.encode(&mut w);
+        self.window_costs.encode(&mut w);
+        self.seq_costs.encode(&mut w);
+        self.calib.encode(&mut w);
+        self.seq_calib.encode(&mut w);
+        self.level_calib.encode(&mut w);
+        self.seasonal_calib.encode(&mut w);
+        self.seasonal_zs.encode(&mut w);
+        for b in 0..self.bucket_visits.len() {
+            w.u32(self.bucket_level[b].to_bits());
+            w.u32(self.bucket_dev[b].to_bits());
+            w.u32(self.bucket_visits[b] as u32);
+        }
+        w.finish()
+    }
+
+    pub fn decode_state(bytes: &[u8]) -> Result<Self, DetectError> {
+        let (mut r, version) = Reader::open(bytes, MAGIC)?;
+        if version != VERSION {
+            return Err(DetectError::UnsupportedStateVersion {
+                found: version,
+                supported: VERSION,
+            });
+        }
+        let settings: MetricSettings = r.json()?;
+        let mut d = MetricDetector::new(settings);
+        d.last_ts = match r.u8()? {
+            0 => None,
+            _ => Some(r.i64()?),
+        };
+        d.accepted = r.u64()?;
+        d.quant = match r.u8()? {
+            0 => None,
+            _ => Some(Quant {
+                step: r.f64()?,
+                anchor: r.f64()?,
+                scale: r.f64()?,
+            }),
+        };
+        d.median = r.f64()?;
+        d.scale = r.f64()?;
+        d.since_stats = r.u32()?;
+        d.cost_avg = r.f64()?;
+        let st = &d.settings;
+        d.gate = AlarmGate::decode(&mut r, st.suppression, st.holdoff, st.alarm_threshold())?;
+        d.values = F32Ring::decode(&mut r, d.settings.baseline as usize)?;
+        d.window_costs = Ring::decode(&mut r, d.settings.window as usize)?;
+        d.seq_costs = F32Ring::decode(&mut r, d.settings.sequence.max(1) as usize)?;
+        let c = d.settings.calibration;
+        d.calib = TailCalibrator::decode(&mut r, c)?;
+        d.seq_calib = TailCalibrator::decode(&mut r, c)?;
+        d.level_calib = TailCalibrator::decode(&mut r, c)?;
+        d.seasonal_calib = TailCalibrator::decode(&mut r, c)?;
+        d.seasonal_zs = F32Ring::decode(&mut r, d.settings.seasonal_window.max(1) as usize)?;
+        for b in 0..d.bucket_visits.len() {
+            d.bucket_level[b] = f32::from_bits(r.u32()?);
+            d.bucket_dev[b] = f32::from_bits(r.u32()?);
+            d.bucket_visits[b] = u16::try_from(r.u32()?)
+                .map_err(|_| DetectError::CorruptState("bad bucket visits".into()))?;
+        }
+        r.finish()?;
+        d.rebuild_symbols();
+        Ok(d)
+    }
+}
