@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     billing::read_account,
     codec::{self, Versioned},
-    outbox::{due_rows, next_seq, record_attempt, settle, Attempt, Queued, Settled},
+    outbox::{due_rows, next_seq, record_attempt, retry_failed, settle, Attempt, Queued, Settled},
     tables, Store, StoreError,
 };
 
@@ -69,6 +69,16 @@ impl Queued for MeterEventRow {
                 None
             }
         }
+    }
+
+    fn requeue_failed(&mut self, now_ms: i64) -> bool {
+        if self.status != MeterStatus::Failed {
+            return false;
+        }
+        self.status = MeterStatus::Pending;
+        self.attempts = 0;
+        self.next_attempt_at_ms = now_ms;
+        true
     }
 }
 
@@ -168,27 +178,15 @@ impl Store {
     /// Puts a failed meter batch back in the queue with a fresh set of attempts (same
     /// identifier, so Stripe still counts it once).
     pub fn retry_meter_event(&self, id: u64, now_ms: i64) -> Result<MeterEventRow, StoreError> {
-        let tx = self.db()?.begin_write()?;
-        let row = {
-            let mut outbox = tx.open_table(tables::METER_OUTBOX)?;
-            let mut row: MeterEventRow = match outbox.get(id)? {
-                Some(bytes) => codec::decode(bytes.value())?,
-                None => return Err(StoreError::not_found("meter event", id.to_string())),
-            };
-            if row.status != MeterStatus::Failed {
-                return Err(StoreError::Conflict(format!(
-                    "meter event {id} has not failed; only failed batches are retried"
-                )));
-            }
-            row.status = MeterStatus::Pending;
-            row.attempts = 0;
-            row.next_attempt_at_ms = now_ms;
-            outbox.insert(id, codec::encode(&row).as_slice())?;
-            tx.open_table(tables::METER_DUE)?.insert((now_ms, id), ())?;
-            row
-        };
-        tx.commit()?;
-        Ok(row)
+        retry_failed(
+            self,
+            tables::METER_OUTBOX,
+            tables::METER_DUE,
+            id,
+            "meter event",
+            "only failed batches are retried",
+            now_ms,
+        )
     }
 
     /// Queues a correction batch of `value` detections for an org (from reconciliation).

@@ -176,6 +176,9 @@ pub(super) trait Queued: Versioned {
     fn due_at_ms(&self) -> i64;
     /// Takes in the outcome of one attempt; returns the new due time if it stays queued.
     fn take(&mut self, attempt: Attempt, now_ms: i64) -> Option<i64>;
+    /// A failed row goes back to pending, due at `now_ms`, with a fresh set of attempts;
+    /// false (and no change) for a row that has not failed.
+    fn requeue_failed(&mut self, now_ms: i64) -> bool;
 }
 
 impl Queued for OutboxEmail {
@@ -202,6 +205,16 @@ impl Queued for OutboxEmail {
             }
         }
     }
+
+    fn requeue_failed(&mut self, now_ms: i64) -> bool {
+        if self.status != EmailStatus::Failed {
+            return false;
+        }
+        self.status = EmailStatus::Pending;
+        self.attempts = 0;
+        self.next_attempt_at_ms = now_ms;
+        true
+    }
 }
 
 /// Rows of a queue due by `now_ms`, soonest first.
@@ -223,6 +236,37 @@ pub(super) fn due_rows<T: Queued>(
         }
     }
     Ok(out)
+}
+
+/// Puts failed row `id` of a queue back in it with a fresh set of attempts. `what` names the
+/// row in errors and `only` says what may be retried when the row has not failed.
+pub(super) fn retry_failed<T: Queued>(
+    store: &Store,
+    rows: redb::TableDefinition<u64, &'static [u8]>,
+    due: redb::TableDefinition<(i64, u64), ()>,
+    id: u64,
+    what: &'static str,
+    only: &str,
+    now_ms: i64,
+) -> Result<T, StoreError> {
+    let tx = store.db()?.begin_write()?;
+    let row = {
+        let mut table = tx.open_table(rows)?;
+        let mut row: T = match table.get(id)? {
+            Some(bytes) => codec::decode(bytes.value())?,
+            None => return Err(StoreError::not_found(what, id.to_string())),
+        };
+        if !row.requeue_failed(now_ms) {
+            return Err(StoreError::Conflict(format!(
+                "{what} {id} has not failed; {only}"
+            )));
+        }
+        table.insert(id, codec::encode(&row).as_slice())?;
+        tx.open_table(due)?.insert((now_ms, id), ())?;
+        row
+    };
+    tx.commit()?;
+    Ok(row)
 }
 
 /// Records one attempt on row `id` of a queue: the row, and its place in the due index.
@@ -292,27 +336,15 @@ impl Store {
 
     /// Puts a failed email back in the queue with a fresh set of attempts.
     pub fn retry_email(&self, id: u64, now_ms: i64) -> Result<OutboxEmail, StoreError> {
-        let tx = self.db()?.begin_write()?;
-        let row = {
-            let mut outbox = tx.open_table(tables::EMAIL_OUTBOX)?;
-            let mut row: OutboxEmail = match outbox.get(id)? {
-                Some(bytes) => codec::decode(bytes.value())?,
-                None => return Err(StoreError::not_found("email", id.to_string())),
-            };
-            if row.status != EmailStatus::Failed {
-                return Err(StoreError::Conflict(format!(
-                    "email {id} has not failed; only failed mail is retried"
-                )));
-            }
-            row.status = EmailStatus::Pending;
-            row.attempts = 0;
-            row.next_attempt_at_ms = now_ms;
-            outbox.insert(id, codec::encode(&row).as_slice())?;
-            tx.open_table(tables::EMAIL_DUE)?.insert((now_ms, id), ())?;
-            row
-        };
-        tx.commit()?;
-        Ok(row)
+        retry_failed(
+            self,
+            tables::EMAIL_OUTBOX,
+            tables::EMAIL_DUE,
+            id,
+            "email",
+            "only failed mail is retried",
+            now_ms,
+        )
     }
 
     /// Queues a test email to `to`.

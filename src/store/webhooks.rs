@@ -139,6 +139,16 @@ impl Queued for WebhookDelivery {
             }
         }
     }
+
+    fn requeue_failed(&mut self, now_ms: i64) -> bool {
+        if self.status != DeliveryStatus::Failed {
+            return false;
+        }
+        self.status = DeliveryStatus::Pending;
+        self.attempts = 0;
+        self.next_attempt_at_ms = now_ms;
+        true
+    }
 }
 
 pub(super) fn read_delivery(
