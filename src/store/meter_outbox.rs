@@ -12,6 +12,7 @@ use super::{
     outbox::{due_rows, next_seq, record_attempt, retry_failed, settle, Attempt, Queued, Settled},
     tables, Store, StoreError,
 };
+use crate::core::metering::period::Period;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,24 +83,30 @@ impl Queued for MeterEventRow {
     }
 }
 
-/// Adds overage detections to an org's pending count (inside the metering transaction).
+/// Adds overage detections to an org's pending count for `period` (inside the metering
+/// transaction).
 pub(super) fn add_pending(
     tx: &WriteTransaction,
     org_id: &str,
+    period: Period,
     overage: u64,
 ) -> Result<(), StoreError> {
     if overage == 0 {
         return Ok(());
     }
     let mut pending = tx.open_table(tables::METER_PENDING)?;
-    let before = pending.get(org_id)?.map(|v| v.value()).unwrap_or(0);
-    pending.insert(org_id, before.saturating_add(overage))?;
+    let key = (org_id, period.start_ms);
+    let before = pending.get(key)?.map(|v| v.value()).unwrap_or(0);
+    pending.insert(key, before.saturating_add(overage))?;
     Ok(())
 }
 
 impl Store {
-    /// Turns every org's pending overage into one batch row, for orgs Stripe knows (a
-    /// customer id); the others keep waiting. Returns the rows made.
+    /// Turns each org's pending overage into one batch row per period, for orgs Stripe knows
+    /// (a customer id); the others keep waiting. A batch is stamped inside its own period
+    /// (`Period::report_time_ms`), so usage that waited across a month end still lands on that
+    /// month's invoice; a period the clock has not reached yet (it stepped back) waits.
+    /// Returns the rows made.
     pub fn cut_meter_batches(&self, now_ms: i64) -> Result<Vec<MeterEventRow>, StoreError> {
         let tx = self.db()?.begin_write()?;
         let mut made = Vec::new();
@@ -108,11 +115,15 @@ impl Store {
             let accounts = tx.open_table(tables::BILLING_ACCOUNTS)?;
             let mut outbox = tx.open_table(tables::METER_OUTBOX)?;
             let mut due = tx.open_table(tables::METER_DUE)?;
-            let waiting: Vec<(String, u64)> = pending
+            let waiting: Vec<(String, i64, u64)> = pending
                 .iter()?
-                .map(|e| e.map(|(k, v)| (k.value().to_string(), v.value())))
+                .map(|e| e.map(|(k, v)| (k.value().0.to_string(), k.value().1, v.value())))
                 .collect::<Result<_, _>>()?;
-            for (org, value) in waiting {
+            for (org, period_start, value) in waiting {
+                let Some(report_ms) = Period::containing(period_start).report_time_ms(now_ms)
+                else {
+                    continue;
+                };
                 let Some(customer) = read_account(&accounts, &org)?.customer_id else {
                     continue;
                 };
@@ -123,7 +134,7 @@ impl Store {
                     org_id: org.clone(),
                     customer_id: customer,
                     value,
-                    timestamp: now_ms / 1000,
+                    timestamp: report_ms / 1000,
                     status: MeterStatus::Pending,
                     attempts: 0,
                     last_error: None,
@@ -132,7 +143,7 @@ impl Store {
                 };
                 outbox.insert(id, codec::encode(&row).as_slice())?;
                 due.insert((now_ms, id), ())?;
-                pending.remove(org.as_str())?;
+                pending.remove((org.as_str(), period_start))?;
                 made.push(row);
             }
         }
@@ -231,14 +242,18 @@ impl Store {
         Ok(row)
     }
 
-    /// Overage not yet batched, per org.
+    /// Overage not yet batched, per org (summed over periods).
     pub fn meter_pending(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let pending = tx.open_table(tables::METER_PENDING)?;
-        let mut out = Vec::new();
+        let mut out: Vec<(String, u64)> = Vec::new();
         for entry in pending.iter()? {
             let (k, v) = entry?;
-            out.push((k.value().to_string(), v.value()));
+            let org = k.value().0;
+            match out.last_mut() {
+                Some((last, sum)) if last == org => *sum += v.value(),
+                _ => out.push((org.to_string(), v.value())),
+            }
         }
         Ok(out)
     }

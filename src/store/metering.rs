@@ -103,8 +103,25 @@ pub(super) fn read_org_usage(
     now_ms: i64,
 ) -> Result<(QuotaPolicy, Usage), StoreError> {
     let policy = read_policy(policies, org_id)?;
-    let usage = read_usage(usage, org_id, Period::containing(now_ms), plan)?;
+    let period = counting_period(usage, org_id, now_ms)?;
+    let usage = read_usage(usage, org_id, period, plan)?;
     Ok((policy, usage))
+}
+
+/// The period the org's detections count into at `now_ms` (see `Period::for_counting`): the
+/// clock's, unless the org already has usage in a later one because the clock stepped back.
+fn counting_period(
+    usage: &impl ReadableTable<(&'static str, i64), &'static [u8]>,
+    org_id: &str,
+    now_ms: i64,
+) -> Result<Period, StoreError> {
+    let by_clock = Period::containing(now_ms);
+    let newest_later = usage
+        .range((org_id, by_clock.end_ms)..=(org_id, i64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().1);
+    Ok(Period::for_counting(now_ms, newest_later))
 }
 
 /// Counts `count` detections for `org_id` inside `tx`, with everything they trigger.
@@ -117,13 +134,14 @@ pub(super) fn meter_in_tx(
     let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
     let plan = &read_plan(&tx.open_table(tables::PLANS)?, &org.plan)?;
     let policy = read_policy(&tx.open_table(tables::QUOTA_POLICIES)?, org_id)?;
-    let period = Period::containing(now_ms);
     let mut usage_table = tx.open_table(tables::USAGE)?;
+    let period = counting_period(&usage_table, org_id, now_ms)?;
     let mut usage = read_usage(&usage_table, org_id, period, plan)?;
     let overage_before = usage.overage_calls;
     let crossings = quota::record(&mut usage, plan, &policy, count);
     if plan.overage_millicents.is_some() {
-        super::meter_outbox::add_pending(tx, org_id, usage.overage_calls - overage_before)?;
+        let overage = usage.overage_calls - overage_before;
+        super::meter_outbox::add_pending(tx, org_id, period, overage)?;
     }
     usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;
     drop(usage_table);
@@ -241,8 +259,8 @@ impl Store {
         let tx = self.db()?.begin_write()?;
         let org = read_org(&tx.open_table(tables::ORGS)?, org_id)?;
         let plan = read_plan(&tx.open_table(tables::PLANS)?, &org.plan)?;
-        let period = Period::containing(now_ms);
         let mut usage_table = tx.open_table(tables::USAGE)?;
+        let period = counting_period(&usage_table, org_id, now_ms)?;
         let before = read_usage(&usage_table, org_id, period, &plan)?;
         let fresh = Usage::new(period, &plan);
         usage_table.insert((org_id, period.start_ms), codec::encode(&fresh).as_slice())?;
@@ -376,8 +394,8 @@ pub(super) fn set_plan_in_tx(
     let from = std::mem::replace(&mut org.plan, plan.id.clone());
     orgs.insert(org_id, codec::encode(&org).as_slice())?;
     drop(orgs);
-    let period = Period::containing(now_ms);
     let mut usage_table = tx.open_table(tables::USAGE)?;
+    let period = counting_period(&usage_table, org_id, now_ms)?;
     let mut usage = read_usage(&usage_table, org_id, period, plan)?;
     usage.reprice(plan);
     usage_table.insert((org_id, period.start_ms), codec::encode(&usage).as_slice())?;

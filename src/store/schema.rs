@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 9;
+pub const CURRENT_SCHEMA_VERSION: u64 = 10;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -63,6 +63,11 @@ const LADDER: &[Step] = &[
         what:
             "create daily detection counts (they start from this version; older days stay unknown)",
         apply: create_v9_tables,
+    },
+    Step {
+        version: 10,
+        what: "keep pending Stripe usage by billing period (pending counts go to the org's newest period)",
+        apply: pending_usage_by_period,
     },
 ];
 
@@ -131,7 +136,7 @@ fn create_v6_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
 }
 
 fn create_v7_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(tables::METER_PENDING)?;
+    tx.open_table(tables::METER_PENDING_V7)?;
     tx.open_table(tables::METER_OUTBOX)?;
     tx.open_table(tables::METER_DUE)?;
     Ok(())
@@ -152,6 +157,35 @@ fn seed_promotions(tx: &WriteTransaction) -> Result<(), StoreError> {
 
 fn create_v9_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::USAGE_DAILY)?;
+    Ok(())
+}
+
+/// Moves each org's pending overage to the newest period it has usage in (where the overage
+/// was counted, unless the store sat offline across a month end, which version 9 could not
+/// tell), then drops the per-org table.
+fn pending_usage_by_period(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let waiting: Vec<(String, u64)> = {
+        let legacy = tx.open_table(tables::METER_PENDING_V7)?;
+        legacy
+            .iter()?
+            .map(|e| e.map(|(k, v)| (k.value().to_string(), v.value())))
+            .collect::<Result<_, _>>()?
+    };
+    let usage = tx.open_table(tables::USAGE)?;
+    let mut pending = tx.open_table(tables::METER_PENDING)?;
+    for (org, count) in waiting {
+        let newest = usage
+            .range((org.as_str(), i64::MIN)..=(org.as_str(), i64::MAX))?
+            .next_back()
+            .transpose()?
+            .map(|(k, _)| k.value().1);
+        let start = newest.unwrap_or_else(|| {
+            crate::core::metering::period::Period::containing(crate::clock::now_ms()).start_ms
+        });
+        pending.insert((org.as_str(), start), count)?;
+    }
+    drop((usage, pending));
+    tx.delete_table(tables::METER_PENDING_V7)?;
     Ok(())
 }
 
@@ -414,6 +448,35 @@ mod tests {
         migrate_to(&db, 8).unwrap();
         assert_eq!(migrate_to(&db, 9).unwrap(), 8);
         assert!(table_names(&db).iter().any(|n| n == "usage_daily"));
+    }
+
+    #[test]
+    fn step_10_moves_pending_usage_to_the_newest_period_of_each_org() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 9).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut usage = tx.open_table(tables::USAGE).unwrap();
+            for start in [1_000_i64, 5_000, 3_000] {
+                usage.insert(("org_a", start), [1_u8].as_slice()).unwrap();
+            }
+            let mut legacy = tx.open_table(tables::METER_PENDING_V7).unwrap();
+            legacy.insert("org_a", 42).unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(migrate_to(&db, 10).unwrap(), 9);
+        assert!(!table_names(&db).iter().any(|n| n == "meter_pending"));
+        let tx = db.begin_read().unwrap();
+        let pending = tx.open_table(tables::METER_PENDING).unwrap();
+        let rows: Vec<((String, i64), u64)> = pending
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                ((k.value().0.to_string(), k.value().1), v.value())
+            })
+            .collect();
+        assert_eq!(rows, vec![(("org_a".to_string(), 5_000), 42)]);
     }
 
     #[test]

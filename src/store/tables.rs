@@ -110,8 +110,9 @@ pub const INVOICES_MIRROR: TableDefinition<(&str, &str), &[u8]> =
 
 // Schema version 7: metered usage on its way to Stripe.
 
-/// Overage detections counted but not yet batched for Stripe: org id -> count.
-pub const METER_PENDING: TableDefinition<&str, u64> = TableDefinition::new("meter_pending");
+/// Versions 7 to 9 kept pending overage per org only (org id -> count); version 10 moved it
+/// to `METER_PENDING` by period and dropped this table.
+pub const METER_PENDING_V7: TableDefinition<&str, u64> = TableDefinition::new("meter_pending");
 
 /// Batches of overage detections for Stripe's Billing Meter, by sequence: `MeterEventRow`.
 pub const METER_OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("meter_outbox");
@@ -128,6 +129,13 @@ pub const PROMOTIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("promo
 
 /// Detections counted per org and UTC day: (org id, day start ms) -> count.
 pub const USAGE_DAILY: TableDefinition<(&str, i64), u64> = TableDefinition::new("usage_daily");
+
+// Schema version 10: pending overage by billing period.
+
+/// Overage detections counted but not yet batched for Stripe, by the period they were counted
+/// in, so each batch is reported inside its own period: (org id, period start ms) -> count.
+pub const METER_PENDING: TableDefinition<(&str, i64), u64> =
+    TableDefinition::new("meter_pending_by_period");
 
 /// Calls `$apply!(TABLE)` for every table above; backup and restore use it so that a table
 /// added here cannot be forgotten by them.
@@ -161,11 +169,11 @@ macro_rules! for_each_table {
         $apply!(tables::BILLING_ACCOUNTS);
         $apply!(tables::STRIPE_CUSTOMERS);
         $apply!(tables::INVOICES_MIRROR);
-        $apply!(tables::METER_PENDING);
         $apply!(tables::METER_OUTBOX);
         $apply!(tables::METER_DUE);
         $apply!(tables::PROMOTIONS);
         $apply!(tables::USAGE_DAILY);
+        $apply!(tables::METER_PENDING);
     };
 }
 pub(crate) use for_each_table;

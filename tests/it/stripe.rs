@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::support::{assert_error, get, post, python, send, start_with, Server};
 
-const SECRET: &str = "whsec_test_secret_0123456789";
+pub(crate) const SECRET: &str = "whsec_test_secret_0123456789";
 
 fn now() -> i64 {
     std::time::SystemTime::now()
@@ -20,7 +20,7 @@ fn now() -> i64 {
 }
 
 /// The `Stripe-Signature` header made by stripe-python's `generate_signature_header`.
-fn stripe_signature(payload: &str, timestamp: i64) -> String {
+pub(crate) fn stripe_signature(payload: &str, timestamp: i64) -> String {
     let out = Command::new(python())
         .args(["-c", "import stripe, sys; print(stripe.WebhookSignature.generate_signature_header(sys.argv[1], sys.argv[2], timestamp=int(sys.argv[3])))"])
         .args([payload, SECRET, &timestamp.to_string()])
@@ -40,7 +40,7 @@ fn deliver(server: &Server, event: &Value) -> (u16, Value) {
     raw(server, &payload, Some(&sig))
 }
 
-fn raw(server: &Server, payload: &str, signature: Option<&str>) -> (u16, Value) {
+pub(crate) fn raw(server: &Server, payload: &str, signature: Option<&str>) -> (u16, Value) {
     let mut req =
         ureq::post(&server.url("/v1/stripe/webhook")).set("Content-Type", "application/json");
     if let Some(s) = signature {
@@ -55,12 +55,12 @@ fn raw(server: &Server, payload: &str, signature: Option<&str>) -> (u16, Value) 
     }
 }
 
-struct Setup {
-    server: Server,
-    admin: String,
-    org: String,
-    key: String,
-    service: String,
+pub(crate) struct Setup {
+    pub server: Server,
+    pub admin: String,
+    pub org: String,
+    pub key: String,
+    pub service: String,
 }
 
 fn setup(dir: &std::path::Path) -> Setup {
@@ -111,7 +111,7 @@ fn provision(server: Server) -> Setup {
     }
 }
 
-fn checkout_completed(id: &str, org: &str, created: i64) -> Value {
+pub(crate) fn checkout_completed(id: &str, org: &str, created: i64) -> Value {
     json!({"id": id, "object": "event", "type": "checkout.session.completed", "created": created, "data": {"object": {
         "id": "cs_test_1", "object": "checkout.session", "client_reference_id": org, "customer": "cus_123",
         "subscription": "sub_123", "metadata": {"plan": "standard"}}}})
@@ -404,13 +404,13 @@ fn a_suspended_account_gets_402_until_it_is_restored() {
 }
 
 /// The in-repo fake Stripe (tests/it/fake_stripe.py) on a loopback port.
-struct FakeStripe {
+pub(crate) struct FakeStripe {
     child: std::process::Child,
     base: String,
 }
 
 impl FakeStripe {
-    fn start() -> FakeStripe {
+    pub fn start() -> FakeStripe {
         use std::io::BufRead;
         let port = crate::support::free_port();
         let script =
@@ -439,7 +439,7 @@ impl FakeStripe {
             .unwrap();
     }
 
-    fn seen(&self) -> Value {
+    pub fn seen(&self) -> Value {
         ureq::get(&format!("{}/_requests", self.base))
             .call()
             .unwrap()
@@ -456,6 +456,22 @@ impl Drop for FakeStripe {
 }
 
 fn setup_online(dir: &std::path::Path, stripe: &FakeStripe, interval_ms: &str) -> Setup {
+    setup_online_with(dir, stripe, interval_ms, &[])
+}
+
+/// Like `setup_online`, with more environment for the server (e.g. a fake clock).
+pub(crate) fn setup_online_with(
+    dir: &std::path::Path,
+    stripe: &FakeStripe,
+    interval_ms: &str,
+    env: &[(&str, &str)],
+) -> Setup {
+    let mut all_env = vec![
+        ("DRIFTLOCK_STRIPE_WEBHOOK_SECRET", SECRET),
+        ("DRIFTLOCK_STRIPE_SECRET_KEY", "sk_test_driftlock"),
+        ("DRIFTLOCK_STRIPE_PUBLISHABLE_KEY", "pk_test_driftlock"),
+    ];
+    all_env.extend_from_slice(env);
     provision(start_with(
         dir,
         &[
@@ -470,11 +486,7 @@ fn setup_online(dir: &std::path::Path, stripe: &FakeStripe, interval_ms: &str) -
             "--rate-limit-per-sec",
             "0",
         ],
-        &[
-            ("DRIFTLOCK_STRIPE_WEBHOOK_SECRET", SECRET),
-            ("DRIFTLOCK_STRIPE_SECRET_KEY", "sk_test_driftlock"),
-            ("DRIFTLOCK_STRIPE_PUBLISHABLE_KEY", "pk_test_driftlock"),
-        ],
+        &all_env,
     ))
 }
 

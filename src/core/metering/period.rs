@@ -1,5 +1,10 @@
 //! Billing periods: calendar months in UTC, `[start, end)` in epoch milliseconds. Local
 //! metering uses these; a Stripe subscription's own period can replace them per org later.
+//!
+//! The wall clock can step (NTP corrections, a VM resumed, an operator's mistake), so two rules
+//! keep a billing period closed once it has ended: detections count into the newest period an
+//! org has already started even when the clock reads earlier ([`Period::for_counting`]), and
+//! usage is reported to Stripe with a time inside its own period ([`Period::report_time_ms`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +35,33 @@ impl Period {
 
     pub fn contains(&self, t_ms: i64) -> bool {
         self.start_ms <= t_ms && t_ms < self.end_ms
+    }
+
+    /// The period detections made at `now_ms` count into, given the start of the newest period
+    /// the org has counted in (if any): the one containing `now_ms`, unless the clock has
+    /// stepped back behind a period already started, which then stays the current one. A
+    /// period that has ended is never reopened.
+    pub fn for_counting(now_ms: i64, newest_started_ms: Option<i64>) -> Period {
+        let by_clock = Period::containing(now_ms);
+        match newest_started_ms {
+            Some(start) if start > by_clock.start_ms => Period::containing(start),
+            _ => by_clock,
+        }
+    }
+
+    /// The time (epoch ms) to report this period's usage at, when reporting at `now_ms`: now
+    /// while the period runs, its last second once it has ended (so the usage lands on the
+    /// period's invoice however late it is sent), and `None` before it has begun by the clock
+    /// (usage counted into it after the clock stepped back waits until the clock catches up;
+    /// Stripe refuses event times in the future).
+    pub fn report_time_ms(&self, now_ms: i64) -> Option<i64> {
+        if now_ms < self.start_ms {
+            None
+        } else if now_ms < self.end_ms {
+            Some(now_ms)
+        } else {
+            Some(self.end_ms - 1_000)
+        }
     }
 
     /// Whole seconds from `now_ms` until the period ends, at least 1.
@@ -75,5 +107,36 @@ mod tests {
         assert_eq!(p.seconds_left(p.end_ms - 1), 1);
         assert_eq!(p.seconds_left(p.end_ms + 5_000), 1);
         assert_eq!(p.seconds_left(p.end_ms - 86_400_000), 86_400);
+    }
+
+    #[test]
+    fn a_clock_stepping_back_does_not_reopen_an_ended_period() {
+        let nov = Period::containing(NOV_25_2026);
+        let dec = Period::containing(nov.end_ms);
+        assert_eq!(Period::for_counting(NOV_25_2026, None), nov);
+        assert_eq!(Period::for_counting(NOV_25_2026, Some(nov.start_ms)), nov);
+        // The clock moved forward past older periods: the clock's period wins.
+        assert_eq!(Period::for_counting(nov.end_ms, Some(nov.start_ms)), dec);
+        // December was started, then the clock stepped back into November.
+        assert_eq!(
+            Period::for_counting(nov.end_ms - 60_000, Some(dec.start_ms)),
+            dec
+        );
+        assert_eq!(
+            Period::for_counting(nov.start_ms - 1, Some(dec.start_ms)),
+            dec
+        );
+    }
+
+    #[test]
+    fn usage_is_reported_inside_its_own_period() {
+        let nov = Period::containing(NOV_25_2026);
+        assert_eq!(nov.report_time_ms(NOV_25_2026), Some(NOV_25_2026));
+        let late = nov.end_ms + 3 * 86_400_000;
+        let at = nov.report_time_ms(late).unwrap();
+        assert!(nov.contains(at) && at == nov.end_ms - 1_000);
+        assert_eq!(Period::containing(at), nov);
+        assert_eq!(nov.report_time_ms(nov.start_ms - 1), None, "not begun yet");
+        assert_eq!(nov.report_time_ms(nov.start_ms), Some(nov.start_ms));
     }
 }
