@@ -95,8 +95,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(listen = %config.listen, data_dir = %config.data_dir.display(), "configuration resolved");
 
     prepare_data_dir(&config.data_dir)?;
-    let store = Store::open(&config.data_dir)
+    let (store, unwritable) = Store::open_or_wait(&config.data_dir)
         .with_context(|| format!("while opening the store in {}", config.data_dir.display()))?;
+    if let Some(e) = unwritable {
+        tracing::error!(
+            data_dir = %config.data_dir.display(),
+            error = %e,
+            "the store cannot be opened for writing (read-only data directory or file system?); \
+             every call answers 503 and /readyz reports it until it can, which is retried every second"
+        );
+    }
     let (admin_token, token_path) = settle_admin_token(&config)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

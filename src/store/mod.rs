@@ -32,7 +32,7 @@ use std::{
 use redb::{Database, ReadableDatabase};
 use std::sync::{
     atomic::{AtomicBool, Ordering},
-    RwLock,
+    Mutex, RwLock,
 };
 
 pub use audit::AuditEvent;
@@ -121,6 +121,17 @@ impl StoreError {
         }
     }
 
+    /// Whether the storage refuses writing outright: permissions or a read-only file system.
+    pub fn is_unwritable(&self) -> bool {
+        let StoreError::Backend(redb::Error::Io(io)) = self else {
+            return false;
+        };
+        matches!(
+            io.kind(),
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+        )
+    }
+
     pub fn not_found(entity: &'static str, id: impl Into<String>) -> Self {
         StoreError::NotFound {
             entity,
@@ -144,9 +155,12 @@ pub struct Store {
 }
 
 struct Inner {
-    /// `None` only while the database is being reopened after a storage failure.
+    /// `None` while the database is being reopened after a storage failure, or while it
+    /// cannot be opened for writing at all (a read-only data directory).
     db: RwLock<Option<Arc<Database>>>,
     path: PathBuf,
+    /// Why the database could not be opened, while that lasts (for errors and `/readyz`).
+    open_failure: Mutex<Option<String>>,
 }
 
 impl Store {
@@ -161,23 +175,61 @@ impl Store {
             version = schema::CURRENT_SCHEMA_VERSION,
             "store open"
         );
-        Ok(Store {
+        Ok(Store::with_database(Some(db), path))
+    }
+
+    /// Opens the store like [`Store::open`]; but when its file exists and cannot be opened
+    /// for writing (a read-only data directory, file or file system), gives a store that
+    /// answers `Unavailable` until the store-health worker manages to open it, with the reason.
+    /// A store that does not exist yet is not waited for: there is nothing to serve.
+    pub fn open_or_wait(data_dir: &Path) -> Result<(Store, Option<StoreError>), StoreError> {
+        let path = data_dir.join(DB_FILE);
+        match Store::open(data_dir) {
+            Ok(store) => Ok((store, None)),
+            Err(e) if e.is_unwritable() && path.exists() => {
+                let store = Store::with_database(None, path.clone());
+                *store.open_failure() = Some(format!(
+                    "{} cannot be opened for writing ({e}); it is retried every second",
+                    path.display()
+                ));
+                STORAGE_FAULT.store(true, Ordering::Release);
+                Ok((store, Some(e)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn with_database(db: Option<Database>, path: PathBuf) -> Store {
+        Store {
             inner: Arc::new(Inner {
-                db: RwLock::new(Some(Arc::new(db))),
+                db: RwLock::new(db.map(Arc::new)),
                 path,
+                open_failure: Mutex::new(None),
             }),
-        })
+        }
+    }
+
+    fn open_failure(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.inner
+            .open_failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     pub(crate) fn db(&self) -> Result<Arc<Database>, StoreError> {
-        self.inner
+        let db = self
+            .inner
             .db
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone()
-            .ok_or_else(|| {
-                StoreError::Unavailable("the database is reopening after a storage failure".into())
-            })
+            .clone();
+        db.ok_or_else(|| {
+            StoreError::Unavailable(
+                self.open_failure()
+                    .clone()
+                    .unwrap_or_else(|| "the database is reopening after a storage failure".into()),
+            )
+        })
     }
 
     /// The schema version recorded in the store.
@@ -219,9 +271,20 @@ impl Store {
             // busy moment just means another try on the next pass.
             let mut slot = self.inner.db.write().unwrap_or_else(|e| e.into_inner());
             *slot = None;
-            let db = Database::create(&self.inner.path)?;
+            let db = Database::create(&self.inner.path).map_err(StoreError::from);
+            let db = match db.and_then(|db| schema::migrate(&db).map(|_| db)) {
+                Ok(db) => db,
+                Err(e) => {
+                    *self.open_failure() = Some(format!(
+                        "{} cannot be opened for writing ({e}); it is retried every second",
+                        self.inner.path.display()
+                    ));
+                    return Err(e);
+                }
+            };
             *slot = Some(Arc::new(db));
             drop(slot);
+            *self.open_failure() = None;
             tracing::warn!(path = %self.inner.path.display(), "store reopened after a storage failure");
             probe()?;
         }

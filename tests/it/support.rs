@@ -44,7 +44,15 @@ pub fn start_with(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Serv
 }
 
 /// Runs `cmd`, reads the bound address from its first stdout line and waits for `/readyz`.
-pub fn launch(mut cmd: Command, data_dir: &Path) -> Server {
+pub fn launch(cmd: Command, data_dir: &Path) -> Server {
+    let server = launch_unready(cmd, data_dir);
+    server.wait_ready();
+    server
+}
+
+/// Runs `cmd` and reads the bound address from its first stdout line, without waiting for
+/// `/readyz` (for servers expected to start unready).
+pub fn launch_unready(mut cmd: Command, data_dir: &Path) -> Server {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -79,14 +87,12 @@ pub fn launch(mut cmd: Command, data_dir: &Path) -> Server {
         .strip_prefix("driftlock listening on ")
         .unwrap_or_else(|| panic!("unexpected banner {first:?}"))
         .to_string();
-    let server = Server {
+    Server {
         child: Some(child),
         base,
         data_dir: data_dir.to_path_buf(),
         stderr: Some(stderr_thread),
-    };
-    server.wait_ready();
-    server
+    }
 }
 
 pub fn start(data_dir: &Path) -> Server {
