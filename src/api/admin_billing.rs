@@ -367,13 +367,14 @@ impl AdminBillingApi {
     )]
     async fn retry_email(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         email_id: Path<u64>,
     ) -> ApiResult<Json<OutboxEmailView>> {
         let store = state.store.clone();
         let now = clock::now_ms();
-        let row = blocking(move || store.retry_email(email_id.0, now)).await?;
+        let actor = auth.actor.clone();
+        let row = blocking(move || store.retry_email(email_id.0, &actor, now)).await?;
         Ok(Json(row.into()))
     }
 

@@ -252,13 +252,14 @@ impl AdminOverviewApi {
     )]
     async fn retry_meter(
         &self,
-        _auth: AdminAuth,
+        auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         event_id: Path<u64>,
     ) -> ApiResult<Json<MeterEventView>> {
         let store = state.store.clone();
         let now = clock::now_ms();
-        let row = blocking(move || store.retry_meter_event(event_id.0, now)).await?;
+        let actor = auth.actor.clone();
+        let row = blocking(move || store.retry_meter_event(event_id.0, &actor, now)).await?;
         Ok(Json(row.into()))
     }
 }

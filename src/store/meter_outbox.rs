@@ -49,6 +49,19 @@ impl Versioned for MeterEventRow {
 }
 
 impl Queued for MeterEventRow {
+    const NAME: &'static str = "meter event";
+    const RETRY_RULE: &'static str = "only failed batches are retried";
+
+    fn retry_billing_action(&self) -> Option<(String, &'static str, serde_json::Value)> {
+        let detail = serde_json::json!({
+            "meter_event": self.id,
+            "identifier": self.identifier,
+            "value": self.value,
+            "last_error": self.last_error,
+        });
+        Some((self.org_id.clone(), "stripe_usage_retried", detail))
+    }
+
     fn due_at_ms(&self) -> i64 {
         self.next_attempt_at_ms
     }
@@ -188,14 +201,19 @@ impl Store {
 
     /// Puts a failed meter batch back in the queue with a fresh set of attempts (same
     /// identifier, so Stripe still counts it once).
-    pub fn retry_meter_event(&self, id: u64, now_ms: i64) -> Result<MeterEventRow, StoreError> {
+    /// Recorded as the billing action `stripe_usage_retried` by `actor`.
+    pub fn retry_meter_event(
+        &self,
+        id: u64,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<MeterEventRow, StoreError> {
         retry_failed(
             self,
             tables::METER_OUTBOX,
             tables::METER_DUE,
             id,
-            "meter event",
-            "only failed batches are retried",
+            actor,
             now_ms,
         )
     }
@@ -256,5 +274,51 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Attempt, NewOrg};
+
+    #[test]
+    fn retrying_a_failed_batch_is_a_billing_action_and_other_retries_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let new = NewOrg {
+            id: "org_1".into(),
+            name: "Acme".into(),
+            billing_email: None,
+            plan: "standard".into(),
+        };
+        store.create_org(new, "test", 0).unwrap();
+        let row = store
+            .enqueue_meter_correction("org_1", "cus_1", 12, 1_000)
+            .unwrap();
+        let refused = store.retry_meter_event(row.id, "admin", 2_000).unwrap_err();
+        assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
+        let gave_up = Attempt::GiveUp {
+            error: "Stripe answered 500".into(),
+        };
+        store.record_meter_attempt(row.id, gave_up, 3_000).unwrap();
+
+        let retried = store
+            .retry_meter_event(row.id, "session:ops", 4_000)
+            .unwrap();
+        assert_eq!(retried.status, MeterStatus::Pending);
+        let actions = store.list_billing_actions(Some("org_1"), 10).unwrap();
+        let logged = actions
+            .iter()
+            .find(|a| a.action == "stripe_usage_retried")
+            .expect("the retry is in the billing actions");
+        assert_eq!(logged.actor, "session:ops");
+        assert_eq!(logged.detail["value"], 12);
+        assert_eq!(logged.detail["last_error"], "Stripe answered 500");
+        let retries = actions
+            .iter()
+            .filter(|a| a.action == "stripe_usage_retried")
+            .count();
+        assert_eq!(retries, 1, "the refused retry logged nothing");
     }
 }

@@ -179,9 +179,21 @@ pub(super) trait Queued: Versioned {
     /// A failed row goes back to pending, due at `now_ms`, with a fresh set of attempts;
     /// false (and no change) for a row that has not failed.
     fn requeue_failed(&mut self, now_ms: i64) -> bool;
+    /// What a row is called in errors, e.g. `email`.
+    const NAME: &'static str;
+    /// Why a retry was refused, e.g. `only failed mail is retried`.
+    const RETRY_RULE: &'static str;
+    /// The billing action an operator's retry of this row records, as (org, action, detail),
+    /// for rows that carry billing data; none for rows whose retry is only operational.
+    fn retry_billing_action(&self) -> Option<(String, &'static str, serde_json::Value)> {
+        None
+    }
 }
 
 impl Queued for OutboxEmail {
+    const NAME: &'static str = "email";
+    const RETRY_RULE: &'static str = "only failed mail is retried";
+
     fn due_at_ms(&self) -> i64 {
         self.next_attempt_at_ms
     }
@@ -245,8 +257,7 @@ pub(super) fn retry_failed<T: Queued>(
     rows: redb::TableDefinition<u64, &'static [u8]>,
     due: redb::TableDefinition<(i64, u64), ()>,
     id: u64,
-    what: &'static str,
-    only: &str,
+    actor: &str,
     now_ms: i64,
 ) -> Result<T, StoreError> {
     let tx = store.db()?.begin_write()?;
@@ -254,17 +265,22 @@ pub(super) fn retry_failed<T: Queued>(
         let mut table = tx.open_table(rows)?;
         let mut row: T = match table.get(id)? {
             Some(bytes) => codec::decode(bytes.value())?,
-            None => return Err(StoreError::not_found(what, id.to_string())),
+            None => return Err(StoreError::not_found(T::NAME, id.to_string())),
         };
         if !row.requeue_failed(now_ms) {
             return Err(StoreError::Conflict(format!(
-                "{what} {id} has not failed; {only}"
+                "{} {id} has not failed; {}",
+                T::NAME,
+                T::RETRY_RULE
             )));
         }
         table.insert(id, codec::encode(&row).as_slice())?;
         tx.open_table(due)?.insert((now_ms, id), ())?;
         row
     };
+    if let Some((org_id, action, detail)) = row.retry_billing_action() {
+        record_billing_action(&tx, Some(&org_id), actor, action, detail, now_ms)?;
+    }
     tx.commit()?;
     Ok(row)
 }
@@ -334,15 +350,19 @@ impl Store {
         )
     }
 
-    /// Puts a failed email back in the queue with a fresh set of attempts.
-    pub fn retry_email(&self, id: u64, now_ms: i64) -> Result<OutboxEmail, StoreError> {
+    /// Puts a failed email back in the queue with a fresh set of attempts (asked by `actor`).
+    pub fn retry_email(
+        &self,
+        id: u64,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<OutboxEmail, StoreError> {
         retry_failed(
             self,
             tables::EMAIL_OUTBOX,
             tables::EMAIL_DUE,
             id,
-            "email",
-            "only failed mail is retried",
+            actor,
             now_ms,
         )
     }

@@ -116,6 +116,9 @@ impl Store {
 }
 
 impl Queued for WebhookDelivery {
+    const NAME: &'static str = "webhook delivery";
+    const RETRY_RULE: &'static str = "only failed deliveries are retried";
+
     fn due_at_ms(&self) -> i64 {
         self.next_attempt_at_ms
     }
