@@ -3,12 +3,17 @@
 //!
 //! The wall clock can step (NTP corrections, a VM resumed, an operator's mistake), so two rules
 //! keep a billing period closed once it has ended: detections count into the newest period an
-//! org has already started even when the clock reads earlier ([`Period::for_counting`]), and
-//! usage is reported to Stripe with a time inside its own period ([`Period::report_time_ms`]).
+//! org has already started even when the clock reads a little earlier
+//! ([`Period::for_counting`]), and usage is reported to Stripe with a time inside its own
+//! period ([`Period::report_time_ms`]).
 
 use serde::{Deserialize, Serialize};
 
 use crate::core::calendar::{civil_from_days, days_from_civil, MS_PER_DAY};
+
+/// How far the clock may step back behind a started period and still count into it: clock
+/// corrections (NTP, a resumed VM) are seconds to hours; a clock days behind is taken as right.
+pub const STEP_BACK_TOLERANCE_MS: i64 = 86_400_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Period {
@@ -39,12 +44,18 @@ impl Period {
 
     /// The period detections made at `now_ms` count into, given the start of the newest period
     /// the org has counted in (if any): the one containing `now_ms`, unless the clock has
-    /// stepped back behind a period already started, which then stays the current one. A
-    /// period that has ended is never reopened.
+    /// stepped back (by at most [`STEP_BACK_TOLERANCE_MS`]) behind a period already started,
+    /// which then stays the current one, so an ended period is not reopened by a clock
+    /// correction. A clock further behind wins: the later period came from a clock that was
+    /// wrong, and a year of detections must not pile up in it.
     pub fn for_counting(now_ms: i64, newest_started_ms: Option<i64>) -> Period {
         let by_clock = Period::containing(now_ms);
         match newest_started_ms {
-            Some(start) if start > by_clock.start_ms => Period::containing(start),
+            Some(start)
+                if start > by_clock.start_ms && start - now_ms <= STEP_BACK_TOLERANCE_MS =>
+            {
+                Period::containing(start)
+            }
             _ => by_clock,
         }
     }
@@ -122,9 +133,17 @@ mod tests {
             Period::for_counting(nov.end_ms - 60_000, Some(dec.start_ms)),
             dec
         );
+        let a_day_back = dec.start_ms - STEP_BACK_TOLERANCE_MS;
+        assert_eq!(Period::for_counting(a_day_back, Some(dec.start_ms)), dec);
+        // Further back, the later period came from a wrong clock: the clock wins.
         assert_eq!(
-            Period::for_counting(nov.start_ms - 1, Some(dec.start_ms)),
-            dec
+            Period::for_counting(a_day_back - 1, Some(dec.start_ms)),
+            nov
+        );
+        let next_year = Period::containing(dec.start_ms + 365 * 86_400_000);
+        assert_eq!(
+            Period::for_counting(NOV_25_2026, Some(next_year.start_ms)),
+            nov
         );
     }
 
