@@ -295,13 +295,16 @@ fn print_banner(addr: &str, config: &Config, token_path: Option<&Path>) {
         Some(path) => format!("admin token:  in {}", path.display()),
         None => "admin token:  as configured".to_string(),
     };
-    // Tests and scripts read the first line to learn the bound address.
-    println!("driftlock listening on http://{addr}");
-    println!("  admin UI:     http://{addr}/admin/");
-    println!("  API docs:     http://{addr}/docs");
-    println!("  data:         {}", config.data_dir.display());
-    println!("  {token_line}");
-    let _ = std::io::stdout().flush();
+    // Tests and scripts read the first line to learn the bound address. Written without
+    // `println!`, which would end the server if whoever started it closed stdout (a pipe read
+    // for one line, a closed terminal): the banner is a courtesy, the log says the same.
+    let banner = format!(
+        "driftlock listening on http://{addr}\n  admin UI:     http://{addr}/admin/\n  \
+         API docs:     http://{addr}/docs\n  data:         {}\n  {token_line}\n",
+        config.data_dir.display()
+    );
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(banner.as_bytes()).and_then(|()| out.flush());
 }
 
 fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {

@@ -21,7 +21,7 @@ use crate::{
         quota::{self, Admission, OnExceed, QuotaPolicy},
         usage::Usage,
     },
-    store::{page_limit, MeterOutcome, MeterSnapshot},
+    store::{page_limit, MeterOutcome, MeterSnapshot, Remembered},
 };
 
 pub struct UsageApi;
@@ -266,7 +266,6 @@ impl UsageApi {
                 usage: report(&org_id, &snapshot.plan, &snapshot.policy, &snapshot.usage),
             }));
         }
-        admit(&snapshot, &state.dunning_policy, now)?;
         let key = match body.idempotency_key.as_deref() {
             Some(k) if k.is_empty() || k.len() > 255 => {
                 return Err(ApiError::validation(
@@ -278,6 +277,26 @@ impl UsageApi {
             None => None,
         };
         let fingerprint = format!("{}:{count}", body.anomaly);
+        // A retry of a call already counted gets its answer even at the quota limit (which that
+        // very call may have reached): the key is looked at before admission.
+        if let Some(key) = &key {
+            match state
+                .store
+                .org(&org_id)
+                .remembered(key, &fingerprint, now)?
+            {
+                Remembered::Nothing => {}
+                Remembered::Answer(_) => {
+                    return Ok(Json(MeterUsageResult {
+                        counted: count,
+                        replayed: true,
+                        usage: report(&org_id, &snapshot.plan, &snapshot.policy, &snapshot.usage),
+                    }))
+                }
+                Remembered::KeyReused => return Err(ApiError::IdempotencyKeyReused),
+            }
+        }
+        admit(&snapshot, &state.dunning_policy, now)?;
         let store = state.store.clone();
         let outcome = blocking(move || {
             store.meter(

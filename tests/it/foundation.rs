@@ -570,3 +570,46 @@ fn cors_is_off_by_default_and_follows_the_allow_list() {
         .unwrap();
     assert_eq!(resp.header("access-control-allow-origin"), None);
 }
+
+/// Whoever starts the server may close its stdout (a pipe read for one line, a closed
+/// terminal): the banner is then lost, not the server.
+#[test]
+fn a_closed_stdout_does_not_stop_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let serve = support::serve_command(dir.path(), &[], &[]);
+    let args: Vec<String> = serve
+        .get_args()
+        .map(|a| a.to_string_lossy().replace("127.0.0.1:0", &listen))
+        .collect();
+    let mut cmd = Command::new(support::BIN);
+    cmd.args(&args)
+        .envs(serve.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env_remove("DRIFTLOCK_ADMIN_TOKEN")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take()); // the reading end closes before the banner is written
+    let url = format!("http://{listen}/readyz");
+    let mut ready = false;
+    for _ in 0..300 {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the server exited with {status} when its stdout was closed");
+        }
+        if ureq::get(&url).call().is_ok_and(|r| r.status() == 200) {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let still_running = child.try_wait().unwrap().is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        ready && still_running,
+        "ready {ready}, running {still_running}"
+    );
+}

@@ -324,6 +324,22 @@ fn meter_usage_idempotency_keys() {
     let (s, b) = post(&server, "/v1/meter-usage", Some(&f.service), &other);
     assert_error(s, &b, 409, "idempotency_key_reused");
 
+    // A call that reaches the quota limit is answered the same way when retried: the retry
+    // is not refused with 429 as if nothing had been counted (developer plan, soft cap 120%).
+    let capped = fixture(&server, "developer");
+    let to_the_cap = json!({"organization_id": capped.org, "anomaly": true, "count": 12_000, "idempotency_key": "fill"});
+    let (s, first) = post(&server, "/v1/meter-usage", Some(&f.service), &to_the_cap);
+    assert_eq!((s, &first["replayed"]), (200, &json!(false)), "{first}");
+    let (s, again) = post(&server, "/v1/meter-usage", Some(&f.service), &to_the_cap);
+    assert_eq!(
+        (s, &again["replayed"], &again["usage"]["total_calls"]),
+        (200, &json!(true), &json!(12_000)),
+        "{again}"
+    );
+    let fresh = json!({"organization_id": capped.org, "anomaly": true, "count": 1, "idempotency_key": "new"});
+    let (s, b) = post(&server, "/v1/meter-usage", Some(&f.service), &fresh);
+    assert_eq!((s, &b["code"]), (429, &json!("quota_exceeded")), "{b}");
+
     // Scopes and validation.
     let (s, b) = post(&server, "/v1/meter-usage", Some(&f.org_key), &body);
     assert_error(s, &b, 403, "forbidden");
