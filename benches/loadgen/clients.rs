@@ -14,7 +14,7 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use super::{
-    http::{bearer, exchange, Answer, Payload},
+    http::{bearer, exchange, keyed_post, Answer, Payload},
     replay::{same_body, same_metering, Sameness},
     routes::{Kind, Route},
     setup::Fleet,
@@ -203,11 +203,10 @@ impl<'a> Client<'a> {
         let replay_key = self.replay_key();
         let url = format!("{}/v1/streams/{stream}/events", shared.base);
         let send = |agent: &ureq::Agent, idem: Option<&str>| {
-            let mut request = agent.post(&url).set("Authorization", key);
-            if let Some(k) = idem {
-                request = request.set("Idempotency-Key", k);
-            }
-            exchange(request, Payload::Ndjson(&batch.body))
+            exchange(
+                keyed_post(agent, &url, key, idem),
+                Payload::Ndjson(&batch.body),
+            )
         };
         let routes = (Route::StreamEvents, Route::StreamReplay);
         let settled = self.send_billable(
@@ -256,11 +255,10 @@ impl<'a> Client<'a> {
         let replay_key = self.replay_key();
         let url = format!("{}/v1/monitors/{}/points", shared.base, feed.id);
         let send = |agent: &ureq::Agent, idem: Option<&str>| {
-            let mut request = agent.post(&url).set("Authorization", key);
-            if let Some(k) = idem {
-                request = request.set("Idempotency-Key", k);
-            }
-            exchange(request, Payload::Json(&batch.body))
+            exchange(
+                keyed_post(agent, &url, key, idem),
+                Payload::Json(&batch.body),
+            )
         };
         let routes = (Route::MonitorPoints, Route::MonitorReplay);
         let settled = self.send_billable(

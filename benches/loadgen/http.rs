@@ -73,6 +73,20 @@ pub fn exchange(request: ureq::Request, payload: Payload) -> Answer {
     }
 }
 
+/// A POST to `url` with `authorization`, and an `Idempotency-Key` when given.
+pub fn keyed_post(
+    agent: &ureq::Agent,
+    url: &str,
+    authorization: &str,
+    idempotency_key: Option<&str>,
+) -> ureq::Request {
+    let request = agent.post(url).set("Authorization", authorization);
+    match idempotency_key {
+        Some(k) => request.set("Idempotency-Key", k),
+        None => request,
+    }
+}
+
 /// An `Authorization: Bearer` header value.
 pub fn bearer(secret: &str) -> String {
     format!("Bearer {secret}")
