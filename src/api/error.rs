@@ -4,7 +4,7 @@
 //! raised by poem itself (unknown route, bad JSON, wrong content type) are mapped here too.
 
 use poem::{
-    error::{MethodNotAllowedError, NotFoundError, ResponseError},
+    error::{MethodNotAllowedError, NotFoundError, ReadBodyError, ResponseError},
     http::StatusCode,
     IntoResponse, Response,
 };
@@ -54,6 +54,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("the request body is not valid JSON for this operation: {0}")]
     InvalidJson(String),
+    #[error("the request body is not UTF-8 text: {0}")]
+    InvalidEncoding(String),
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
@@ -124,6 +126,7 @@ impl ApiError {
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
+            ApiError::InvalidEncoding(_) => (StatusCode::BAD_REQUEST, "invalid_encoding"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
@@ -207,6 +210,9 @@ impl ApiError {
         if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
             return ApiError::InvalidJson(e.reason.clone());
         }
+        if let Some(ReadBodyError::Utf8(e)) = err.downcast_ref::<ReadBodyError>() {
+            return ApiError::InvalidEncoding(e.to_string());
+        }
         if let Some(e) = err.downcast_ref::<ContentTypeError>() {
             return ApiError::UnsupportedMediaType(e.to_string());
         }
@@ -285,7 +291,7 @@ impl IntoResponse for ApiError {
 const DOCUMENTED: &[(u16, &str)] = &[
     (
         400,
-        "Bad request: invalid JSON or parameters (`invalid_json`, `bad_request`)",
+        "Bad request: invalid JSON, text that is not UTF-8, or bad parameters (`invalid_json`, `invalid_encoding`, `bad_request`)",
     ),
     (401, "No key, or a wrong or revoked key (`unauthorized`)"),
     (

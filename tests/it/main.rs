@@ -7,6 +7,7 @@ mod durability;
 mod email;
 mod faults;
 mod foundation;
+mod hostile;
 mod load;
 mod metering;
 mod monitors;
