@@ -4,8 +4,10 @@ sources` would, offline: each comes from crates.io, and its SPDX license express
 with licenses on the allow-list below (permissive licenses that let the appliance be shipped as
 one statically linked binary). Prints a summary; exits 1 naming every crate that fails.
 
-Known vulnerabilities are not checked here: the RustSec advisory database is fetched from
-GitHub, which the build machines cannot reach. With network access run `cargo audit`.
+Also checks that every crate named in Cargo.lock (all platforms) was reviewed against the
+RustSec advisory database: it must be listed in .cargo/advisories-reviewed.txt, so a new dependency
+cannot slip past scripts/audit-dependencies.sh, which runs `cargo audit` against the reviewed
+snapshot under .cargo/advisory-db (see docs/RELIABILITY.md).
 
 Usage: scripts/check-dependencies.py   (from the repository root)
 """
@@ -13,8 +15,10 @@ Usage: scripts/check-dependencies.py   (from the repository root)
 import collections
 import json
 import re
+import pathlib
 import subprocess
 import sys
+import tomllib
 
 ALLOWED = {
     "0BSD", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "BSL-1.0", "CC0-1.0",
@@ -75,6 +79,18 @@ def satisfiable(expression):
     return ok
 
 
+def unreviewed_crates():
+    """Crate names in Cargo.lock that .cargo/advisories-reviewed.txt does not list."""
+    with open("Cargo.lock", "rb") as lock:
+        locked = {p["name"] for p in tomllib.load(lock)["package"] if "source" in p}
+    reviewed = {
+        line.strip()
+        for line in pathlib.Path(".cargo/advisories-reviewed.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    return len(locked), sorted(locked - reviewed)
+
+
 def main():
     host = next(
         line.split(": ", 1)[1]
@@ -109,6 +125,12 @@ def main():
     print("dependencies: %d crates from crates.io checked for %s" % (crates, host))
     for expression, count in licenses.most_common():
         print("  %4d  %s" % (count, expression))
+    locked, unreviewed = unreviewed_crates()
+    for name in unreviewed:
+        problems.append("%s: in Cargo.lock but not reviewed against the advisory database "
+                        "(docs/RELIABILITY.md says how)" % name)
+    print("dependencies: %d crate names in Cargo.lock, %d not yet reviewed for advisories"
+          % (locked, len(unreviewed)))
     if problems:
         print("dependencies: %d problem(s):" % len(problems))
         for problem in problems:

@@ -2,7 +2,7 @@
 //! high-entropy random strings shown once; only their SHA-256 is stored, and every comparison
 //! of a presented secret against a stored hash runs in constant time.
 
-use rand::{distributions::Alphanumeric, rngs::OsRng, Rng};
+use rand::{distr::Alphanumeric, rand_core::UnwrapErr, rngs::SysRng, RngExt};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -19,18 +19,23 @@ pub struct IssuedKey {
     pub hash_hex: String,
 }
 
+/// The operating system's random source; every secret and id is drawn from it directly.
+fn os_rng() -> UnwrapErr<SysRng> {
+    UnwrapErr(SysRng)
+}
+
 fn random_from(alphabet: &[u8], len: usize) -> String {
-    let mut rng = OsRng;
+    let mut rng = os_rng();
     (0..len)
-        .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
+        .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
         .collect()
 }
 
 /// A new key `dl_<12 public chars>_<40 secret chars>` (about 238 bits of secret).
 pub fn issue_api_key() -> IssuedKey {
     let public = random_from(LOWER_ALNUM, PUBLIC_PART_LEN);
-    let secret_part: String = OsRng
-        .sample_iter(&Alphanumeric)
+    let secret_part: String = os_rng()
+        .sample_iter(Alphanumeric)
         .take(SECRET_PART_LEN)
         .map(char::from)
         .collect();
@@ -59,8 +64,8 @@ pub fn key_id_of(presented: &str) -> Option<String> {
 
 /// A new admin token (`dla_` + 48 random characters).
 pub fn new_admin_token() -> String {
-    let body: String = OsRng
-        .sample_iter(&Alphanumeric)
+    let body: String = os_rng()
+        .sample_iter(Alphanumeric)
         .take(48)
         .map(char::from)
         .collect();
@@ -69,8 +74,8 @@ pub fn new_admin_token() -> String {
 
 /// A new random token of `len` letters and digits (session ids, CSRF tokens).
 pub fn random_token(len: usize) -> String {
-    OsRng
-        .sample_iter(&Alphanumeric)
+    os_rng()
+        .sample_iter(Alphanumeric)
         .take(len)
         .map(char::from)
         .collect()
@@ -107,8 +112,8 @@ pub fn secrets_equal(a: &str, b: &str) -> bool {
 
 /// A webhook signing secret (`whsec_` + 40 random characters), shown once at creation.
 pub fn new_webhook_secret() -> String {
-    let body: String = OsRng
-        .sample_iter(&Alphanumeric)
+    let body: String = os_rng()
+        .sample_iter(Alphanumeric)
         .take(40)
         .map(char::from)
         .collect();
@@ -133,7 +138,7 @@ pub fn sign_webhook(secret: &str, timestamp_secs: i64, body: &[u8]) -> String {
 /// A record id: `<prefix>_` then 11 hex digits of milliseconds (so ids sort by creation time)
 /// and 8 random hex digits.
 pub fn new_id(prefix: &str, now_ms: i64) -> String {
-    let random: u32 = OsRng.gen();
+    let random: u32 = os_rng().random();
     format!("{prefix}_{:011x}{random:08x}", now_ms.max(0))
 }
 

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use rand::{rngs::StdRng, Rng, SeedableRng};
+use rand::{rngs::StdRng, RngExt, SeedableRng};
 use serde_json::{json, Value};
 
 use super::{
@@ -101,9 +101,9 @@ impl<'a> Client<'a> {
     fn drive(mut self) -> Tally {
         let fleet = self.shared.fleet;
         while self.shared.take_request(false) {
-            let org = self.rng.gen_range(0..fleet.orgs.len());
+            let org = self.rng.random_range(0..fleet.orgs.len());
             let keys = &fleet.orgs[org].keys;
-            let key = bearer(&keys[self.rng.gen_range(0..keys.len())]);
+            let key = bearer(&keys[self.rng.random_range(0..keys.len())]);
             match self.pick_kind() {
                 Kind::Streams => self.stream_batch(org, &key),
                 Kind::Monitors => self.monitor_batch(org, &key),
@@ -124,7 +124,7 @@ impl<'a> Client<'a> {
         ];
         let mut roll = self
             .rng
-            .gen_range(0..weights.iter().map(|(_, w)| w).sum::<u32>());
+            .random_range(0..weights.iter().map(|(_, w)| w).sum::<u32>());
         for (kind, weight) in weights {
             if roll < weight {
                 return kind;
@@ -137,7 +137,7 @@ impl<'a> Client<'a> {
     /// An idempotency key for a request that will be replayed, for `replay_percent` of calls.
     fn replay_key(&mut self) -> Option<String> {
         let percent = self.shared.settings.replay_percent;
-        if !self.rng.gen_ratio(percent, 100) {
+        if !self.rng.random_ratio(percent, 100) {
             return None;
         }
         self.replay_keys_made += 1;
@@ -197,7 +197,7 @@ impl<'a> Client<'a> {
         let shared = self.shared;
         let settings = shared.settings;
         let o = &shared.fleet.orgs[org];
-        let stream = &o.streams[self.rng.gen_range(0..o.streams.len())];
+        let stream = &o.streams[self.rng.random_range(0..o.streams.len())];
         let n = settings.events_per_batch;
         let batch = traffic::event_batch(&mut self.rng, n, settings.odd_events_per_mille);
         let replay_key = self.replay_key();
@@ -247,7 +247,7 @@ impl<'a> Client<'a> {
         let shared = self.shared;
         let settings = shared.settings;
         let o = &shared.fleet.orgs[org];
-        let feed = &o.monitors[self.rng.gen_range(0..o.monitors.len())];
+        let feed = &o.monitors[self.rng.random_range(0..o.monitors.len())];
         let n = settings.points_per_batch;
         let mut next_point = feed.claim();
         let batch = traffic::point_batch(&mut self.rng, *next_point, n, settings.spikes_per_mille);
@@ -309,8 +309,8 @@ impl<'a> Client<'a> {
         let service_key = bearer(&fleet.service_keys[self.number % fleet.service_keys.len()]);
         let replay_key = self.replay_key();
         // Replays always meter something, so there is a count to compare.
-        let anomaly = replay_key.is_some() || self.rng.gen_ratio(4, 5);
-        let count: u64 = self.rng.gen_range(1..=5);
+        let anomaly = replay_key.is_some() || self.rng.random_ratio(4, 5);
+        let count: u64 = self.rng.random_range(1..=5);
         let mut body =
             json!({"organization_id": fleet.orgs[org].id, "anomaly": anomaly, "count": count});
         if let Some(k) = &replay_key {
@@ -351,15 +351,15 @@ impl<'a> Client<'a> {
         let shared = self.shared;
         let o = &shared.fleet.orgs[org];
         let base = shared.base;
-        let (route, url) = match self.rng.gen_range(0..3) {
+        let (route, url) = match self.rng.random_range(0..3) {
             0 => (Route::ReadUsage, format!("{base}/v1/usage")),
             1 => {
-                let stream = &o.streams[self.rng.gen_range(0..o.streams.len())];
+                let stream = &o.streams[self.rng.random_range(0..o.streams.len())];
                 let url = format!("{base}/v1/streams/{stream}/anomalies?limit=100");
                 (Route::ReadStreamAnomalies, url)
             }
             _ => {
-                let monitor = &o.monitors[self.rng.gen_range(0..o.monitors.len())].id;
+                let monitor = &o.monitors[self.rng.random_range(0..o.monitors.len())].id;
                 let url = format!("{base}/v1/monitors/{monitor}/anomalies?limit=100");
                 (Route::ReadMonitorAnomalies, url)
             }

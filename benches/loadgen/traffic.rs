@@ -4,7 +4,7 @@
 
 use std::f64::consts::TAU;
 
-use rand::{rngs::StdRng, Rng};
+use rand::{rngs::StdRng, RngExt};
 use serde_json::{json, Value};
 
 /// Points are five minutes apart, like the monitor tests' series.
@@ -23,7 +23,7 @@ pub fn event_batch(rng: &mut StdRng, n: usize, odd_per_mille: u32) -> Batch<Stri
     let mut body = String::with_capacity(n * 110);
     let mut injected = 0;
     for _ in 0..n {
-        let event = if rng.gen_ratio(odd_per_mille, 1000) {
+        let event = if rng.random_ratio(odd_per_mille, 1000) {
             injected += 1;
             odd_event(rng)
         } else {
@@ -36,20 +36,20 @@ pub fn event_batch(rng: &mut StdRng, n: usize, odd_per_mille: u32) -> Batch<Stri
 }
 
 fn ordinary_event(rng: &mut StdRng) -> Value {
-    let action = ["login", "view", "view", "view", "update", "logout"][rng.gen_range(0..6)];
+    let action = ["login", "view", "view", "view", "update", "logout"][rng.random_range(0..6)];
     json!({
-        "user": format!("u{}", rng.gen_range(0..40)),
+        "user": format!("u{}", rng.random_range(0..40)),
         "action": action,
-        "path": format!("/api/v1/items/{}", rng.gen_range(0..200)),
-        "status": if rng.gen_ratio(1, 50) { 404 } else { 200 },
-        "latency_ms": 5 + rng.gen_range(0..40),
-        "region": format!("eu-west-{}", rng.gen_range(1..4)),
+        "path": format!("/api/v1/items/{}", rng.random_range(0..200)),
+        "status": if rng.random_ratio(1, 50) { 404 } else { 200 },
+        "latency_ms": 5 + rng.random_range(0..40),
+        "region": format!("eu-west-{}", rng.random_range(1..4)),
     })
 }
 
 fn odd_event(rng: &mut StdRng) -> Value {
-    let tag: u64 = rng.gen();
-    match rng.gen_range(0..4) {
+    let tag: u64 = rng.random();
+    match rng.random_range(0..4) {
         0 => json!({
             "error": "OutOfMemoryError: Java heap space",
             "trace": format!("at com.acme.Foo.bar(Foo.java:{}) at java.lang.Thread.run", tag % 900),
@@ -86,10 +86,10 @@ pub fn point_batch(rng: &mut StdRng, first: u64, n: usize, spike_per_mille: u32)
     let mut injected = 0;
     let points: Vec<Value> = (first..first + n as u64)
         .map(|i| {
-            let wave = 50.0 + 10.0 * (i as f64 * TAU / 288.0).sin() + rng.gen_range(0.0..1.5);
-            let value = if rng.gen_ratio(spike_per_mille, 1000) {
+            let wave = 50.0 + 10.0 * (i as f64 * TAU / 288.0).sin() + rng.random_range(0.0..1.5);
+            let value = if rng.random_ratio(spike_per_mille, 1000) {
                 injected += 1;
-                rng.gen_range(2_000.0..8_000.0)
+                rng.random_range(2_000.0..8_000.0)
             } else {
                 wave
             };

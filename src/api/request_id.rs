@@ -1,8 +1,6 @@
 //! Request ids: taken from a well-formed incoming `X-Request-Id` or made fresh, kept in a
 //! task-local for the request's lifetime so error bodies and logs can name it.
 
-use rand::{rngs::OsRng, Rng};
-
 tokio::task_local! {
     static REQUEST_ID: String;
 }
@@ -29,7 +27,7 @@ pub fn choose(incoming: Option<&str>) -> String {
         {
             id.to_string()
         }
-        _ => format!("req_{:016x}", OsRng.gen::<u64>()),
+        _ => format!("req_{:016x}", rand::random::<u64>()),
     }
 }
 

@@ -8,7 +8,6 @@
 use std::{path::PathBuf, time::Duration};
 
 use mail_send::{mail_builder::MessageBuilder, smtp::message::Message, SmtpClientBuilder};
-use rand::Rng;
 
 use super::{
     retry,
@@ -151,7 +150,7 @@ impl EmailWorker {
                 Ok(bytes) => match self.deliver(&row, to, bytes).await {
                     Ok(()) => Attempt::Delivered,
                     Err(error) => {
-                        let jitter: f64 = rand::thread_rng().gen();
+                        let jitter: f64 = rand::random();
                         match retry::next_attempt_at(
                             now,
                             row.attempts + 1,

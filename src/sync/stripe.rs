@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
 use serde_json::Value;
 
 use super::{retry, Worker};
@@ -171,7 +170,7 @@ impl StripeWorker {
                     self.settings.max_attempts,
                     self.settings.retry_base_ms,
                     3_600_000,
-                    rand::thread_rng().gen(),
+                    rand::random(),
                 ) {
                     Some(at_ms) => Attempt::RetryAt { error, at_ms },
                     None => Attempt::GiveUp { error },

@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use rand::Rng;
-
 use super::{retry, Worker};
 use crate::{
     clock, secrets,
@@ -79,7 +77,7 @@ impl WebhookWorker {
                 self.settings.max_attempts,
                 self.settings.retry_base_ms,
                 self.settings.retry_cap_ms,
-                rand::thread_rng().gen(),
+                rand::random(),
             ) {
                 Some(at_ms) => Attempt::RetryAt { error, at_ms },
                 None => Attempt::GiveUp { error },
