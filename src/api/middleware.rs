@@ -1,13 +1,11 @@
 //! The frame around every request: request id, body-size limit (declared or streamed), JSON
 //! rendering of every error poem or a handler raises, metrics and the access log.
+//!
+//! The body is read in full (up to the limit) before the route runs, so a request refused
+//! early (401, 415, 404) still has its body taken off the socket: the client reads the error
+//! instead of a connection reset, and the connection stays usable.
 
-use std::{
-    sync::{
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Instant,
-};
+use std::{sync::Arc, time::Instant};
 
 use futures_util::StreamExt;
 use poem::{http::HeaderValue, Body, Endpoint, IntoResponse, Middleware, Request, Response};
@@ -83,6 +81,23 @@ fn route_label(path: &str) -> &'static str {
     }
 }
 
+/// The whole body, counted as it streams in (a declared length is not trusted), or the error
+/// to answer when it passes `limit` bytes or cannot be read.
+async fn read_bounded(body: Body, limit: usize) -> Result<Body, ApiError> {
+    let mut stream = body.into_bytes_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::BadRequest(format!("the request body could not be read: {e}"))
+        })?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Body::from(bytes))
+}
+
 impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
     type Output = Response;
 
@@ -115,20 +130,9 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
             if declared.is_some_and(|len| len > limit as u64) {
                 return (ApiError::PayloadTooLarge { limit }.render(), None);
             }
-            // A body without a declared length is counted as it streams in.
-            let exceeded = Arc::new(AtomicBool::new(false));
-            if declared.is_none() {
-                let seen = Arc::new(AtomicUsize::new(0));
-                let flag = exceeded.clone();
-                let stream = req.take_body().into_bytes_stream().map(move |chunk| {
-                    let chunk = chunk?;
-                    if seen.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len() > limit {
-                        flag.store(true, Ordering::Relaxed);
-                        return Err(std::io::Error::other("request body over the limit"));
-                    }
-                    Ok(chunk)
-                });
-                req.set_body(Body::from_bytes_stream(stream));
+            match read_bounded(req.take_body(), limit).await {
+                Ok(body) => req.set_body(body),
+                Err(refusal) => return (refusal.render(), None),
             }
             let (resp, op) = match self.inner.call(req).await {
                 Ok(out) => {
@@ -141,9 +145,6 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
                     (ApiError::from_poem(&err, &method, &path).render(), op)
                 }
             };
-            if exceeded.load(Ordering::Relaxed) {
-                return (ApiError::PayloadTooLarge { limit }.render(), op);
-            }
             (resp, op)
         })
         .await;

@@ -1,7 +1,8 @@
 //! Hostile bodies against the running binary: text that is not UTF-8, JSON nested far past any
 //! real payload, numbers no type can hold, and XML (which no route accepts, so the XML parser
-//! linked in through poem is never fed from the network). Each gets a clear 4xx with a JSON
-//! error body, and what was accepted before is still there, unchanged, afterwards.
+//! linked in through poem is never fed from the network), and large bodies refused before
+//! their route reads them. Each gets a clear 4xx with a JSON error body, and what was accepted
+//! before is still there, unchanged, afterwards.
 
 use serde_json::{json, Value};
 
@@ -158,6 +159,34 @@ fn hostile_bodies_get_clear_4xx_and_lose_nothing_accepted() {
         };
         let (s, b) = raw(&server, path, token, "application/xml", xml.as_bytes());
         assert_error(s, &b, 415, "unsupported_media_type");
+    }
+
+    // Refused before the route reads the body (wrong key, wrong content type, unknown route):
+    // the server still takes the whole body off the socket, so a client that writes all of it
+    // before reading gets the error, not a reset, and can reuse its connection.
+    let agent = ureq::AgentBuilder::new().build();
+    let big: Vec<u8> = first.iter().copied().cycle().take(900_000).collect();
+    for round in 0..5 {
+        for (path, token, content_type, want) in [
+            (events, "dl_wrong", "application/x-ndjson", 401),
+            (events, key.as_str(), "application/xml", 415),
+            (
+                "/v1/no/such/route",
+                key.as_str(),
+                "application/x-ndjson",
+                404,
+            ),
+        ] {
+            let answer = agent
+                .post(&server.url(path))
+                .set("Authorization", &format!("Bearer {token}"))
+                .set("Content-Type", content_type)
+                .send_bytes(&big);
+            match answer {
+                Err(ureq::Error::Status(status, _)) => assert_eq!(status, want, "{path}"),
+                other => panic!("round {round}, {path}: {other:?}"),
+            }
+        }
     }
 
     // Everything accepted before is still there, and nothing of the refused bodies counted.
