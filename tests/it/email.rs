@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{json, Value};
 
-use crate::support::{free_port, get, post, python, start_with, wait_for, Server};
+use crate::support::{free_port, get, post, python, service_key, start_with, wait_for, Server};
 
 struct Sink {
     child: Child,
@@ -124,16 +124,11 @@ fn a_usage_alert_arrives_with_recipient_subject_and_numbers() {
         &json!({"name": "Acme", "plan": "standard", "billing_email": "billing@acme.example"}),
     );
     let org = org["id"].as_str().unwrap();
-    let (_, service) = post(
-        &server,
-        "/v1/admin/keys",
-        Some(&admin),
-        &json!({"name": "m", "scope": "service"}),
-    );
+    let service = service_key(&server, &admin);
     let (s, _) = post(
         &server,
         "/v1/meter-usage",
-        service["secret"].as_str(),
+        Some(&service),
         &json!({"organization_id": org, "anomaly": true, "count": 175_000}),
     );
     assert_eq!(s, 200);

@@ -6,7 +6,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{assert_error, get, org_with_key, post, start, Server};
+use crate::support::{assert_error, get, org_with_key, service_key, start, Server};
 
 /// Sends `body` as-is with `content_type` and returns the status and the JSON answer.
 fn raw(server: &Server, path: &str, token: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
@@ -43,14 +43,7 @@ fn hostile_bodies_get_clear_4xx_and_lose_nothing_accepted() {
     let server = start(dir.path());
     let admin = server.admin_token();
     let (_, key, _) = org_with_key(&server, &admin, "Acme");
-    let (s, service) = post(
-        &server,
-        "/v1/admin/keys",
-        Some(&admin),
-        &json!({"name": "meter", "scope": "service"}),
-    );
-    assert_eq!(s, 201, "{service}");
-    let service = service["secret"].as_str().unwrap().to_string();
+    let service = service_key(&server, &admin);
     let events = "/v1/streams/web/events";
 
     let first: Vec<u8> = (0..5)

@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::{json, Value};
 
-use crate::support::{assert_error, get, post, send, start, start_with, Server};
+use crate::support::{assert_error, get, post, send, service_key, start, start_with, Server};
 
 struct Fixture {
     admin: String,
@@ -37,15 +37,10 @@ fn fixture(server: &Server, plan: &str) -> Fixture {
         Some(&admin),
         &json!({"name": "k"}),
     );
-    let (_, service) = post(
-        server,
-        "/v1/admin/keys",
-        Some(&admin),
-        &json!({"name": "meter", "scope": "service"}),
-    );
+    let service = service_key(server, &admin);
     Fixture {
         org_key: key["secret"].as_str().unwrap().to_string(),
-        service: service["secret"].as_str().unwrap().to_string(),
+        service,
         admin,
         org,
     }

@@ -4,7 +4,9 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{assert_error, get, org_with_key, post, start, start_with, Server};
+use crate::support::{
+    assert_error, get, org_with_key, post, service_key, start, start_with, Server,
+};
 
 /// Deterministic "normal" traffic: a handful of users doing ordinary things.
 fn normal_events(seed: u64, n: usize) -> Vec<Value> {
@@ -284,14 +286,7 @@ fn past_the_soft_cap_detection_calls_get_429_before_any_work() {
     let server = start(dir.path());
     let admin = server.admin_token();
     let (org, key, _) = org_with_key(&server, &admin, "Acme");
-    let (s, created) = post(
-        &server,
-        "/v1/admin/keys",
-        Some(&admin),
-        &json!({"name": "meter", "scope": "service"}),
-    );
-    assert_eq!(s, 201);
-    let service = created["secret"].as_str().unwrap().to_string();
+    let service = service_key(&server, &admin);
 
     // Developer plan: 10,000 included, soft cap at 120% = 12,000.
     let meter = |anomaly: bool, count: u64| {

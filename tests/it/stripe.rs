@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::support::{assert_error, get, post, python, send, start_with, Server};
+use crate::support::{assert_error, get, post, python, send, service_key, start_with, Server};
 
 pub(crate) const SECRET: &str = "whsec_test_secret_0123456789";
 
@@ -96,15 +96,10 @@ fn provision(server: Server) -> Setup {
         Some(&admin),
         &json!({"name": "k"}),
     );
-    let (_, service) = post(
-        &server,
-        "/v1/admin/keys",
-        Some(&admin),
-        &json!({"name": "m", "scope": "service"}),
-    );
+    let service = service_key(&server, &admin);
     Setup {
         key: key["secret"].as_str().unwrap().into(),
-        service: service["secret"].as_str().unwrap().into(),
+        service,
         server,
         admin,
         org,

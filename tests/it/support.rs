@@ -224,6 +224,18 @@ pub fn org_with_key(server: &Server, admin: &str, name: &str) -> (String, String
     )
 }
 
+/// Creates a service-scoped key (for `/v1/meter-usage`) and returns its secret.
+pub fn service_key(server: &Server, admin: &str) -> String {
+    let (status, key) = post(
+        server,
+        "/v1/admin/keys",
+        Some(admin),
+        &json!({"name": "meter", "scope": "service"}),
+    );
+    assert_eq!(status, 201, "{key}");
+    key["secret"].as_str().unwrap().to_string()
+}
+
 /// Asserts the DESIGN.md error body: exactly `code`, `message` and `request_id`.
 pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
