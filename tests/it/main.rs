@@ -17,4 +17,5 @@ mod schema_fuzz;
 mod streams;
 mod stripe;
 mod support;
+mod test_clock;
 mod ui;

@@ -12,12 +12,7 @@ use crate::support::{assert_error, get, post, python, send, service_key, start_w
 
 pub(crate) const SECRET: &str = "whsec_test_secret_0123456789";
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+use crate::test_clock::now;
 
 /// The `Stripe-Signature` header made by stripe-python's `generate_signature_header`.
 pub(crate) fn stripe_signature(payload: &str, timestamp: i64) -> String {
@@ -411,6 +406,7 @@ impl FakeStripe {
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fake_stripe.py");
         let mut child = Command::new(python())
+            .envs(crate::test_clock::env())
             .arg(script)
             .arg(port.to_string())
             .stdin(std::process::Stdio::piped())
@@ -686,6 +682,7 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
     delivered(5_000);
     let reconcile = |fix: bool| {
         let out = Command::new(crate::support::BIN)
+            .envs(crate::test_clock::env())
             .args(["billing", "reconcile", "--data-dir"])
             .arg(dir.path())
             .args(["--server", &s.server.base])

@@ -21,9 +21,14 @@ pub struct Server {
     stderr: Option<std::thread::JoinHandle<String>>,
 }
 
-/// The `driftlock serve` command on a fresh loopback port, with `extra` arguments and env.
+/// The `driftlock serve` command on a fresh loopback port, with `extra` arguments and env,
+/// on the test's pinned wall clock ([`crate::test_clock`]) unless `env` brings its own
+/// `LD_PRELOAD` (the clock-jump tests move the clock themselves).
 pub fn serve_command(data_dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(BIN);
+    if !env.iter().any(|(k, _)| *k == "LD_PRELOAD") {
+        cmd.envs(crate::test_clock::env());
+    }
     cmd.arg("serve")
         .arg("--listen")
         .arg("127.0.0.1:0")
