@@ -59,15 +59,20 @@ pub fn reconcile(args: &ReconcileArgs) -> anyhow::Result<()> {
         .into_json()?;
     let lines = report["lines"].as_array().cloned().unwrap_or_default();
     println!(
-        "{:<24} {:<20} {:>10} {:>10} {:>10}  finding",
-        "organization", "customer", "delivered", "in flight", "stripe"
+        "compared with Stripe's meter summaries up to {} (newer deliveries are settling)",
+        report["settled_until"].as_str().unwrap_or("?")
+    );
+    println!(
+        "{:<24} {:<20} {:>10} {:>10} {:>10} {:>10}  finding",
+        "organization", "customer", "delivered", "settling", "in flight", "stripe"
     );
     for l in &lines {
         println!(
-            "{:<24} {:<20} {:>10} {:>10} {:>10}  {} {} ({})",
+            "{:<24} {:<20} {:>10} {:>10} {:>10} {:>10}  {} {} ({})",
             l["organization_id"].as_str().unwrap_or(""),
             l["stripe_customer_id"].as_str().unwrap_or(""),
             l["delivered"],
+            l["settling"],
             l["in_flight"],
             l["stripe"],
             l["finding"].as_str().unwrap_or(""),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use poem::web::Data;
 use poem_openapi::{
     param::{Header, Path, Query},
-    payload::{Binary, Json},
+    payload::Json,
     ApiRequest, Enum, Object, OpenApi,
 };
 use serde_json::Value;
@@ -17,6 +17,7 @@ use super::{
     blocking,
     error::{ApiError, ApiResult},
     models::Tag,
+    raw_json::RawJson,
     AppState,
 };
 use crate::{
@@ -35,8 +36,7 @@ pub struct BillingApi;
 /// A Stripe event, exactly as Stripe sent it (the signature covers these bytes).
 #[derive(ApiRequest)]
 enum StripePayload {
-    #[oai(content_type = "application/json")]
-    Json(Binary<Vec<u8>>),
+    Json(RawJson),
 }
 
 #[derive(Object)]
@@ -214,22 +214,29 @@ struct ReconcileRequest {
 struct ReconcileLine {
     organization_id: String,
     stripe_customer_id: String,
-    /// Overage detections Driftlock delivered to Stripe.
+    /// Overage detections Driftlock delivered to Stripe, stamped before `settled_until`
+    /// (corrections aside: they replace detections Stripe lost).
     delivered: u64,
+    /// Delivered detections stamped in the last hour: Stripe's summaries may not show them
+    /// yet, so they are left out of the comparison.
+    settling: u64,
     /// Overage detections on their way (batched or not yet).
     in_flight: u64,
-    /// What Stripe's meter reports for the customer.
+    /// What Stripe's meter summary reports for the customer up to `settled_until`.
     stripe: u64,
     /// `match`, `stripe_missing` or `stripe_extra`.
     finding: String,
     difference: u64,
-    /// What was done: `none`, `correction_queued` or `needs_review`.
+    /// What was done: `none`, `correction_queued`, `correction_settling` (an earlier
+    /// correction is still queued or settling: nothing new is queued) or `needs_review`.
     action: String,
 }
 
 #[derive(Object)]
 struct ReconcileReport {
     meter_event_name: String,
+    /// End of the compared window (RFC 3339, a minute boundary an hour or more ago).
+    settled_until: String,
     lines: Vec<ReconcileLine>,
 }
 
@@ -279,6 +286,8 @@ impl BillingApi {
         let client = state.stripe.clone();
         let event_name = state.meter_event_name.clone();
         let fix = body.fix;
+        let now = clock::now_ms();
+        let until = reconcile::settled_until(now.div_euclid(1000));
         let lines = tokio::task::spawn_blocking(
             move || -> Result<Result<Vec<ReconcileLine>, StripeError>, crate::store::StoreError> {
                 use crate::store::MeterStatus;
@@ -306,19 +315,22 @@ impl BillingApi {
                     .collect();
                 customers.sort();
                 customers.dedup();
-                let now = clock::now_ms();
                 let mut lines = Vec::new();
                 for (org, customer) in customers {
-                    let mine = rows.iter().filter(|r| r.customer_id == customer);
-                    // What Stripe should hold: every batch delivered, corrections aside (they
-                    // replace detections Stripe lost).
-                    let delivered: u64 = mine
-                        .clone()
-                        .filter(|r| r.status == MeterStatus::Delivered && !r.correction)
-                        .map(|r| r.value)
-                        .sum();
-                    let in_flight: u64 = mine
-                        .filter(|r| r.status == MeterStatus::Pending)
+                    let mine: Vec<reconcile::Sent> = rows
+                        .iter()
+                        .filter(|r| r.customer_id == customer)
+                        .filter(|r| r.status != MeterStatus::Failed || r.correction)
+                        .map(|r| reconcile::Sent {
+                            value: r.value,
+                            timestamp: r.timestamp,
+                            delivered: r.status == MeterStatus::Delivered,
+                            correction: r.correction,
+                        })
+                        .collect();
+                    let in_flight: u64 = rows
+                        .iter()
+                        .filter(|r| r.customer_id == customer && r.status == MeterStatus::Pending)
                         .map(|r| r.value)
                         .sum::<u64>()
                         + pending
@@ -331,7 +343,7 @@ impl BillingApi {
                         &[
                             ("customer", customer.as_str()),
                             ("start_time", "0"),
-                            ("end_time", &(now / 1000 + 60).to_string()),
+                            ("end_time", &until.to_string()),
                         ],
                     ) {
                         Ok(s) => s,
@@ -345,25 +357,27 @@ impl BillingApi {
                                 .sum::<f64>() as u64
                         })
                         .unwrap_or(0);
-                    let finding = reconcile::compare(delivered, stripe_total);
-                    let (name, difference, action) = match finding {
+                    let r = reconcile::reconcile_customer(&mine, stripe_total, until);
+                    let (name, difference, action) = match r.finding {
                         reconcile::Finding::Match => ("match", 0, "none"),
                         reconcile::Finding::StripeMissing(n) => {
-                            if fix {
-                                store.enqueue_meter_correction(&org, &customer, n, now)?;
-                            }
-                            (
-                                "stripe_missing",
-                                n,
-                                if fix { "correction_queued" } else { "none" },
-                            )
+                            let action = match (fix, r.may_correct) {
+                                (true, true) => {
+                                    store.enqueue_meter_correction(&org, &customer, n, now)?;
+                                    "correction_queued"
+                                }
+                                (_, false) => "correction_settling",
+                                (false, true) => "none",
+                            };
+                            ("stripe_missing", n, action)
                         }
                         reconcile::Finding::StripeExtra(n) => ("stripe_extra", n, "needs_review"),
                     };
                     lines.push(ReconcileLine {
                         organization_id: org,
                         stripe_customer_id: customer,
-                        delivered,
+                        delivered: r.delivered,
+                        settling: r.settling,
                         in_flight,
                         stripe: stripe_total,
                         finding: name.into(),
@@ -379,6 +393,7 @@ impl BillingApi {
         .map_err(stripe_failed)?;
         Ok(Json(ReconcileReport {
             meter_event_name: state.meter_event_name.clone(),
+            settled_until: clock::format_rfc3339(until * 1000),
             lines,
         }))
     }
@@ -560,7 +575,7 @@ impl BillingApi {
             .stripe_webhook_secret
             .clone()
             .ok_or(ApiError::StripeNotConfigured)?;
-        let StripePayload::Json(Binary(payload)) = body;
+        let StripePayload::Json(RawJson(payload)) = body;
         let now = clock::now_ms();
         signature::verify(stripe_signature.0.as_deref(), &payload, &secret, now / 1000)
             .map_err(|e| ApiError::InvalidSignature(e.to_string()))?;

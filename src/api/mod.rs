@@ -16,6 +16,7 @@ mod models;
 mod monitors;
 mod orgs;
 mod rate_limit;
+mod raw_json;
 pub mod request_id;
 mod routes;
 mod session;

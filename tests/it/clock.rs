@@ -6,62 +6,17 @@
 //! step back never reopens the month that ended, and usage of a month the clock has not reached
 //! again waits for it; nothing is lost or sent twice.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::{json, Value};
 
 use crate::{
     stripe::{checkout_completed, raw, setup_online_with, stripe_signature, FakeStripe, Setup},
     support::{get, post, send, wait_for, Server},
+    test_clock::MovableClock,
 };
 
 /// 2027-03-31T23:50:00Z: ten minutes before the end of March.
 const MARCH_31_2350: i64 = 1_806_537_000;
 const APRIL_1: i64 = 1_806_537_600;
-
-/// The server's wall clock, as a libfaketime offset file.
-struct FakeClock {
-    file: PathBuf,
-    library: String,
-}
-
-impl FakeClock {
-    fn new(dir: &Path) -> FakeClock {
-        let library = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
-            .iter()
-            .map(|arch| format!("/usr/lib/{arch}/faketime/libfaketime.so.1"))
-            .find(|p| Path::new(p).exists())
-            .expect("libfaketime is missing: apt-get install libfaketime (.ci/run does)");
-        let clock = FakeClock {
-            file: dir.join("faketime"),
-            library,
-        };
-        clock.set(MARCH_31_2350);
-        clock
-    }
-
-    /// Makes the server's clock read `epoch_secs` now (and run on from there).
-    fn set(&self, epoch_secs: i64) {
-        let offset = epoch_secs - real_now();
-        std::fs::write(&self.file, format!("{offset:+}\n")).unwrap();
-    }
-
-    fn env(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("LD_PRELOAD", self.library.clone()),
-            ("FAKETIME_TIMESTAMP_FILE", self.file.display().to_string()),
-            ("FAKETIME_NO_CACHE", "1".into()),
-            ("DONT_FAKE_MONOTONIC", "1".into()),
-        ]
-    }
-}
-
-fn real_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
 
 fn meter(s: &Setup, org: &str, count: u64) -> (u16, Value) {
     post(
@@ -100,7 +55,7 @@ fn stripe_events(stripe: &FakeStripe) -> Vec<(u64, i64)> {
 fn clock_jumps_across_a_month_end_never_reopen_a_period_or_lose_usage() {
     let stripe = FakeStripe::start();
     let dir = tempfile::tempdir().unwrap();
-    let clock = FakeClock::new(dir.path());
+    let clock = MovableClock::new(dir.path(), MARCH_31_2350);
     let env = clock.env();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let s = setup_online_with(dir.path(), &stripe, "100", &env);

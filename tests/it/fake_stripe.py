@@ -18,6 +18,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 WEBHOOK = {"url": None, "secret": None}
 OBJECTS = {"customers": {}, "subscriptions": {}, "invoices": {}, "events": []}
+# Seconds before a meter event shows in the meter's event summaries (Stripe processes meter
+# events asynchronously).
+SUMMARY_LAG = 120
 STATE = {"down": False, "requests": [], "meter_events": {}, "duplicates": 0, "n": 0, "refused": 0, "coupons": {}, "promotion_codes": {}}
 LOCK = threading.Lock()
 SECRET = "sk_test_driftlock"
@@ -131,8 +134,21 @@ class Handler(BaseHTTPRequestHandler):
             customer = query.get("customer")
             if not customer or "start_time" not in query or "end_time" not in query:
                 return self.error(400, "parameter_missing", "customer, start_time and end_time are required")
+            try:
+                start, end = int(query["start_time"]), int(query["end_time"])
+            except ValueError:
+                return self.error(400, "parameter_invalid_integer", "start_time and end_time must be integers")
+            # As Stripe: the window is on minute boundaries, and a summary shows an event only
+            # once it is processed (SUMMARY_LAG seconds after it arrived here).
+            if start % 60 or end % 60:
+                return self.error(400, "parameter_invalid", "start_time and end_time must be aligned with minute boundaries")
+            if start >= end:
+                return self.error(400, "parameter_invalid", "start_time must be before end_time")
+            now = time.time()
             with LOCK:
-                total = sum(e["value"] for e in STATE["meter_events"].values() if e["customer"] == customer)
+                total = sum(e["value"] for e in STATE["meter_events"].values()
+                            if e["customer"] == customer and start <= int(e["timestamp"] or 0) < end
+                            and e["received_at"] <= now - SUMMARY_LAG)
             return self.reply(200, {"object": "list", "has_more": False, "data": [
                 {"id": "mtrusum_1", "object": "billing.meter_event_summary", "aggregated_value": float(total),
                  "meter": "mtr_test_1", "start_time": int(query["start_time"]), "end_time": int(query["end_time"])}]})
@@ -145,7 +161,8 @@ class Handler(BaseHTTPRequestHandler):
                 STATE["meter_events"][ident] = {"event_name": form.get("event_name"),
                                                 "customer": form.get("payload[stripe_customer_id]"),
                                                 "value": int(form.get("payload[value]", "0")),
-                                                "timestamp": form.get("timestamp")}
+                                                "timestamp": form.get("timestamp"),
+                                                "received_at": time.time()}
             return self.reply(200, {"object": "billing.meter_event", "identifier": ident, "event_name": form.get("event_name")})
         return self.error(404, "resource_missing", "Unrecognized request URL (%s: %s)" % (method, url.path))
 
@@ -173,7 +190,10 @@ def send(events, shuffle=True, duplicate=True):
     for event in batch:
         payload = json.dumps(event)
         req = urllib.request.Request(WEBHOOK["url"], data=payload.encode(), method="POST",
-                                     headers={"Content-Type": "application/json", "Stripe-Signature": sign(payload)})
+                                     headers={"Content-Type": "application/json; charset=utf-8",
+                                              "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+                                              "Accept": "*/*; q=0.5, application/xml",
+                                              "Stripe-Signature": sign(payload)})
         try:
             with urllib.request.urlopen(req, timeout=10) as resp:
                 answers.append(json.loads(resp.read()))

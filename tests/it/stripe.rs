@@ -35,9 +35,23 @@ fn deliver(server: &Server, event: &Value) -> (u16, Value) {
     raw(server, &payload, Some(&sig))
 }
 
+/// Posts `payload` to the webhook route as Stripe does (`application/json; charset=utf-8`).
 pub(crate) fn raw(server: &Server, payload: &str, signature: Option<&str>) -> (u16, Value) {
-    let mut req =
-        ureq::post(&server.url("/v1/stripe/webhook")).set("Content-Type", "application/json");
+    raw_as(
+        server,
+        payload,
+        signature,
+        "application/json; charset=utf-8",
+    )
+}
+
+fn raw_as(
+    server: &Server,
+    payload: &str,
+    signature: Option<&str>,
+    content_type: &str,
+) -> (u16, Value) {
+    let mut req = ureq::post(&server.url("/v1/stripe/webhook")).set("Content-Type", content_type);
     if let Some(s) = signature {
         req = req.set("Stripe-Signature", s);
     }
@@ -152,6 +166,16 @@ fn signatures_from_the_stripe_library_are_checked_before_anything_else() {
         "nothing was recorded"
     );
 
+    // Only JSON is a Stripe event: another media type is refused before anything is read.
+    let (st, b) = raw_as(
+        &s.server,
+        &payload,
+        Some(&stripe_signature(&payload, now())),
+        "text/plain",
+    );
+    assert_error(st, &b, 415, "unsupported_media_type");
+
+    // Stripe sends `application/json; charset=utf-8` (the bare type is accepted too).
     let (st, ack) = raw(
         &s.server,
         &payload,
@@ -162,6 +186,13 @@ fn signatures_from_the_stripe_library_are_checked_before_anything_else() {
         (200, Some("applied")),
         "{ack}"
     );
+    let (st, ack) = raw_as(
+        &s.server,
+        &payload,
+        Some(&stripe_signature(&payload, now())),
+        "application/json",
+    );
+    assert_eq!((st, ack["duplicate"].as_bool()), (200, Some(true)), "{ack}");
 }
 
 #[test]
@@ -400,13 +431,19 @@ pub(crate) struct FakeStripe {
 }
 
 impl FakeStripe {
+    /// The fake Stripe on the test's pinned clock.
     pub fn start() -> FakeStripe {
+        FakeStripe::start_with(&crate::test_clock::env())
+    }
+
+    /// The fake Stripe with `env` (e.g. a movable clock's).
+    pub fn start_with(env: &[(&str, String)]) -> FakeStripe {
         use std::io::BufRead;
         let port = crate::support::free_port();
         let script =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fake_stripe.py");
         let mut child = Command::new(python())
-            .envs(crate::test_clock::env())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg(script)
             .arg(port.to_string())
             .stdin(std::process::Stdio::piped())
@@ -657,10 +694,21 @@ fn metered_overage_reaches_stripe_exactly_once_across_an_outage() {
 
 #[test]
 fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
-    let stripe = FakeStripe::start();
+    // Server and fake Stripe share a clock the test moves: Stripe's summaries lag behind the
+    // meter events, and reconciliation compares only what has settled.
     let dir = tempfile::tempdir().unwrap();
-    let s = setup_online(dir.path(), &stripe, "100");
-    deliver(&s.server, &checkout_completed("evt_c", &s.org, now()));
+    let clock = crate::test_clock::MovableClock::new(dir.path(), crate::test_clock::start());
+    let env = clock.env();
+    let stripe = FakeStripe::start_with(&env);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = setup_online_with(dir.path(), &stripe, "100", &env);
+    let event = checkout_completed("evt_c", &s.org, clock.now());
+    let payload = event.to_string();
+    raw(
+        &s.server,
+        &payload,
+        Some(&stripe_signature(&payload, clock.now())),
+    );
     let (st, _) = post(
         &s.server,
         "/v1/meter-usage",
@@ -682,7 +730,6 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
     delivered(5_000);
     let reconcile = |fix: bool| {
         let out = Command::new(crate::support::BIN)
-            .envs(crate::test_clock::env())
             .args(["billing", "reconcile", "--data-dir"])
             .arg(dir.path())
             .args(["--server", &s.server.base])
@@ -697,13 +744,27 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
         );
         text
     };
+    let row = |report: &str| -> Vec<String> {
+        report
+            .lines()
+            .find(|l| l.contains("cus_123"))
+            .unwrap_or_else(|| panic!("{report}"))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    };
+    // Just delivered: Stripe's summary does not show it yet, and that is no loss.
+    let report = reconcile(true);
+    assert!(report.contains("0 with differences"), "{report}");
+    assert_eq!(row(&report)[2..6], ["0", "5000", "0", "0"], "{report}");
+    // Two hours on, the batch has settled and both sides agree.
+    clock.set(clock.now() + 7_200);
     let report = reconcile(false);
-    assert!(
-        report.contains("match") && report.contains("0 with differences"),
-        "{report}"
-    );
+    assert!(report.contains("0 with differences"), "{report}");
+    assert_eq!(row(&report)[2..6], ["5000", "0", "0", "5000"], "{report}");
 
-    // Stripe loses the customer's events: reconciliation sees it and, with --fix, resends.
+    // Stripe loses the customer's events: reconciliation sees it and, with --fix, resends
+    // once; while that correction settles, nothing more is queued.
     ureq::post(&format!("{}/_forget", stripe.base))
         .send_json(json!({"customer": "cus_123"}))
         .unwrap();
@@ -711,22 +772,35 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
     assert!(report.contains("stripe_missing 5000 (none)"), "{report}");
     let report = reconcile(true);
     assert!(report.contains("correction_queued"), "{report}");
+    let report = reconcile(true);
+    assert!(report.contains("(correction_settling)"), "{report}");
     delivered(5_000);
-    let report = reconcile(false);
+    let report = reconcile(true);
+    assert!(report.contains("(correction_settling)"), "{report}");
+    clock.set(clock.now() + 7_200);
+    let report = reconcile(true);
     assert!(
         report.contains("0 with differences"),
         "after the correction: {report}"
+    );
+    let seen = stripe.seen();
+    assert_eq!(
+        seen["meter_events"].as_object().unwrap().len(),
+        1,
+        "one correction: {seen}"
     );
     let (_, actions) = get(
         &s.server,
         &format!("/v1/admin/billing-actions?org_id={}", s.org),
         Some(&s.admin),
     );
-    assert!(actions["items"]
+    let queued = actions["items"]
         .as_array()
         .unwrap()
         .iter()
-        .any(|a| a["action"] == "meter_correction_queued"));
+        .filter(|a| a["action"] == "meter_correction_queued")
+        .count();
+    assert_eq!(queued, 1, "{actions}");
 }
 
 #[test]

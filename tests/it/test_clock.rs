@@ -71,6 +71,45 @@ pub fn env() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A wall clock a test moves while its processes run: a libfaketime offset file, read on
+/// every call (the clock-jump and reconciliation tests).
+pub struct MovableClock {
+    file: std::path::PathBuf,
+}
+
+impl MovableClock {
+    /// A clock in `dir` that reads `epoch_secs` now.
+    pub fn new(dir: &Path, epoch_secs: i64) -> MovableClock {
+        let clock = MovableClock {
+            file: dir.join("faketime"),
+        };
+        clock.set(epoch_secs);
+        clock
+    }
+
+    /// Makes the clock read `epoch_secs` now (and run on from there).
+    pub fn set(&self, epoch_secs: i64) {
+        let offset = epoch_secs - real_now();
+        std::fs::write(&self.file, format!("{offset:+}\n")).unwrap();
+    }
+
+    /// What the clock reads now.
+    pub fn now(&self) -> i64 {
+        let text = std::fs::read_to_string(&self.file).unwrap();
+        real_now() + text.trim().parse::<i64>().unwrap()
+    }
+
+    /// Environment that runs a process on this clock.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("LD_PRELOAD", library()),
+            ("FAKETIME_TIMESTAMP_FILE", self.file.display().to_string()),
+            ("FAKETIME_NO_CACHE", "1".into()),
+            ("DONT_FAKE_MONOTONIC", "1".into()),
+        ]
+    }
+}
+
 /// `YYYY-MM-DDTHH:MM:SS[.mmm]Z` (or epoch seconds) to epoch seconds (fractions dropped).
 pub fn parse_instant(s: &str) -> Option<i64> {
     if let Ok(secs) = s.parse::<i64>() {
