@@ -427,6 +427,13 @@ impl BillingApi {
             ));
         };
         let account = scope.billing_account()?;
+        if account.has_live_subscription() {
+            return Err(ApiError::Conflict(format!(
+                "the organization already has a {} subscription ({}); change its plan in the billing portal (POST /v1/billing/portal) instead of starting a second checkout",
+                account.subscription_status.as_deref().unwrap_or("live"),
+                account.subscription_id.as_deref().unwrap_or("?"),
+            )));
+        }
         let client = state.stripe.clone();
         let return_url = format!("{}/admin/", state.public_url);
         let promo = match body.promo_code.as_deref() {

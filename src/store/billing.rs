@@ -69,9 +69,13 @@ fn org_for(tx: &WriteTransaction, event: &Value) -> Result<Option<String>, Store
     let obj = event.pointer("/data/object").unwrap_or(&Value::Null);
     // The checkout names the org; subscriptions carry it in their metadata (set at checkout),
     // so a subscription event that overtakes the checkout still finds its org.
+    // Invoices carry the subscription's metadata: at `subscription_details` up to API
+    // version 2025-03-31, at `parent.subscription_details` from then on.
     let named = [
         obj.get("client_reference_id"),
         obj.pointer("/metadata/organization_id"),
+        obj.pointer("/subscription_details/metadata/organization_id"),
+        obj.pointer("/parent/subscription_details/metadata/organization_id"),
     ];
     for org in named.into_iter().flatten().filter_map(Value::as_str) {
         if tx.open_table(tables::ORGS)?.get(org)?.is_some() {
@@ -161,11 +165,14 @@ impl Store {
             .ok_or_else(|| StoreError::Conflict("the event has no id".into()))?
             .to_string();
         let tx = self.db()?.begin_write()?;
-        if tx
+        // A repeat is a duplicate once it was matched to an org; an event that found no org
+        // (an invoice that overtook the checkout) is tried again when Stripe resends it.
+        let seen: Option<StripeEventRecord> = tx
             .open_table(tables::STRIPE_EVENTS)?
             .get(id.as_str())?
-            .is_some()
-        {
+            .map(|b| codec::decode(b.value()))
+            .transpose()?;
+        if seen.is_some_and(|record| record.outcome != "unmatched") {
             return Ok(Received::Duplicate);
         }
         let kind = event

@@ -643,6 +643,72 @@ fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
         .unwrap();
     assert_eq!(portal_req["form"]["customer"], "cus_123");
     assert!(portal_req["idempotency_key"].is_string());
+
+    // With a live subscription, a second checkout (a second subscription) is refused.
+    deliver(
+        &s.server,
+        &subscription("evt_live", "customer.subscription.updated", now(), "active"),
+    );
+    let (st, b) = post(
+        &s.server,
+        "/v1/billing/checkout",
+        Some(&s.key),
+        &json!({"plan": "standard"}),
+    );
+    assert_error(st, &b, 409, "conflict");
+    assert!(b["message"].as_str().unwrap().contains("portal"), "{b}");
+}
+
+#[test]
+fn an_invoice_that_overtakes_the_checkout_finds_its_org() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = setup(dir.path());
+    // No customer is linked yet. The invoice names the org in its subscription's metadata
+    // (at `subscription_details` for 2024-06-20, at `parent.subscription_details` from 2025).
+    let mut pinned = invoice("evt_inv_a", "invoice.payment_failed", now() - 20, "open");
+    pinned["data"]["object"]["subscription_details"] =
+        json!({"metadata": {"organization_id": s.org}});
+    let (st, ack) = deliver(&s.server, &pinned);
+    assert_eq!(
+        (st, ack["outcome"].as_str()),
+        (200, Some("applied")),
+        "{ack}"
+    );
+    let mut newer = invoice("evt_inv_b", "invoice.paid", now() - 10, "paid");
+    newer["data"]["object"]["id"] = json!("in_456");
+    newer["data"]["object"]["parent"] = json!({"type": "subscription_details",
+        "subscription_details": {"metadata": {"organization_id": s.org}, "subscription": "sub_123"}});
+    let (st, ack) = deliver(&s.server, &newer);
+    assert_eq!(
+        (st, ack["outcome"].as_str()),
+        (200, Some("applied")),
+        "{ack}"
+    );
+    let (_, invoices) = get(&s.server, "/v1/billing/invoices", Some(&s.key));
+    assert_eq!(invoices["items"].as_array().unwrap().len(), 2, "{invoices}");
+
+    // An event that names no org is unmatched, and tried again when Stripe resends it
+    // after the checkout linked the customer (it is not a duplicate).
+    let mut orphan = invoice("evt_inv_c", "invoice.payment_failed", now() - 5, "open");
+    orphan["data"]["object"]["id"] = json!("in_789");
+    let (st, ack) = deliver(&s.server, &orphan);
+    assert_eq!(
+        (st, ack["outcome"].as_str()),
+        (200, Some("unmatched")),
+        "{ack}"
+    );
+    deliver(&s.server, &checkout_completed("evt_c", &s.org, now()));
+    let (st, ack) = deliver(&s.server, &orphan);
+    assert_eq!(
+        (st, ack["outcome"].as_str(), ack["duplicate"].as_bool()),
+        (200, Some("applied"), Some(false)),
+        "{ack}"
+    );
+    let (_, invoices) = get(&s.server, "/v1/billing/invoices", Some(&s.key));
+    assert_eq!(invoices["items"].as_array().unwrap().len(), 3, "{invoices}");
+    // Once matched, a resend is a duplicate again.
+    let (_, ack) = deliver(&s.server, &orphan);
+    assert_eq!(ack["duplicate"].as_bool(), Some(true), "{ack}");
 }
 
 #[test]

@@ -1,7 +1,15 @@
 //! Stripe events to billing state. Events may come twice (the store drops repeats by event
 //! id) and out of order: subscription state only moves to an event at least as new as the
 //! last one applied (by the event's `created`), and an invoice's mirror only takes an event at
-//! least as new as the one it holds, so an older event never overwrites newer state.
+//! least as new as the one it holds, so an older event never overwrites newer state. Two
+//! subscription events of the same second are ordered by the lifecycle (`created`, then
+//! `updated`, then `deleted`): an event earlier in it never undoes a later one.
+//!
+//! The org follows its current subscription (the one its last checkout made, or the newest
+//! live one): an event about another subscription of the customer, such as the deletion of
+//! an old one after a second checkout, is recorded and changes neither plan nor status.
+//! Payloads follow the webhook endpoint's API version: the period is read from the
+//! subscription (up to 2025-03-31) or from its items (from 2025-03-31 on).
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -19,7 +27,21 @@ pub struct BillingAccount {
     pub current_period_end: Option<i64>,
     /// `created` of the newest subscription event applied.
     pub subscription_event_created: i64,
+    /// Lifecycle rank of that event (1 created, 2 updated, 3 deleted), for same-second ties.
+    #[serde(default)]
+    pub subscription_event_rank: u8,
+    /// When the current subscription was created (its `created`, or the checkout's).
+    #[serde(default)]
+    pub subscription_created: i64,
     pub dunning: Dunning,
+}
+
+impl BillingAccount {
+    /// True while the current subscription bills (active, trialing or past due): a second
+    /// checkout would make a second subscription.
+    pub fn has_live_subscription(&self) -> bool {
+        self.subscription_id.is_some() && is_live(self.subscription_status.as_deref())
+    }
 }
 
 /// The local mirror of a Stripe invoice.
@@ -89,6 +111,38 @@ fn id_of(v: &Value, key: &str) -> Option<String> {
     }
 }
 
+/// Statuses in which a subscription bills and serves its plan.
+fn is_live(status: Option<&str>) -> bool {
+    matches!(status, Some("active" | "trialing" | "past_due"))
+}
+
+/// A subscription field that moved to its items at API version 2025-03-31.
+fn period_field(sub: &Value, key: &str) -> Option<i64> {
+    sub.get(key).and_then(Value::as_i64).or_else(|| {
+        sub.pointer("/items/data")?
+            .as_array()?
+            .iter()
+            .filter_map(|item| item.get(key).and_then(Value::as_i64))
+            .reduce(|a, b| {
+                if key.ends_with("_start") {
+                    a.min(b)
+                } else {
+                    a.max(b)
+                }
+            })
+    })
+}
+
+/// Lifecycle rank of a subscription event type.
+fn subscription_rank(kind: &str) -> u8 {
+    match kind {
+        "customer.subscription.created" => 1,
+        "customer.subscription.updated" => 2,
+        "customer.subscription.deleted" => 3,
+        _ => 0,
+    }
+}
+
 /// The plan of a subscription object: the catalog plan whose Stripe price is among its items.
 fn plan_of_subscription(sub: &Value, plans: &[Plan]) -> Option<String> {
     let items = sub.pointer("/items/data")?.as_array()?;
@@ -144,7 +198,24 @@ pub fn apply(
         .unwrap_or(Value::Null);
     let mut next = account.clone();
     let mut effects = Vec::new();
-    let stale_subscription = created < account.subscription_event_created;
+    let rank = subscription_rank(kind);
+    let stale_subscription = created < account.subscription_event_created
+        || (created == account.subscription_event_created
+            && rank != 0
+            && rank < account.subscription_event_rank);
+    let sub_id = str_of(&obj, "id");
+    // An event about a subscription other than the org's current one: it takes over only
+    // when it is live and newer than the current one.
+    let sub_created = obj
+        .get("created")
+        .and_then(Value::as_i64)
+        .unwrap_or(created);
+    let other_subscription = rank != 0
+        && account.subscription_id.is_some()
+        && sub_id != account.subscription_id
+        && (kind == "customer.subscription.deleted"
+            || !is_live(obj.get("status").and_then(Value::as_str))
+            || sub_created < account.subscription_created);
     let outcome = match kind {
         "checkout.session.completed" => {
             if let Some(customer) = id_of(&obj, "customer") {
@@ -152,6 +223,9 @@ pub fn apply(
                 effects.push(Effect::LinkCustomer(customer));
             }
             if let Some(sub) = id_of(&obj, "subscription") {
+                if next.subscription_id.as_ref() != Some(&sub) {
+                    next.subscription_created = created;
+                }
                 next.subscription_id = Some(sub);
             }
             if let Some(plan) = obj.pointer("/metadata/plan").and_then(Value::as_str) {
@@ -168,24 +242,39 @@ pub fn apply(
         "customer.subscription.created"
         | "customer.subscription.updated"
         | "customer.subscription.deleted"
+            if other_subscription =>
+        {
+            // Recorded (the store keeps the event), but the org follows its current one.
+            next = account.clone();
+            effects.push(Effect::Action {
+                action: "other_subscription_event",
+                detail: json!({"subscription": sub_id, "event": kind,
+                    "status": str_of(&obj, "status"), "current": account.subscription_id}),
+            });
+            Outcome::Applied
+        }
+        "customer.subscription.created"
+        | "customer.subscription.updated"
+        | "customer.subscription.deleted"
             if stale_subscription =>
         {
             Outcome::Stale
         }
         "customer.subscription.created" | "customer.subscription.updated" => {
             next.subscription_event_created = created;
-            next.subscription_id = str_of(&obj, "id");
+            next.subscription_event_rank = rank;
+            if sub_id != account.subscription_id || account.subscription_created == 0 {
+                next.subscription_created = sub_created;
+            }
+            next.subscription_id = sub_id;
             next.subscription_status = str_of(&obj, "status");
-            next.current_period_start = obj.get("current_period_start").and_then(Value::as_i64);
-            next.current_period_end = obj.get("current_period_end").and_then(Value::as_i64);
+            next.current_period_start = period_field(&obj, "current_period_start");
+            next.current_period_end = period_field(&obj, "current_period_end");
             if let Some(customer) = id_of(&obj, "customer") {
                 next.customer_id = Some(customer.clone());
                 effects.push(Effect::LinkCustomer(customer));
             }
-            let live = matches!(
-                next.subscription_status.as_deref(),
-                Some("active" | "trialing" | "past_due")
-            );
+            let live = is_live(next.subscription_status.as_deref());
             if let (true, Some(plan)) = (live, plan_of_subscription(&obj, plans)) {
                 effects.push(Effect::SetPlan(plan));
             }
@@ -197,6 +286,7 @@ pub fn apply(
         }
         "customer.subscription.deleted" => {
             next.subscription_event_created = created;
+            next.subscription_event_rank = rank;
             next.subscription_status = Some("canceled".into());
             next.dunning = Dunning {
                 state: DunningState::Cancelled,
@@ -268,6 +358,119 @@ mod tests {
         json!({"id": format!("evt_{created}"), "type": kind, "created": created, "data": {"object": {
             "id": "sub_1", "customer": "cus_1", "status": status, "current_period_start": 1, "current_period_end": 2,
             "items": {"data": [{"price": {"id": "price_standard"}}]}}}})
+    }
+
+    /// A subscription event at API version 2025-03-31 or later: the period on the items.
+    /// `sub_old` was created at 50, any other subscription just before its event.
+    fn sub_event_2025(kind: &str, created: i64, id: &str, status: &str) -> Value {
+        let sub_created = if id == "sub_old" { 50 } else { created - 5 };
+        json!({"id": format!("evt_{id}_{created}"), "type": kind, "created": created, "data": {"object": {
+            "id": id, "customer": "cus_1", "status": status, "created": sub_created,
+            "items": {"data": [{"price": {"id": "price_standard"},
+                "current_period_start": 1_000, "current_period_end": 2_000}]}}}})
+    }
+
+    #[test]
+    fn the_period_is_read_from_the_items_at_newer_api_versions() {
+        let a = apply(
+            &BillingAccount::default(),
+            &sub_event_2025("customer.subscription.updated", 200, "sub_2", "active"),
+            &plans(),
+            None,
+            0,
+        );
+        assert_eq!(
+            (a.account.current_period_start, a.account.current_period_end),
+            (Some(1_000), Some(2_000))
+        );
+    }
+
+    #[test]
+    fn a_same_second_created_event_does_not_undo_an_update() {
+        let updated = apply(
+            &BillingAccount::default(),
+            &sub_event("customer.subscription.updated", 200, "active"),
+            &plans(),
+            None,
+            0,
+        );
+        let created = apply(
+            &updated.account,
+            &sub_event("customer.subscription.created", 200, "incomplete"),
+            &plans(),
+            None,
+            0,
+        );
+        assert_eq!(created.outcome, Outcome::Stale);
+        assert_eq!(
+            created.account.subscription_status.as_deref(),
+            Some("active")
+        );
+        // The other way round, the update wins as well.
+        let first = apply(
+            &BillingAccount::default(),
+            &sub_event("customer.subscription.created", 200, "incomplete"),
+            &plans(),
+            None,
+            0,
+        );
+        let then = apply(
+            &first.account,
+            &sub_event("customer.subscription.updated", 200, "active"),
+            &plans(),
+            None,
+            0,
+        );
+        assert_eq!(then.account.subscription_status.as_deref(), Some("active"));
+    }
+
+    #[test]
+    fn deleting_an_old_subscription_after_a_second_checkout_keeps_the_plan() {
+        let old = apply(
+            &BillingAccount::default(),
+            &sub_event_2025("customer.subscription.updated", 100, "sub_old", "active"),
+            &plans(),
+            None,
+            0,
+        );
+        let checkout = json!({"id": "evt_co", "type": "checkout.session.completed", "created": 500,
+            "data": {"object": {"id": "cs_2", "customer": "cus_1", "subscription": "sub_new",
+                "metadata": {"plan": "standard"}}}});
+        let second = apply(&old.account, &checkout, &plans(), None, 0);
+        let new = apply(
+            &second.account,
+            &sub_event_2025("customer.subscription.updated", 510, "sub_new", "active"),
+            &plans(),
+            None,
+            0,
+        );
+        // The old subscription is updated (cancellation scheduled) and then deleted.
+        for (kind, at, status) in [
+            ("customer.subscription.updated", 600, "active"),
+            ("customer.subscription.deleted", 700, "canceled"),
+        ] {
+            let e = apply(
+                &new.account,
+                &sub_event_2025(kind, at, "sub_old", status),
+                &plans(),
+                None,
+                0,
+            );
+            assert_eq!(e.account, new.account, "{kind} of the old subscription");
+            assert!(
+                !e.effects.iter().any(|x| matches!(x, Effect::SetPlan(_))),
+                "{kind}"
+            );
+        }
+        // Deleting the current one does downgrade.
+        let gone = apply(
+            &new.account,
+            &sub_event_2025("customer.subscription.deleted", 800, "sub_new", "canceled"),
+            &plans(),
+            None,
+            0,
+        );
+        assert!(gone.effects.contains(&Effect::SetPlan(DEFAULT_PLAN.into())));
     }
 
     #[test]
