@@ -452,6 +452,8 @@ impl BillingApi {
             }
         };
         let request_id = super::request_id::current();
+        let anchor =
+            crate::core::metering::period::Period::containing(clock::now_ms()).next_start_secs();
         let session = tokio::task::spawn_blocking(move || {
             let mut params: Vec<(String, String)> = vec![
                 ("mode".into(), "subscription".into()),
@@ -471,6 +473,13 @@ impl BillingApi {
                 (
                     "subscription_data[metadata][organization_id]".into(),
                     org.id.clone(),
+                ),
+                // Stripe's invoice periods are then Driftlock's calendar months (UTC): the
+                // first invoice is prorated up to the 1st, and each month's overage, stamped
+                // inside its month, lands on that month's invoice.
+                (
+                    "subscription_data[billing_cycle_anchor]".into(),
+                    anchor.to_string(),
                 ),
             ];
             if let Some(metered) = &plan.stripe_metered_price_id {

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::{retry, Worker};
 use crate::{
     clock,
+    core::metering::period::stripe_event_time_ms,
     store::{Attempt, MeterEventRow, Store},
 };
 
@@ -122,8 +123,14 @@ impl StripeClient {
     }
 }
 
-/// The form of one Billing Meter event.
-pub fn meter_event_params(event_name: &str, row: &MeterEventRow) -> Vec<(String, String)> {
+/// The form of one Billing Meter event sent at `now_ms` (the time moved inside Stripe's
+/// 35-day window if the batch waited longer).
+pub fn meter_event_params(
+    event_name: &str,
+    row: &MeterEventRow,
+    now_ms: i64,
+) -> Vec<(String, String)> {
+    let timestamp = stripe_event_time_ms(row.timestamp * 1000, now_ms) / 1000;
     vec![
         ("event_name".into(), event_name.into()),
         (
@@ -132,7 +139,7 @@ pub fn meter_event_params(event_name: &str, row: &MeterEventRow) -> Vec<(String,
         ),
         ("payload[value]".into(), row.value.to_string()),
         ("identifier".into(), row.identifier.clone()),
-        ("timestamp".into(), row.timestamp.to_string()),
+        ("timestamp".into(), timestamp.to_string()),
     ]
 }
 
@@ -152,7 +159,7 @@ impl StripeWorker {
     }
 
     fn deliver(&self, row: &MeterEventRow) -> Attempt {
-        let params = meter_event_params(&self.settings.meter_event_name, row);
+        let params = meter_event_params(&self.settings.meter_event_name, row, clock::now_ms());
         match self
             .client
             .post("/v1/billing/meter_events", &params, &row.identifier)

@@ -53,10 +53,11 @@ fn stripe_events(stripe: &FakeStripe) -> Vec<(u64, i64)> {
 
 #[test]
 fn clock_jumps_across_a_month_end_never_reopen_a_period_or_lose_usage() {
-    let stripe = FakeStripe::start();
     let dir = tempfile::tempdir().unwrap();
     let clock = MovableClock::new(dir.path(), MARCH_31_2350);
     let env = clock.env();
+    // The fake Stripe keeps the same time (it refuses meter events outside its window).
+    let stripe = FakeStripe::start_with(&env);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let s = setup_online_with(dir.path(), &stripe, "100", &env);
     let admin = &s.admin;
@@ -203,5 +204,54 @@ fn clock_jumps_across_a_month_end_never_reopen_a_period_or_lose_usage() {
         total,
         10 + 3 + 7,
         "Stripe holds exactly the overage counted"
+    );
+}
+
+/// Usage that waited more than Stripe's 35 days (here for its customer) is still delivered:
+/// it is sent stamped at the oldest time Stripe accepts instead of being refused for good.
+#[test]
+fn usage_that_waited_past_stripes_35_days_is_still_billed() {
+    let dir = tempfile::tempdir().unwrap();
+    let start = crate::test_clock::start();
+    let clock = MovableClock::new(dir.path(), start);
+    let env = clock.env();
+    let stripe = FakeStripe::start_with(&env);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = setup_online_with(dir.path(), &stripe, "100", &env);
+    let (st, b) = send(
+        ureq::put(&s.server.url(&format!("/v1/admin/orgs/{}/plan", s.org)))
+            .set("Authorization", &format!("Bearer {}", s.admin)),
+        Some(&json!({"plan": "standard"})),
+    );
+    assert_eq!(st, 200, "{b}");
+    // 7 overage detections, with no Stripe customer yet: they wait.
+    assert_eq!(meter(&s, &s.org, 250_007).0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    assert_eq!(stripe_events(&stripe), vec![]);
+
+    // Sixty days later the customer is linked: the batch is stamped inside its own month,
+    // which Stripe no longer accepts, so it goes out at the oldest time Stripe does.
+    clock.set(start + 60 * 86_400);
+    let at = clock.now();
+    let payload = checkout_completed("evt_late", &s.org, at).to_string();
+    let (st, b) = raw(&s.server, &payload, Some(&stripe_signature(&payload, at)));
+    assert_eq!(st, 200, "{b}");
+    let events = wait_for(20, "the late batch delivered", || {
+        let events = stripe_events(&stripe);
+        (!events.is_empty()).then_some(events)
+    });
+    assert_eq!(events.len(), 1, "{events:?}");
+    let (value, timestamp) = events[0];
+    assert_eq!(value, 7);
+    let age = clock.now() - timestamp;
+    assert!((0..35 * 86_400).contains(&age), "sent {age} s old");
+    let (_, outbox) = get(&s.server, "/v1/admin/outbox/stripe", Some(&s.admin));
+    assert!(
+        outbox["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["status"] == "delivered"),
+        "{outbox}"
     );
 }

@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import random
+import re
 import sys
 import threading
 import time
@@ -18,6 +19,11 @@ from urllib.parse import parse_qsl, urlsplit
 
 WEBHOOK = {"url": None, "secret": None}
 OBJECTS = {"customers": {}, "subscriptions": {}, "invoices": {}, "events": []}
+# The parameters Checkout Sessions take that Driftlock may send (Stripe refuses unknown ones).
+CHECKOUT_PARAMS = re.compile(r"^(mode|client_reference_id|success_url|cancel_url|customer|customer_email|"
+                             r"allow_promotion_codes|line_items\[\d+\]\[(price|quantity)\]|metadata\[\w+\]|"
+                             r"subscription_data\[(metadata\]\[\w+|billing_cycle_anchor|proration_behavior)\]|"
+                             r"discounts\[0\]\[(promotion_code|coupon)\])$")
 # Seconds before a meter event shows in the meter's event summaries (Stripe processes meter
 # events asynchronously).
 SUMMARY_LAG = 120
@@ -84,6 +90,12 @@ class Handler(BaseHTTPRequestHandler):
         if method == "POST" and url.path == "/v1/checkout/sessions":
             if form.get("mode") != "subscription" or "line_items[0][price]" not in form:
                 return self.error(400, "parameter_missing", "mode and line_items are required")
+            for key in form:
+                if not CHECKOUT_PARAMS.match(key):
+                    return self.error(400, "parameter_unknown", "Received unknown parameter: %s" % key)
+            anchor = form.get("subscription_data[billing_cycle_anchor]")
+            if anchor is not None and (not anchor.isdigit() or int(anchor) <= time.time()):
+                return self.error(400, "parameter_invalid", "subscription_data[billing_cycle_anchor] must be a timestamp in the future")
             return self.reply(200, {"id": "cs_test_%d" % n, "object": "checkout.session",
                                     "url": "https://checkout.stripe.test/c/pay/cs_test_%d" % n,
                                     "client_reference_id": form.get("client_reference_id"), "mode": "subscription"})
@@ -154,6 +166,12 @@ class Handler(BaseHTTPRequestHandler):
                  "meter": "mtr_test_1", "start_time": int(query["start_time"]), "end_time": int(query["end_time"])}]})
         if method == "POST" and url.path == "/v1/billing/meter_events":
             ident = form.get("identifier")
+            ts = form.get("timestamp")
+            if ts is not None:
+                now = time.time()
+                if not ts.isdigit() or int(ts) < now - 35 * 86400 or int(ts) > now + 300:
+                    return self.error(400, "timestamp_outside_window",
+                                      "timestamp must be within the past 35 days and at most 5 minutes in the future")
             with LOCK:
                 if ident in STATE["meter_events"]:
                     STATE["duplicates"] += 1

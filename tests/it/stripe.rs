@@ -613,6 +613,20 @@ fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
         s.org.as_str()
     );
     assert_eq!(form["customer_email"], "billing@acme.example");
+    // Anchored at the next 1st (UTC): Stripe's invoice periods are the calendar months. (The
+    // dated runs start seconds before a month end: either month's next 1st may be right.)
+    let next_first = |t: i64| {
+        let this_month = crate::test_clock::parse_instant(&crate::test_clock::month_start(t));
+        let next = crate::test_clock::month_start(this_month.unwrap() + 32 * 86_400);
+        crate::test_clock::parse_instant(&next).unwrap().to_string()
+    };
+    let anchor = form["subscription_data[billing_cycle_anchor]"]
+        .as_str()
+        .unwrap();
+    assert!(
+        [next_first(crate::test_clock::start()), next_first(now())].contains(&anchor.to_string()),
+        "{anchor}"
+    );
     assert_eq!(form["allow_promotion_codes"], "true");
     assert_eq!(
         checkouts[0]["content_type"],

@@ -15,6 +15,21 @@ use crate::core::calendar::{civil_from_days, days_from_civil, MS_PER_DAY};
 /// corrections (NTP, a resumed VM) are seconds to hours; a clock days behind is taken as right.
 pub const STEP_BACK_TOLERANCE_MS: i64 = 86_400_000;
 
+/// Stripe accepts a meter event stamped at most 35 days in the past (and 5 minutes ahead).
+pub const STRIPE_EVENT_MAX_AGE_MS: i64 = 35 * MS_PER_DAY;
+/// Kept inside that window, for the time a delivery takes and clocks that differ.
+const STRIPE_EVENT_AGE_MARGIN_MS: i64 = 3_600_000;
+
+/// The time to send a meter event stamped `stamped_ms` with, when sending at `now_ms`: its own
+/// stamp while Stripe still accepts it, else the oldest time Stripe accepts (usage that waited
+/// over 35 days, offline or for its customer, then lands on the invoice open at that time
+/// rather than being refused); never later than now.
+pub fn stripe_event_time_ms(stamped_ms: i64, now_ms: i64) -> i64 {
+    stamped_ms
+        .max(now_ms - STRIPE_EVENT_MAX_AGE_MS + STRIPE_EVENT_AGE_MARGIN_MS)
+        .min(now_ms)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Period {
     pub start_ms: i64,
@@ -73,6 +88,12 @@ impl Period {
         } else {
             Some(self.end_ms - 1_000)
         }
+    }
+
+    /// The start of the next period (epoch seconds): Stripe subscriptions are anchored there,
+    /// so Stripe's invoice periods are Driftlock's calendar months.
+    pub fn next_start_secs(&self) -> i64 {
+        self.end_ms / 1000
     }
 
     /// Whole seconds from `now_ms` until the period ends, at least 1.
@@ -157,5 +178,19 @@ mod tests {
         assert_eq!(Period::containing(at), nov);
         assert_eq!(nov.report_time_ms(nov.start_ms - 1), None, "not begun yet");
         assert_eq!(nov.report_time_ms(nov.start_ms), Some(nov.start_ms));
+    }
+
+    #[test]
+    fn meter_events_are_sent_inside_stripes_window() {
+        let now = 2_000_000_000_000;
+        assert_eq!(stripe_event_time_ms(now - 1_000, now), now - 1_000);
+        assert_eq!(stripe_event_time_ms(now + 60_000, now), now);
+        let old = now - 40 * MS_PER_DAY;
+        let sent = stripe_event_time_ms(old, now);
+        assert!(now - sent < STRIPE_EVENT_MAX_AGE_MS && sent > old, "{sent}");
+        assert_eq!(
+            stripe_event_time_ms(now - 30 * MS_PER_DAY, now),
+            now - 30 * MS_PER_DAY
+        );
     }
 }
