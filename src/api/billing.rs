@@ -293,21 +293,16 @@ impl BillingApi {
                 use crate::store::MeterStatus;
                 let rows = store.meter_events()?;
                 let pending = store.meter_pending()?;
-                let meters = match client.get("/v1/billing/meters", &[]) {
-                    Ok(m) => m,
+                let meter_id = match client.find_meter(&event_name) {
+                    Ok(Some(id)) => id,
+                    Ok(None) => {
+                        return Ok(Err(StripeError::Api {
+                            status: 404,
+                            code: None,
+                            message: format!("no Stripe meter with event name {event_name}"),
+                        }))
+                    }
                     Err(e) => return Ok(Err(e)),
-                };
-                let Some(meter_id) = meters["data"]
-                    .as_array()
-                    .and_then(|m| m.iter().find(|m| m["event_name"] == event_name.as_str()))
-                    .and_then(|m| m["id"].as_str())
-                    .map(str::to_string)
-                else {
-                    return Ok(Err(StripeError::Api {
-                        status: 404,
-                        code: None,
-                        message: format!("no Stripe meter with event name {event_name}"),
-                    }));
                 };
                 let mut customers: Vec<(String, String)> = rows
                     .iter()

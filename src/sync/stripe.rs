@@ -123,6 +123,38 @@ impl StripeClient {
     }
 }
 
+impl StripeClient {
+    /// The id of the Billing Meter with `event_name`, looked up through every page of the
+    /// account's meters.
+    pub fn find_meter(&self, event_name: &str) -> Result<Option<String>, StripeError> {
+        let mut after: Option<String> = None;
+        // Bounded: 100 pages of 100 meters is far more than an account holds.
+        for _ in 0..100 {
+            let mut query = vec![("limit", "100")];
+            if let Some(a) = after.as_deref() {
+                query.push(("starting_after", a));
+            }
+            let page = self.get("/v1/billing/meters", &query)?;
+            let data = page["data"].as_array().cloned().unwrap_or_default();
+            if let Some(id) = data
+                .iter()
+                .find(|m| m["event_name"] == event_name)
+                .and_then(|m| m["id"].as_str())
+            {
+                return Ok(Some(id.to_string()));
+            }
+            match (
+                page["has_more"].as_bool(),
+                data.last().and_then(|m| m["id"].as_str()),
+            ) {
+                (Some(true), Some(last)) => after = Some(last.to_string()),
+                _ => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// The form of one Billing Meter event sent at `now_ms` (the time moved inside Stripe's
 /// 35-day window if the batch waited longer).
 pub fn meter_event_params(
@@ -225,7 +257,10 @@ impl StripeWorker {
                 Ok(created) => created["id"].as_str().map(str::to_string),
                 Err(StripeError::Api { code: Some(c), .. }) if c == "resource_already_exists" => {
                     self.client
-                        .get("/v1/promotion_codes", &[("code", promo.code.as_str())])
+                        .get(
+                            "/v1/promotion_codes",
+                            &[("code", promo.code.as_str()), ("active", "true")],
+                        )
                         .map_err(|e| e.to_string())?
                         .pointer("/data/0/id")
                         .and_then(Value::as_str)

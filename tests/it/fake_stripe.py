@@ -136,12 +136,21 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, promo)
         if method == "GET" and url.path == "/v1/promotion_codes":
             with LOCK:
-                data = [p for p in STATE["promotion_codes"].values() if p["code"] == query.get("code")]
+                data = [p for p in STATE["promotion_codes"].values() if p["code"] == query.get("code")
+                        and ("active" not in query or str(p["active"]).lower() == query["active"])]
             return self.reply(200, {"object": "list", "data": data, "has_more": False})
         if method == "GET" and url.path == "/v1/billing/meters":
-            return self.reply(200, {"object": "list", "has_more": False, "data": [
-                {"id": "mtr_test_1", "object": "billing.meter", "event_name": "driftlock_detections",
-                 "default_aggregation": {"formula": "sum"}, "status": "active"}]})
+            # As Stripe: pages of `limit` (default 10) after `starting_after`; the account
+            # has other meters, and Driftlock's is not on the first page.
+            meters = [{"id": "mtr_other_%03d" % i, "object": "billing.meter", "event_name": "other_%d" % i,
+                       "default_aggregation": {"formula": "sum"}, "status": "active"} for i in range(120)]
+            meters.append({"id": "mtr_test_1", "object": "billing.meter", "event_name": "driftlock_detections",
+                           "default_aggregation": {"formula": "sum"}, "status": "active"})
+            limit = min(int(query.get("limit", "10")), 100)
+            after = query.get("starting_after")
+            first = next((i + 1 for i, m in enumerate(meters) if m["id"] == after), 0) if after else 0
+            page = meters[first:first + limit]
+            return self.reply(200, {"object": "list", "has_more": first + limit < len(meters), "data": page})
         if method == "GET" and url.path == "/v1/billing/meters/mtr_test_1/event_summaries":
             customer = query.get("customer")
             if not customer or "start_time" not in query or "end_time" not in query:

@@ -217,7 +217,13 @@ pub fn apply(
             || !is_live(obj.get("status").and_then(Value::as_str))
             || sub_created < account.subscription_created);
     let outcome = match kind {
-        "checkout.session.completed" => {
+        "checkout.session.completed" | "checkout.session.async_payment_succeeded" => {
+            // A checkout paid by a delayed method completes unpaid: the plan moves when
+            // Stripe says the payment succeeded (`async_payment_succeeded`).
+            let paid = matches!(
+                obj.get("payment_status").and_then(Value::as_str),
+                None | Some("paid" | "no_payment_required")
+            );
             if let Some(customer) = id_of(&obj, "customer") {
                 next.customer_id = Some(customer.clone());
                 effects.push(Effect::LinkCustomer(customer));
@@ -229,13 +235,18 @@ pub fn apply(
                 next.subscription_id = Some(sub);
             }
             if let Some(plan) = obj.pointer("/metadata/plan").and_then(Value::as_str) {
-                if plans.iter().any(|p| p.id == plan) && !stale_subscription {
+                if paid && plans.iter().any(|p| p.id == plan) && !stale_subscription {
                     effects.push(Effect::SetPlan(plan.to_string()));
                 }
             }
             effects.push(Effect::Action {
-                action: "checkout_completed",
-                detail: json!({"session": str_of(&obj, "id")}),
+                action: if kind == "checkout.session.completed" {
+                    "checkout_completed"
+                } else {
+                    "checkout_payment_succeeded"
+                },
+                detail: json!({"session": str_of(&obj, "id"),
+                    "payment_status": str_of(&obj, "payment_status")}),
             });
             Outcome::Applied
         }
@@ -368,6 +379,37 @@ mod tests {
             "id": id, "customer": "cus_1", "status": status, "created": sub_created,
             "items": {"data": [{"price": {"id": "price_standard"},
                 "current_period_start": 1_000, "current_period_end": 2_000}]}}}})
+    }
+
+    #[test]
+    fn an_unpaid_checkout_moves_the_plan_only_once_the_payment_succeeds() {
+        let checkout = |kind: &str, status: &str| {
+            json!({"id": format!("evt_{kind}"), "type": kind, "created": 100, "data": {"object": {
+                "id": "cs_1", "customer": "cus_1", "subscription": "sub_1", "payment_status": status,
+                "metadata": {"plan": "standard"}}}})
+        };
+        let unpaid = apply(
+            &BillingAccount::default(),
+            &checkout("checkout.session.completed", "unpaid"),
+            &plans(),
+            None,
+            0,
+        );
+        assert!(!unpaid
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::SetPlan(_))));
+        assert!(unpaid
+            .effects
+            .contains(&Effect::LinkCustomer("cus_1".into())));
+        let paid = apply(
+            &unpaid.account,
+            &checkout("checkout.session.async_payment_succeeded", "paid"),
+            &plans(),
+            None,
+            0,
+        );
+        assert!(paid.effects.contains(&Effect::SetPlan(standard().id)));
     }
 
     #[test]
