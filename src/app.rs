@@ -129,6 +129,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
         workers: workers.clone(),
         sessions: Default::default(),
+        webhook_destinations: config.webhooks.destinations.clone(),
         started_at: Instant::now(),
         shutting_down: AtomicBool::new(false),
     });

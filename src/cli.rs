@@ -106,6 +106,14 @@ pub struct ServeArgs {
     /// How often the webhook worker looks for due deliveries, in milliseconds [default: 1000]
     #[arg(long, env = "DRIFTLOCK_WEBHOOK_POLL_MS")]
     pub webhook_poll_ms: Option<u64>,
+    /// Address blocks monitor webhooks may reach besides public addresses (loopback, private,
+    /// link-local and unique-local ones are refused otherwise), comma-separated CIDRs
+    #[arg(
+        long = "webhook-allow-cidr",
+        env = "DRIFTLOCK_WEBHOOK_ALLOW_CIDRS",
+        value_delimiter = ','
+    )]
+    pub webhook_allow_cidrs: Option<Vec<String>>,
     /// Days in `grace` after a failed payment before `past_due` [default: 7]
     #[arg(long, env = "DRIFTLOCK_DUNNING_GRACE_DAYS")]
     pub dunning_grace_days: Option<u32>,

@@ -14,6 +14,7 @@ use crate::{
     cli::{LogFormat, ServeArgs},
     core::billing::dunning::DunningPolicy,
     sync::{
+        destination::{Cidr, DestinationPolicy},
         email::{EmailSettings, SmtpSettings, TlsMode, Transport},
         stripe::StripeSettings,
         webhooks::WebhookSettings,
@@ -90,6 +91,7 @@ pub struct FileConfig {
     pub webhook_max_attempts: Option<u32>,
     pub webhook_retry_base_ms: Option<u64>,
     pub webhook_poll_ms: Option<u64>,
+    pub webhook_allow_cidrs: Option<Vec<String>>,
     pub dunning_grace_days: Option<u32>,
     pub dunning_past_due_days: Option<u32>,
     pub stripe_webhook_secret_file: Option<PathBuf>,
@@ -267,6 +269,20 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
                     .max(10),
             ),
             timeout: std::time::Duration::from_secs(10),
+            destinations: DestinationPolicy {
+                allowed: args
+                    .webhook_allow_cidrs
+                    .clone()
+                    .or(file.webhook_allow_cidrs.clone())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|c| !c.trim().is_empty())
+                    .map(|c| {
+                        c.parse::<Cidr>()
+                            .map_err(|e| ConfigError::Invalid(format!("webhook_allow_cidrs: {e}")))
+                    })
+                    .collect::<Result<_, _>>()?,
+            },
         },
         dunning: DunningPolicy {
             grace_days: args

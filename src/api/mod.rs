@@ -67,6 +67,8 @@ pub struct AppState {
     pub workers: Arc<crate::sync::Workers>,
     /// Signed-in admin UI sessions.
     pub sessions: session::Sessions,
+    /// Where monitor webhooks may point.
+    pub webhook_destinations: crate::sync::destination::DestinationPolicy,
     pub started_at: Instant,
     pub shutting_down: AtomicBool,
 }

@@ -339,6 +339,22 @@ fn channels_from(channels: &Channels) -> ApiResult<(Vec<String>, Vec<WebhookChan
     Ok((emails, webhooks))
 }
 
+/// Refuses webhooks that point inside the operator's network (after resolving their hosts),
+/// unless the operator allowed the block ([`crate::sync::destination`]).
+async fn check_destinations(state: &AppState, webhooks: &[WebhookChannel]) -> ApiResult<()> {
+    let policy = state.webhook_destinations.clone();
+    let urls: Vec<String> = webhooks.iter().map(|w| w.url.clone()).collect();
+    blocking_api(move || {
+        for url in &urls {
+            policy
+                .check_url(url)
+                .map_err(|why| ApiError::validation("notifications.webhooks", why))?;
+        }
+        Ok(())
+    })
+    .await
+}
+
 fn parse_points(body: PointsBody) -> ApiResult<Vec<(i64, f64)>> {
     let points = match body {
         PointsBody::Batch(b) => b.points,
@@ -535,6 +551,7 @@ impl MonitorsApi {
     async fn create(
         &self,
         auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
         body: Json<CreateMonitorRequest>,
     ) -> ApiResult<MonitorCreated> {
         let name = valid_name("name", &body.name)?;
@@ -544,6 +561,7 @@ impl MonitorsApi {
             MetricSettings::default(),
         )?;
         let (emails, webhooks) = channels_from(&body.notifications.clone().unwrap_or_default())?;
+        check_destinations(&state, &webhooks).await?;
         let now = clock::now_ms();
         let record = MonitorRecord {
             id: secrets::new_id("mon", now),
@@ -601,6 +619,7 @@ impl MonitorsApi {
     async fn update(
         &self,
         auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
         monitor_id: Path<String>,
         body: Json<UpdateMonitorRequest>,
     ) -> ApiResult<Json<Monitor>> {
@@ -621,6 +640,9 @@ impl MonitorsApi {
             None
         };
         let channels = body.notifications.as_ref().map(channels_from).transpose()?;
+        if let Some((_, webhooks)) = &channels {
+            check_destinations(&state, webhooks).await?;
+        }
         let fresh: Vec<String> = channels
             .iter()
             .flat_map(|(_, w)| w.iter().map(|w| w.id.clone()))

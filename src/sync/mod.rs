@@ -2,6 +2,7 @@
 //! `Worker` and runs under `spawn`, which records its status (busy or idle, runs, items,
 //! errors, last error) for admins and `/readyz`, and stops it on shutdown.
 
+pub mod destination;
 pub mod dunning;
 pub mod email;
 pub mod retry;

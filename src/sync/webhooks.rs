@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use super::{retry, Worker};
+use super::{
+    destination::{DestinationPolicy, PolicyResolver},
+    retry, Worker,
+};
 use crate::{
     clock, secrets,
     store::{Attempt, Store, WebhookDelivery},
@@ -17,6 +20,8 @@ pub struct WebhookSettings {
     pub retry_cap_ms: u64,
     pub poll: Duration,
     pub timeout: Duration,
+    /// Where webhooks may go ([`super::destination`]).
+    pub destinations: DestinationPolicy,
 }
 
 pub struct WebhookWorker {
@@ -32,6 +37,7 @@ impl WebhookWorker {
         let agent = ureq::AgentBuilder::new()
             .timeout(settings.timeout)
             .redirects(0)
+            .resolver(PolicyResolver(settings.destinations.clone()))
             .user_agent(concat!("driftlock-webhooks/", env!("CARGO_PKG_VERSION")))
             .build();
         WebhookWorker {
@@ -56,9 +62,14 @@ impl WebhookWorker {
             )
             .send_bytes(&body);
         match result {
-            Ok(_) => Ok(()),
+            Ok(resp) if (200..300).contains(&resp.status()) => Ok(()),
+            // Redirects are not followed (they could lead inside the network): not delivered.
+            Ok(resp) => Err(format!(
+                "the receiver answered HTTP {} (only 2xx counts as delivered; redirects are not followed)",
+                resp.status()
+            )),
             Err(ureq::Error::Status(code, _)) => Err(format!("the receiver answered HTTP {code}")),
-            Err(e) => Err(format!("cannot reach the receiver: {e}")),
+            Err(ureq::Error::Transport(t)) => Err(transport_failure(&t)),
         }
     }
 
@@ -100,6 +111,28 @@ impl WebhookWorker {
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
         Ok(())
+    }
+}
+
+/// What a tenant may read about a failed connection: the kind of failure, or the policy's
+/// refusal, never the raw socket error (which would map the operator's network).
+fn transport_failure(t: &ureq::Transport) -> String {
+    use std::error::Error;
+    let mut source = t.source();
+    while let Some(e) = source {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::PermissionDenied {
+                return format!("destination refused: {io}");
+            }
+        }
+        source = e.source();
+    }
+    match t.kind() {
+        ureq::ErrorKind::Dns => "the receiver's host name does not resolve".into(),
+        ureq::ErrorKind::InvalidUrl | ureq::ErrorKind::UnknownScheme => {
+            "the webhook URL is not valid".into()
+        }
+        _ => "the receiver could not be reached (connection failed or timed out)".into(),
     }
 }
 

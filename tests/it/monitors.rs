@@ -190,7 +190,14 @@ fn a_webhook_that_fails_twice_is_delivered_exactly_once_and_signed() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_with(
         dir.path(),
-        &["--webhook-retry-base-ms", "100", "--webhook-poll-ms", "50"],
+        &[
+            "--webhook-retry-base-ms",
+            "100",
+            "--webhook-poll-ms",
+            "50",
+            "--webhook-allow-cidr",
+            "127.0.0.0/8",
+        ],
         &[],
     );
     let admin = server.admin_token();
@@ -289,7 +296,14 @@ fn restart_keeps_monitor_state_and_pending_deliveries() {
     let port = free_port();
 
     let dir = tempfile::tempdir().unwrap();
-    let args = ["--webhook-retry-base-ms", "100", "--webhook-poll-ms", "50"];
+    let args = [
+        "--webhook-retry-base-ms",
+        "100",
+        "--webhook-poll-ms",
+        "50",
+        "--webhook-allow-cidr",
+        "127.0.0.0/8",
+    ];
     let mut server = start_with(dir.path(), &args, &[]);
     let admin = server.admin_token();
     let (_, key, _) = org_with_key(&server, &admin, "Acme");
@@ -442,4 +456,98 @@ fn bad_points_and_paused_monitors() {
     assert_eq!(s, 200);
     let (s, b) = get(&server, &format!("/v1/monitors/{id}"), Some(&key));
     assert_error(s, &b, 404, "not_found");
+}
+
+/// Webhooks cannot reach inside the operator's network: internal addresses in any spelling
+/// are refused when saved, a saved one is refused again at connect time once the operator's
+/// allow-list no longer covers it, the tenant reads no socket error, and a redirect is a
+/// failed delivery, not a delivered one.
+#[test]
+fn webhooks_cannot_reach_inside_the_network_and_a_redirect_is_not_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let quick = ["--webhook-retry-base-ms", "100", "--webhook-poll-ms", "50"];
+    let server = start_with(dir.path(), &quick, &[]);
+    let (_, key, _) = org_with_key(&server, &server.admin_token(), "Acme");
+    for url in [
+        "http://127.0.0.1:9/",
+        "http://localhost:9/",
+        "http://2130706433/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://[::1]/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.8/",
+        "http://192.168.0.1/",
+        "http://[fd00::1]/",
+        "http://0.0.0.0/",
+    ] {
+        let (s, b) = post(
+            &server,
+            "/v1/monitors",
+            Some(&key),
+            &json!({"name": "m", "notifications": {"webhooks": [url]}}),
+        );
+        assert_error(s, &b, 422, "validation_failed");
+        assert!(
+            b["message"]
+                .as_str()
+                .unwrap()
+                .contains("notifications.webhooks"),
+            "{url}: {b}"
+        );
+    }
+    drop(server);
+
+    // Allowed by the operator: saved. A receiver that redirects is not delivered to.
+    let redirecting = Receiver::start_answering(0, 302);
+    let allow = [&quick[..], &["--webhook-allow-cidr", "127.0.0.0/8"]].concat();
+    let mut server = start_with(dir.path(), &allow, &[]);
+    let spike = wave_with_spikes(500, &[450]);
+    let monitor = create_monitor(
+        &server,
+        &key,
+        json!({"name": "r", "notifications": {"webhooks": [format!("http://127.0.0.1:{}/", redirecting.port)]}}),
+    );
+    let id = monitor["id"].as_str().unwrap().to_string();
+    send_points(&server, &key, &id, &spike);
+    let deliveries = |server: &Server, id: &str| {
+        get(server, &format!("/v1/monitors/{id}/deliveries"), Some(&key)).1["items"][0].clone()
+    };
+    let first = wait_for(20, "a failed attempt at the redirecting receiver", || {
+        let d = deliveries(&server, &id);
+        (d["attempts"].as_u64() >= Some(1)).then_some(d)
+    });
+    assert_ne!(first["status"], "delivered", "{first}");
+    assert!(
+        first["last_error"].as_str().unwrap().contains("302"),
+        "{first}"
+    );
+    server.stop_with("TERM");
+
+    // The allow-list is gone after a restart: the saved webhook is refused at connect time,
+    // and the tenant reads the policy, not a socket error.
+    let listening = Receiver::start(0, 0);
+    let server = start_with(dir.path(), &allow, &[]);
+    let m2 = create_monitor(
+        &server,
+        &key,
+        json!({"name": "s", "notifications": {"webhooks": [format!("http://127.0.0.1:{}/", listening.port)]}}),
+    );
+    let id2 = m2["id"].as_str().unwrap().to_string();
+    drop(server);
+    let server = start_with(dir.path(), &quick, &[]);
+    send_points(&server, &key, &id2, &spike);
+    let refused = wait_for(20, "a refused attempt", || {
+        let d = deliveries(&server, &id2);
+        (d["attempts"].as_u64() >= Some(1)).then_some(d)
+    });
+    let error = refused["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("destination refused") && error.contains("loopback"),
+        "{refused}"
+    );
+    assert!(!error.contains("os error"), "{refused}");
+    assert!(
+        listening.received().is_empty(),
+        "nothing reached the receiver"
+    );
 }

@@ -348,6 +348,15 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn start(port: u16, fail_first: usize) -> Receiver {
+        Receiver::start_with(port, fail_first, 200)
+    }
+
+    /// A receiver that always answers `status` (e.g. a redirect).
+    pub fn start_answering(port: u16, status: u16) -> Receiver {
+        Receiver::start_with(port, usize::MAX, status)
+    }
+
+    fn start_with(port: u16, fail_first: usize, then: u16) -> Receiver {
         use std::io::{Read, Write};
         let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind receiver");
         listener.set_nonblocking(true).unwrap();
@@ -403,7 +412,11 @@ impl Receiver {
                     })
                     .collect();
                 let mut got = got2.lock().unwrap();
-                let status = if got.len() < fail_first { 500 } else { 200 };
+                let status = match (got.len() < fail_first, then) {
+                    (true, 200) => 500,
+                    (true, other) => other,
+                    (false, _) => 200,
+                };
                 got.push(Received {
                     headers,
                     body: buf[start..start + content_length].to_vec(),
@@ -412,7 +425,7 @@ impl Receiver {
                 drop(got);
                 let _ = conn.write_all(
                     format!(
-                        "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                        "HTTP/1.1 {status} X\r\nLocation: http://169.254.169.254/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
                     )
                     .as_bytes(),
                 );
