@@ -24,6 +24,12 @@ pub const COOKIE: &str = "driftlock_session";
 const SESSION_TTL_MS: i64 = 12 * 3_600_000;
 /// Sessions kept at once; the oldest go first past this.
 const MAX_SESSIONS: usize = 1_000;
+/// Failed sign-ins one client address may make per window before it must wait.
+const MAX_FAILED_SIGN_INS: u32 = 10;
+const SIGN_IN_WINDOW_MS: i64 = 5 * 60_000;
+/// Client addresses whose failures are tracked at once; past this, the ones not seen within a
+/// window go, and if all are recent, new addresses share one budget.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
 
 #[derive(Clone)]
 struct Session {
@@ -32,10 +38,22 @@ struct Session {
     expires_ms: i64,
 }
 
-/// Signed-in admin sessions, by the SHA-256 of the cookie's value.
+/// Signed-in admin sessions, by the SHA-256 of the cookie's value, and failed sign-ins by
+/// client address (guessing the admin token is throttled and logged).
 #[derive(Default)]
 pub struct Sessions {
     live: Mutex<HashMap<[u8; 32], Session>>,
+    failures: Mutex<HashMap<String, (i64, u32)>>,
+}
+
+/// The key a client's failures are counted under: its address, or one shared key when the
+/// table is full of recent failures.
+fn tracked_key(failures: &HashMap<String, (i64, u32)>, client: &str) -> String {
+    if failures.len() >= MAX_TRACKED_CLIENTS && !failures.contains_key(client) {
+        "(many clients)".to_string()
+    } else {
+        client.to_string()
+    }
 }
 
 /// What a new session gives the browser.
@@ -71,6 +89,37 @@ impl Sessions {
         };
         live.insert(secrets::sha256(&cookie_value), session);
         opened
+    }
+
+    /// Seconds a client must wait before it may try to sign in again, if it must.
+    fn throttled(&self, client: &str, now_ms: i64) -> Option<u64> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let key = tracked_key(&failures, client);
+        match failures.get(&key) {
+            Some((start, n)) if *n >= MAX_FAILED_SIGN_INS && now_ms - start < SIGN_IN_WINDOW_MS => {
+                Some(
+                    ((start + SIGN_IN_WINDOW_MS - now_ms) as u64)
+                        .div_ceil(1000)
+                        .max(1),
+                )
+            }
+            _ => None,
+        }
+    }
+
+    /// Counts a failed sign-in of `client`; returns its failures in the current window.
+    fn failed(&self, client: &str, now_ms: i64) -> u32 {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= MAX_TRACKED_CLIENTS && !failures.contains_key(client) {
+            failures.retain(|_, (start, _)| now_ms - *start < SIGN_IN_WINDOW_MS);
+        }
+        let key = tracked_key(&failures, client);
+        let entry = failures.entry(key).or_insert((now_ms, 0));
+        if now_ms - entry.0 >= SIGN_IN_WINDOW_MS {
+            *entry = (now_ms, 0);
+        }
+        entry.1 += 1;
+        entry.1
     }
 
     fn find(&self, cookie_value: &str, now_ms: i64) -> Option<Session> {
@@ -161,8 +210,24 @@ impl SessionApi {
         state: Data<&Arc<AppState>>,
         body: Json<SignInRequest>,
     ) -> ApiResult<SignedIn> {
-        let admin = admin_from_token(&state, body.0.token.trim())?;
         let now = clock::now_ms();
+        let client = req
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        if let Some(retry_after_secs) = state.sessions.throttled(&client, now) {
+            tracing::warn!(%client, "admin sign-in refused: too many failed attempts");
+            return Err(ApiError::RateLimited { retry_after_secs });
+        }
+        let admin = match admin_from_token(&state, body.0.token.trim()) {
+            Ok(admin) => admin,
+            Err(e) => {
+                let n = state.sessions.failed(&client, now);
+                tracing::warn!(%client, failures = n, "admin sign-in failed: wrong token");
+                return Err(e);
+            }
+        };
         let opened = state.sessions.open(&admin.actor, now);
         tracing::info!(actor = %admin.actor, "admin signed in to the web UI");
         let cookie = set_cookie(

@@ -67,6 +67,8 @@ impl Store {
                 output.display()
             )));
         }
+        super::create_private(output).map_err(|e| StoreError::Backend(redb::Error::Io(e)))?;
+        super::create_private(output).map_err(|e| StoreError::Backend(redb::Error::Io(e)))?;
         let copy = Database::create(output)?;
         let rows = copy_all(&snapshot, &copy)?;
         drop(copy);
@@ -125,6 +127,7 @@ pub fn restore(backup: &Path, data_dir: &Path) -> Result<BackupSummary, StoreErr
         .map_err(|e| StoreError::Corrupt(format!("{}: {e}", data_dir.display())))?;
     let staged = data_dir.join(format!("{DB_FILE}.restoring"));
     let _ = std::fs::remove_file(&staged);
+    super::create_private(&staged).map_err(|e| StoreError::Backend(redb::Error::Io(e)))?;
     let copy = Database::create(&staged)?;
     let rows = copy_all(&source.begin_read()?, &copy)?;
     drop(copy);

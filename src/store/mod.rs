@@ -163,10 +163,42 @@ struct Inner {
     open_failure: Mutex<Option<String>>,
 }
 
+/// Makes `path` an empty file readable by its owner only (0600) if it does not exist, and
+/// takes group and other permissions off one that does: the store holds every tenant's data.
+pub(crate) fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let mode = std::fs::metadata(path)?.permissions().mode();
+            if mode & 0o077 != 0 {
+                match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & 0o700))
+                {
+                    Ok(()) => {
+                        tracing::warn!(path = %path.display(), "store file was readable by others; now 0600")
+                    }
+                    // A read-only directory or file system: the open that follows says so.
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "store file is readable by others and its mode cannot be changed")
+                    }
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl Store {
     /// Opens (or creates) the store in `data_dir` and migrates it to the current schema.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
+        create_private(&path).map_err(|e| StoreError::Backend(redb::Error::Io(e)))?;
         let db = Database::create(&path)?;
         let found = schema::migrate(&db)?;
         tracing::info!(

@@ -181,3 +181,36 @@ fn no_operation_of_the_spec_takes_xml() {
     let xml: Vec<_> = media_types.iter().filter(|m| m.contains("xml")).collect();
     assert!(xml.is_empty(), "operations taking XML: {xml:?}");
 }
+
+/// Guessing the admin token is throttled per client address and every failure is logged; the
+/// store (and a backup of it) is readable by its owner only.
+#[test]
+fn sign_in_guesses_are_throttled_and_logged_and_the_store_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = crate::support::start(dir.path());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir.path().join("driftlock.redb")), 0o600);
+
+    let sign_in = |token: &str| {
+        crate::support::post(
+            &server,
+            "/v1/admin/session",
+            None,
+            &serde_json::json!({"token": token}),
+        )
+    };
+    let mut statuses = Vec::new();
+    for i in 0..12 {
+        statuses.push(sign_in(&format!("guess-{i}")).0);
+    }
+    assert_eq!(statuses[..10], [401; 10], "{statuses:?}");
+    assert_eq!(statuses[10..], [429, 429], "{statuses:?}");
+    // The right token waits too: the budget is the address's, not the token's.
+    let (st, body) = sign_in(&server.admin_token());
+    crate::support::assert_error(st, &body, 429, "rate_limited");
+    let (_, log) = server.stop_with("TERM");
+    assert_eq!(log.matches("admin sign-in failed").count(), 10, "{log}");
+    assert!(log.contains("too many failed attempts"), "{log}");
+    assert!(!log.contains("guess-"), "tokens tried are not logged");
+}
