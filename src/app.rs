@@ -117,6 +117,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         admin_token,
         metrics: Metrics::default(),
         max_body_bytes: config.max_body_bytes,
+        unauthenticated_body_bytes: config.unauthenticated_body_bytes,
+        body_timeout: config.body_timeout,
         max_batch_events: config.max_batch_events,
         dunning_policy: config.dunning,
         stripe_webhook_secret: config.stripe_webhook_secret.clone(),
@@ -224,23 +226,27 @@ async fn serve_http(
     let grace = Duration::from_secs(config.shutdown_grace_secs);
     let app = api::app(state.clone());
     let shutdown_state = state.clone();
-    Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app,
-            async move {
-                shutdown_signal().await;
-                shutdown_state
-                    .shutting_down
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                tracing::info!(
-                    grace_secs = grace.as_secs(),
-                    "shutting down: finishing in-flight requests"
-                );
-            },
-            Some(grace),
-        )
-        .await
-        .context("while serving HTTP")?;
+    Server::new_with_acceptor(api::listener::LimitedAcceptor::new(
+        acceptor,
+        config.max_connections,
+    ))
+    .idle_timeout(config.idle_timeout)
+    .run_with_graceful_shutdown(
+        app,
+        async move {
+            shutdown_signal().await;
+            shutdown_state
+                .shutting_down
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(
+                grace_secs = grace.as_secs(),
+                "shutting down: finishing in-flight requests"
+            );
+        },
+        Some(grace),
+    )
+    .await
+    .context("while serving HTTP")?;
     tracing::info!("HTTP server stopped");
     Ok(())
 }

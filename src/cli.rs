@@ -141,6 +141,18 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish on shutdown [default: 30]
     #[arg(long, env = "DRIFTLOCK_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Connections served at once; more wait in the listen queue [default: 512]
+    #[arg(long, env = "DRIFTLOCK_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds a connection may stay silent (no request, no bytes) before it is closed [default: 60]
+    #[arg(long, env = "DRIFTLOCK_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Seconds a request body may take to arrive; slower ones answer 408 [default: 30]
+    #[arg(long, env = "DRIFTLOCK_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// Largest body read from a caller that has not authenticated, in bytes [default: 65536]
+    #[arg(long, env = "DRIFTLOCK_UNAUTHENTICATED_BODY_BYTES")]
+    pub unauthenticated_body_bytes: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -74,6 +74,10 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_grace_secs: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub idle_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub unauthenticated_body_bytes: Option<usize>,
     pub max_batch_events: Option<usize>,
     pub rate_limit_per_sec: Option<u32>,
     pub rate_limit_burst: Option<u32>,
@@ -121,6 +125,14 @@ pub struct Config {
     pub log_level: String,
     pub max_body_bytes: usize,
     pub shutdown_grace_secs: u64,
+    /// Connections served at once.
+    pub max_connections: usize,
+    /// A connection silent this long is closed.
+    pub idle_timeout: std::time::Duration,
+    /// A request body must arrive within this.
+    pub body_timeout: std::time::Duration,
+    /// Body limit for callers that have not authenticated.
+    pub unauthenticated_body_bytes: usize,
     pub max_batch_events: usize,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
@@ -239,6 +251,28 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
             .shutdown_grace_secs
             .or(file.shutdown_grace_secs)
             .unwrap_or(30),
+        max_connections: args
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(512)
+            .clamp(1, 1_000_000),
+        idle_timeout: std::time::Duration::from_secs(
+            args.idle_timeout_secs
+                .or(file.idle_timeout_secs)
+                .unwrap_or(60)
+                .clamp(1, 86_400),
+        ),
+        body_timeout: std::time::Duration::from_secs(
+            args.body_timeout_secs
+                .or(file.body_timeout_secs)
+                .unwrap_or(30)
+                .clamp(1, 86_400),
+        ),
+        unauthenticated_body_bytes: args
+            .unauthenticated_body_bytes
+            .or(file.unauthenticated_body_bytes)
+            .unwrap_or(65_536)
+            .clamp(1024, max_body_bytes),
         max_batch_events,
         rate_limit_per_sec: args
             .rate_limit_per_sec

@@ -56,6 +56,24 @@ fn authenticate(state: &AppState, presented: &str) -> Result<Principal, ApiError
     Err(unauthorized())
 }
 
+/// Whether the request carries a credential that checks out (a bearer key or the admin
+/// token, or an admin session cookie): only then is a large body read (see the middleware).
+pub(crate) fn presents_valid_credential(state: &AppState, req: &Request) -> bool {
+    let bearer = req
+        .headers()
+        .get(poem::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+    if let Some(token) = bearer {
+        return authenticate(state, token.trim()).is_ok();
+    }
+    super::session::cookie_of(req)
+        .is_some_and(|c| state.sessions.has_live(&c, crate::clock::now_ms()))
+}
+
 /// The caller of an admin route, named in the audit log.
 pub struct Admin {
     pub actor: String,

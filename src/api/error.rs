@@ -62,6 +62,13 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("the request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
+    #[error(
+        "the request carries no valid credential, and bodies from callers that have not \
+         authenticated are read up to {limit} bytes; send `Authorization: Bearer <key>`"
+    )]
+    UnauthenticatedBodyTooLarge { limit: usize },
+    #[error("the request body did not arrive within {secs} s")]
+    BodyTimeout { secs: u64 },
     #[error("{field}: {message}")]
     Validation { field: String, message: String },
     #[error("the batch has {got} events; at most {max} are accepted per request")]
@@ -131,9 +138,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
-            ApiError::PayloadTooLarge { .. } => {
+            ApiError::PayloadTooLarge { .. } | ApiError::UnauthenticatedBodyTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
             }
+            ApiError::BodyTimeout { .. } => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             ApiError::Validation { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "validation_failed"),
             ApiError::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
             ApiError::InvalidEvent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"),
@@ -300,12 +308,16 @@ const DOCUMENTED: &[(u16, &str)] = &[
     ),
     (404, "Not found, or not yours (`not_found`)"),
     (
+        408,
+        "The request body did not arrive within the server's body timeout (`request_timeout`)",
+    ),
+    (
         409,
         "Conflict with the current state (`conflict`, `idempotency_key_reused`)",
     ),
     (
         413,
-        "Body or batch over the configured limit (`payload_too_large`, `batch_too_large`)",
+        "Body or batch over the configured limit, or over the small limit for callers that have not authenticated (`payload_too_large`, `batch_too_large`)",
     ),
     (415, "Wrong content type (`unsupported_media_type`)"),
     (

@@ -3,7 +3,10 @@
 //!
 //! The body is read in full (up to the limit) before the route runs, so a request refused
 //! early (401, 415, 404) still has its body taken off the socket: the client reads the error
-//! instead of a connection reset, and the connection stays usable.
+//! instead of a connection reset, and the connection stays usable. The credential is checked
+//! first: a caller that has not authenticated gets a small limit (the Stripe webhook, signed
+//! rather than authenticated, 1 MiB), so nobody without a key can make the server buffer
+//! large bodies, and every body must arrive within the body timeout (408 otherwise).
 
 use std::{sync::Arc, time::Instant};
 
@@ -12,6 +15,9 @@ use poem::{http::HeaderValue, Body, Endpoint, IntoResponse, Middleware, Request,
 use poem_openapi::OperationId;
 
 use super::{error::ApiError, request_id, AppState};
+
+/// Body limit of the Stripe webhook (Stripe's events are well under this).
+const STRIPE_WEBHOOK_BODY_BYTES: usize = 1 << 20;
 
 pub struct Frame {
     pub state: Arc<AppState>,
@@ -82,18 +88,29 @@ fn route_label(path: &str) -> &'static str {
 }
 
 /// The whole body, counted as it streams in (a declared length is not trusted), or the error
-/// to answer when it passes `limit` bytes or cannot be read.
-async fn read_bounded(body: Body, limit: usize) -> Result<Body, ApiError> {
+/// to answer when it passes `limit` bytes or cannot be read. Past the limit, up to `drain`
+/// bytes in all are read and dropped (nothing is kept), so a client that writes its whole
+/// body before reading still gets the answer rather than a reset.
+async fn read_bounded(body: Body, limit: usize, drain: usize) -> Result<Body, ApiError> {
     let mut stream = body.into_bytes_stream();
     let mut bytes = Vec::new();
+    let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             ApiError::BadRequest(format!("the request body could not be read: {e}"))
         })?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+        seen += chunk.len();
+        if seen > limit {
+            bytes = Vec::new();
+            if seen > drain {
+                break;
+            }
+            continue;
         }
         bytes.extend_from_slice(&chunk);
+    }
+    if seen > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
     }
     Ok(Body::from(bytes))
 }
@@ -110,7 +127,17 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
         );
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        let limit = self.state.max_body_bytes;
+        let (limit, too_large) = if super::auth::presents_valid_credential(&self.state, &req) {
+            let limit = self.state.max_body_bytes;
+            (limit, ApiError::PayloadTooLarge { limit })
+        } else if path == "/v1/stripe/webhook" {
+            let limit = STRIPE_WEBHOOK_BODY_BYTES.min(self.state.max_body_bytes);
+            (limit, ApiError::PayloadTooLarge { limit })
+        } else {
+            let limit = self.state.unauthenticated_body_bytes;
+            (limit, ApiError::UnauthenticatedBodyTooLarge { limit })
+        };
+        let body_timeout = self.state.body_timeout;
         let origin = req
             .headers()
             .get("origin")
@@ -127,12 +154,21 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
                 .get(poem::http::header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
-            if declared.is_some_and(|len| len > limit as u64) {
-                return (ApiError::PayloadTooLarge { limit }.render(), None);
+            let drain = self.state.max_body_bytes;
+            if declared.is_some_and(|len| len > drain as u64) {
+                return (too_large.render(), None);
             }
-            match read_bounded(req.take_body(), limit).await {
-                Ok(body) => req.set_body(body),
-                Err(refusal) => return (refusal.render(), None),
+            let read = read_bounded(req.take_body(), limit, drain);
+            match tokio::time::timeout(body_timeout, read).await {
+                Ok(Ok(body)) => req.set_body(body),
+                Ok(Err(ApiError::PayloadTooLarge { .. })) => return (too_large.render(), None),
+                Ok(Err(refusal)) => return (refusal.render(), None),
+                Err(_) => {
+                    let refusal = ApiError::BodyTimeout {
+                        secs: body_timeout.as_secs(),
+                    };
+                    return (refusal.render(), None);
+                }
             }
             let (resp, op) = match self.inner.call(req).await {
                 Ok(out) => {

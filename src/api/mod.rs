@@ -10,6 +10,7 @@ mod auth;
 mod billing;
 pub mod error;
 mod explain;
+pub mod listener;
 mod metrics;
 mod middleware;
 mod models;
@@ -43,6 +44,10 @@ pub struct AppState {
     pub admin_token: String,
     pub metrics: Metrics,
     pub max_body_bytes: usize,
+    /// Body limit before the caller has authenticated.
+    pub unauthenticated_body_bytes: usize,
+    /// A request body must arrive within this.
+    pub body_timeout: std::time::Duration,
     /// Where the store lives (backups are staged here).
     pub data_dir: std::path::PathBuf,
     /// Most events accepted in one stream batch.

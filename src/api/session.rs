@@ -122,6 +122,11 @@ impl Sessions {
         entry.1
     }
 
+    /// Whether `cookie_value` names a live session.
+    pub(crate) fn has_live(&self, cookie_value: &str, now_ms: i64) -> bool {
+        self.find(cookie_value, now_ms).is_some()
+    }
+
     fn find(&self, cookie_value: &str, now_ms: i64) -> Option<Session> {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.get(&secrets::sha256(cookie_value))

@@ -138,7 +138,8 @@ fn hostile_bodies_get_clear_4xx_and_lose_nothing_accepted() {
     let big: Vec<u8> = first.iter().copied().cycle().take(900_000).collect();
     for round in 0..5 {
         for (path, token, content_type, want) in [
-            (events, "dl_wrong", "application/x-ndjson", 401),
+            // No valid credential: the body is drained, not kept (past 64 KiB), and refused.
+            (events, "dl_wrong", "application/x-ndjson", 413),
             (events, key.as_str(), "application/xml", 415),
             (
                 "/v1/no/such/route",
@@ -213,4 +214,115 @@ fn sign_in_guesses_are_throttled_and_logged_and_the_store_is_private() {
     assert_eq!(log.matches("admin sign-in failed").count(), 10, "{log}");
     assert!(log.contains("too many failed attempts"), "{log}");
     assert!(!log.contains("guess-"), "tokens tried are not logged");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap()
+}
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// Nobody without a key can make the server buffer bodies or hold sockets: stalled
+/// unauthenticated uploads are drained, not kept, and cut off at the body timeout (408); idle
+/// connections close after the idle timeout; past the connection limit sockets wait in the
+/// listen queue while the server stays responsive and does not spin.
+#[test]
+fn stalled_uploads_and_idle_sockets_cannot_exhaust_the_server() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start_with(
+        dir.path(),
+        &[
+            "--body-timeout-secs",
+            "3",
+            "--idle-timeout-secs",
+            "3",
+            "--max-connections",
+            "64",
+        ],
+        &[],
+    );
+    let pid = server.child.as_ref().unwrap().id();
+    let addr = server.base.strip_prefix("http://").unwrap().to_string();
+    let rss_before = rss_kib(pid);
+
+    // 40 uploads declaring 16 MiB, without a key, each sending 1 MiB and then stalling.
+    let chunk = vec![b'x'; 1 << 20];
+    let mut uploads: Vec<TcpStream> = (0..40)
+        .map(|_| {
+            let mut s = TcpStream::connect(&addr).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            write!(
+                s,
+                "POST /v1/streams/s/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: 16777216\r\n\r\n"
+            )
+            .unwrap();
+            s.write_all(&chunk).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let rss_stalled = rss_kib(pid);
+    eprintln!(
+        "figures: RSS {rss_before} KiB before, {rss_stalled} KiB with 40 stalled 16 MiB uploads"
+    );
+    assert!(
+        rss_stalled < rss_before + 64 * 1024,
+        "stalled uploads are buffered: {rss_before} -> {rss_stalled} KiB"
+    );
+    // Each is answered at the body timeout.
+    for s in &mut uploads {
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 408", "{}", String::from_utf8_lossy(&head));
+    }
+    drop(uploads);
+
+    // 150 idle sockets: 64 are served (and closed after the idle timeout), the rest wait in
+    // the listen queue; a good request gets through, and the server does not spin meanwhile.
+    let idle: Vec<TcpStream> = (0..150)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    let ticks_before = cpu_ticks(pid);
+    let started = Instant::now();
+    let (status, _) = crate::support::get(&server, "/healthz", None);
+    assert_eq!(status, 200);
+    let waited = started.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = cpu_ticks(pid) - ticks_before;
+    eprintln!("figures: a request behind 150 idle sockets answered in {waited:?}; server CPU {ticks} ticks while they idled");
+    assert!(waited < Duration::from_secs(15), "{waited:?}");
+    assert!(ticks < 100, "the server spun: {ticks} ticks");
+    // The served idle sockets were closed by the server.
+    let mut closed = 0;
+    for mut s in idle.into_iter().take(10) {
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        let mut buf = [0u8; 1];
+        if matches!(s.read(&mut buf), Ok(0)) {
+            closed += 1;
+        }
+    }
+    assert_eq!(
+        closed, 10,
+        "idle connections are closed after the idle timeout"
+    );
 }
