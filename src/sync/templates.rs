@@ -181,7 +181,12 @@ fn monitor_anomaly(p: &Value, links: &Links<'_>) -> Rendered {
     let mut text = paragraphs.join("\n\n");
     text.push_str(&format!("\n\nMonitor: {url}\n"));
     Rendered {
-        subject: format!("[Driftlock] Anomaly on monitor {name}"),
+        // The tenant's own text (the monitor's name) stays out of the subject: mail from this
+        // server must not carry words a tenant chose where a reader decides whether to trust it.
+        subject: format!(
+            "[Driftlock] Anomaly on monitor {}",
+            p["monitor"]["id"].as_str().unwrap_or("")
+        ),
         html: html_from(&paragraphs, (&url, "Open the monitor")),
         text,
     }
@@ -292,7 +297,7 @@ mod tests {
                 public_url: "http://x",
             },
         );
-        assert_eq!(r.subject, "[Driftlock] Anomaly on monitor latency");
+        assert_eq!(r.subject, "[Driftlock] Anomaly on monitor mon_1");
         assert!(
             r.text.contains("5000.0 at 2023-11-14T22:13:20.000Z"),
             "{}",
