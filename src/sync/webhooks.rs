@@ -2,7 +2,11 @@
 //! `Driftlock-Signature` header (HMAC-SHA256 over `timestamp.body`), retrying non-2xx answers
 //! and network errors with exponential backoff and jitter up to the configured attempts.
 
-use std::time::Duration;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use super::{
     destination::{DestinationPolicy, PolicyResolver},
@@ -25,12 +29,60 @@ pub struct WebhookSettings {
 }
 
 pub struct WebhookWorker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     store: Store,
     settings: WebhookSettings,
     agent: ureq::Agent,
+    in_flight: Mutex<InFlight>,
 }
 
-const BATCH: usize = 16;
+/// Deliveries attempted at once, and at most this many of one organization's: one org's
+/// hanging receivers cannot hold up another's deliveries.
+const MAX_IN_FLIGHT: usize = 16;
+const PER_ORG: usize = 2;
+/// Due rows looked at per pass to find a fair batch.
+const LOOK_AHEAD: usize = 512;
+
+/// Deliveries being attempted now, by id and per organization.
+#[derive(Default)]
+struct InFlight {
+    ids: HashSet<u64>,
+    per_org: HashMap<String, usize>,
+}
+
+impl InFlight {
+    /// Takes from `due` (oldest first) the rows to start now: none already running, at most
+    /// `PER_ORG` running per organization and `MAX_IN_FLIGHT` in all.
+    fn start(&mut self, due: Vec<WebhookDelivery>) -> Vec<WebhookDelivery> {
+        let mut out = Vec::new();
+        for row in due {
+            if self.ids.len() >= MAX_IN_FLIGHT {
+                break;
+            }
+            let running = self.per_org.get(&row.org_id).copied().unwrap_or(0);
+            if running >= PER_ORG || self.ids.contains(&row.id) {
+                continue;
+            }
+            self.ids.insert(row.id);
+            *self.per_org.entry(row.org_id.clone()).or_default() += 1;
+            out.push(row);
+        }
+        out
+    }
+
+    fn finish(&mut self, row: &WebhookDelivery) {
+        self.ids.remove(&row.id);
+        if let Some(n) = self.per_org.get_mut(&row.org_id) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_org.remove(&row.org_id);
+            }
+        }
+    }
+}
 
 impl WebhookWorker {
     pub fn new(store: Store, settings: WebhookSettings) -> Self {
@@ -41,12 +93,17 @@ impl WebhookWorker {
             .user_agent(concat!("driftlock-webhooks/", env!("CARGO_PKG_VERSION")))
             .build();
         WebhookWorker {
-            store,
-            settings,
-            agent,
+            inner: Arc::new(Inner {
+                store,
+                settings,
+                agent,
+                in_flight: Mutex::default(),
+            }),
         }
     }
+}
 
+impl Inner {
     /// One POST; `Err` carries what went wrong.
     fn post(agent: &ureq::Agent, row: &WebhookDelivery) -> Result<(), String> {
         let body = serde_json::to_vec(&row.body).map_err(|e| e.to_string())?;
@@ -73,7 +130,8 @@ impl WebhookWorker {
         }
     }
 
-    async fn handle(&self, row: WebhookDelivery) -> Result<(), String> {
+    async fn handle(&self, row: &WebhookDelivery) -> Result<(), String> {
+        let row = row.clone();
         let agent = self.agent.clone();
         let sent = row.clone();
         let outcome = tokio::task::spawn_blocking(move || Self::post(&agent, &sent))
@@ -142,27 +200,79 @@ impl Worker for WebhookWorker {
     }
 
     fn idle_interval(&self) -> Duration {
-        self.settings.poll
+        self.inner.settings.poll
     }
 
     async fn run_once(&self) -> Result<usize, String> {
-        let store = self.store.clone();
+        let store = self.inner.store.clone();
         let now = clock::now_ms();
-        let due = tokio::task::spawn_blocking(move || store.due_webhooks(now, BATCH))
+        let due = tokio::task::spawn_blocking(move || store.due_webhooks(now, LOOK_AHEAD))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| e.to_string())?;
-        let mut handled = 0;
-        let mut last_error = None;
-        for row in due {
-            match self.handle(row).await {
-                Ok(()) => handled += 1,
-                Err(e) => last_error = Some(e),
-            }
+        let started = self
+            .inner
+            .in_flight
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .start(due);
+        let count = started.len();
+        // Each delivery runs on its own; the next pass starts more as slots free up.
+        for row in started {
+            let inner = self.inner.clone();
+            tokio::spawn(async move {
+                if let Err(e) = inner.handle(&row).await {
+                    tracing::warn!(delivery = row.id, error = %e, "webhook attempt not recorded");
+                }
+                inner
+                    .in_flight
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .finish(&row);
+            });
         }
-        match last_error {
-            Some(e) if handled == 0 => Err(e),
-            _ => Ok(handled),
+        Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: u64, org: &str) -> WebhookDelivery {
+        WebhookDelivery {
+            id,
+            org_id: org.into(),
+            monitor_id: "mon_1".into(),
+            url: "https://example.com/".into(),
+            secret: "whsec_x".into(),
+            event: "monitor.anomaly".into(),
+            body: serde_json::Value::Null,
+            status: crate::store::DeliveryStatus::Pending,
+            attempts: 0,
+            last_error: None,
+            created_at_ms: 0,
+            next_attempt_at_ms: 0,
+            delivered_at_ms: None,
         }
+    }
+
+    #[test]
+    fn one_org_cannot_take_every_slot() {
+        let mut flight = InFlight::default();
+        let mut due: Vec<_> = (0..40).map(|i| row(i, "org_a")).collect();
+        due.push(row(40, "org_b"));
+        let started: Vec<u64> = flight.start(due.clone()).iter().map(|r| r.id).collect();
+        assert_eq!(started, vec![0, 1, 40]);
+        // Still running: nothing of org_a starts again, a newcomer does.
+        due.push(row(41, "org_c"));
+        let next: Vec<u64> = flight.start(due.clone()).iter().map(|r| r.id).collect();
+        assert_eq!(next, vec![41]);
+        flight.finish(&row(0, "org_a"));
+        let after: Vec<u64> = flight.start(due).iter().map(|r| r.id).collect();
+        assert_eq!(after, vec![0]);
+        let mut wide = InFlight::default();
+        let many: Vec<_> = (0..40).map(|i| row(i, &format!("org_{i}"))).collect();
+        assert_eq!(wide.start(many).len(), MAX_IN_FLIGHT);
     }
 }

@@ -551,3 +551,58 @@ fn webhooks_cannot_reach_inside_the_network_and_a_redirect_is_not_delivered() {
         "nothing reached the receiver"
     );
 }
+
+/// One organization's hanging receivers do not hold up another's deliveries: deliveries run
+/// concurrently, at most two of one organization at a time.
+#[test]
+fn one_orgs_hanging_receivers_do_not_delay_another_orgs_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(
+        dir.path(),
+        &[
+            "--webhook-poll-ms",
+            "50",
+            "--webhook-allow-cidr",
+            "127.0.0.0/8",
+        ],
+        &[],
+    );
+    let admin = server.admin_token();
+    // A receiver that accepts connections and never answers (the delivery times out).
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let hanging_port = hanging.local_addr().unwrap().port();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let held2 = held.clone();
+    std::thread::spawn(move || {
+        for conn in hanging.incoming().take(50).flatten() {
+            held2.lock().unwrap().push(conn);
+        }
+    });
+    let good = Receiver::start(0, 0);
+    let spike = wave_with_spikes(500, &[450]);
+
+    let (_, slow_key, _) = org_with_key(&server, &admin, "Slow");
+    for i in 0..5 {
+        let m = create_monitor(
+            &server,
+            &slow_key,
+            json!({"name": format!("s{i}"), "notifications": {"webhooks": [format!("http://127.0.0.1:{hanging_port}/")]}}),
+        );
+        send_points(&server, &slow_key, m["id"].as_str().unwrap(), &spike);
+    }
+    let (_, key, _) = org_with_key(&server, &admin, "Acme");
+    let m = create_monitor(
+        &server,
+        &key,
+        json!({"name": "fast", "notifications": {"webhooks": [format!("http://127.0.0.1:{}/", good.port)]}}),
+    );
+    let started = std::time::Instant::now();
+    send_points(&server, &key, m["id"].as_str().unwrap(), &spike);
+    wait_for(8, "the other org's webhook", || {
+        (!good.received().is_empty()).then_some(())
+    });
+    eprintln!(
+        "figures: delivered {:?} after its anomaly, behind 5 hanging receivers of another org",
+        started.elapsed()
+    );
+}
