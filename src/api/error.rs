@@ -88,6 +88,19 @@ pub enum ApiError {
         retry_after_secs: u64,
         period_end: String,
     },
+    #[error(
+        "the organization used {used} detections this period and this call's {adding} would \
+         pass the limit of its quota policy, {limit}; nothing of the call was kept; detection \
+         calls resume when the period ends in {retry_after_secs} s, or when the plan or quota \
+         policy changes (a smaller batch may still fit)"
+    )]
+    QuotaWouldPass {
+        used: u64,
+        adding: u64,
+        limit: u64,
+        retry_after_secs: u64,
+        period_end: String,
+    },
     #[error("the organization's account is suspended for non-payment since {since}; pay the open invoice to resume detection")]
     AccountSuspended { since: String },
     #[error("{0}")]
@@ -146,7 +159,9 @@ impl ApiError {
             ApiError::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large"),
             ApiError::InvalidEvent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_event"),
             ApiError::IdempotencyKeyReused => (StatusCode::CONFLICT, "idempotency_key_reused"),
-            ApiError::QuotaExceeded { .. } => (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded"),
+            ApiError::QuotaExceeded { .. } | ApiError::QuotaWouldPass { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded")
+            }
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::AccountSuspended { .. } => {
                 (StatusCode::PAYMENT_REQUIRED, "account_suspended")
@@ -174,6 +189,15 @@ impl ApiError {
             } => Some(serde_json::json!({
                 "used": used, "limit": limit, "retry_after_secs": retry_after_secs, "period_end": period_end,
             })),
+            ApiError::QuotaWouldPass {
+                used,
+                adding,
+                limit,
+                retry_after_secs,
+                period_end,
+            } => Some(serde_json::json!({
+                "used": used, "adding": adding, "limit": limit, "retry_after_secs": retry_after_secs, "period_end": period_end,
+            })),
             ApiError::BatchTooLarge { got, max } => {
                 Some(serde_json::json!({"events": got, "max_events": max}))
             }
@@ -191,6 +215,9 @@ impl ApiError {
     fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::QuotaExceeded {
+                retry_after_secs, ..
+            }
+            | ApiError::QuotaWouldPass {
                 retry_after_secs, ..
             }
             | ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
@@ -270,6 +297,21 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { entity, id } => ApiError::NotFound { entity, id },
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::QuotaExceeded {
+                used,
+                adding,
+                limit,
+                period_end_ms,
+            } => ApiError::QuotaWouldPass {
+                used,
+                adding,
+                limit,
+                retry_after_secs: crate::core::metering::period::Period::containing(
+                    period_end_ms - 1,
+                )
+                .seconds_left(crate::clock::now_ms()),
+                period_end: crate::clock::format_rfc3339(period_end_ms),
+            },
             fault if fault.is_storage_fault() => ApiError::StorageUnavailable(fault.to_string()),
             other @ (StoreError::TooNew { .. }
             | StoreError::Unavailable(_)

@@ -137,6 +137,16 @@ pub(super) fn meter_in_tx(
     let mut usage_table = tx.open_table(tables::USAGE)?;
     let period = counting_period(&usage_table, org_id, now_ms)?;
     let mut usage = read_usage(&usage_table, org_id, period, plan)?;
+    if let quota::Admission::QuotaExceeded { used, limit } =
+        quota::admit_count(&usage, plan, &policy, count)
+    {
+        return Err(StoreError::QuotaExceeded {
+            used,
+            adding: count,
+            limit,
+            period_end_ms: period.end_ms,
+        });
+    }
     let overage_before = usage.overage_calls;
     let crossings = quota::record(&mut usage, plan, &policy, count);
     if plan.overage_millicents.is_some() {

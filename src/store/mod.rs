@@ -70,6 +70,15 @@ pub enum StoreError {
     Corrupt(String),
     #[error("storage error: {0}")]
     Backend(redb::Error),
+    /// The detections of a call would carry the org's usage past its quota limit; nothing of
+    /// the call was kept.
+    #[error("quota exceeded: {used} used, {adding} more would pass the limit of {limit}")]
+    QuotaExceeded {
+        used: u64,
+        adding: u64,
+        limit: u64,
+        period_end_ms: i64,
+    },
     /// The database is being reopened after a storage failure (disk full, I/O error).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),

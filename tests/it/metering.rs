@@ -518,3 +518,109 @@ fn plan_and_policy_changes_are_billing_actions_with_before_and_after() {
         .collect();
     assert_eq!(ids, vec!["developer", "standard", "growth"]);
 }
+
+/// A hard cap is hard on every path: a call whose detections would pass it is refused whole
+/// (429, nothing kept), under concurrency too.
+#[test]
+fn a_hard_cap_is_never_passed_by_batches_concurrent_calls_or_large_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &["--rate-limit-per-sec", "0"], &[]);
+    let f = fixture(&server, "developer");
+    let (s, b) = send(
+        ureq::put(&server.url(&format!("/v1/admin/orgs/{}/quota-policy", f.org)))
+            .set("Authorization", &format!("Bearer {}", f.admin)),
+        Some(
+            &json!({"behavior_on_exceed": "hard_cap", "cap_percent": 120, "invoice_threshold_cents": 50_000, "alert_at_90": false}),
+        ),
+    );
+    assert_eq!(s, 200, "{b}");
+    let total = |server: &Server| {
+        get(server, "/v1/usage", Some(&f.org_key)).1["total_calls"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // One meter-usage call far past the cap: refused, nothing counted.
+    assert_eq!(meter(&server, &f, true, 9_990).0, 200);
+    let (s, b) = meter(&server, &f, true, 1_000_000);
+    assert_eq!(
+        (s, b["code"].as_str()),
+        (429, Some("quota_exceeded")),
+        "{b}"
+    );
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing of the call was kept"),
+        "{b}"
+    );
+    assert_eq!(b["details"]["adding"], 1_000_000, "{b}");
+    assert_eq!(total(&server), 9_990);
+
+    // 16 concurrent calls of 5 at 9,990: exactly two fit.
+    let results: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..16)
+            .map(|_| scope.spawn(|| meter(&server, &f, true, 5).0))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        results.iter().filter(|s| **s == 200).count(),
+        2,
+        "{results:?}"
+    );
+    assert_eq!(
+        results.iter().filter(|s| **s == 429).count(),
+        14,
+        "{results:?}"
+    );
+    assert_eq!(total(&server), 10_000);
+
+    // A stream batch whose anomalies would pass the cap is refused whole, its events unseen.
+    let dir2 = tempfile::tempdir().unwrap();
+    let server2 = start_with(dir2.path(), &["--rate-limit-per-sec", "0"], &[]);
+    let f2 = fixture(&server2, "developer");
+    send(
+        ureq::put(&server2.url(&format!("/v1/admin/orgs/{}/quota-policy", f2.org)))
+            .set("Authorization", &format!("Bearer {}", f2.admin)),
+        Some(
+            &json!({"behavior_on_exceed": "hard_cap", "cap_percent": 120, "invoice_threshold_cents": 50_000, "alert_at_90": false}),
+        ),
+    );
+    assert_eq!(meter(&server2, &f2, true, 9_999).0, 200);
+    let normal: Vec<Value> = (0..300)
+        .map(|i| json!({"user": format!("u{}", i % 7), "status": 200, "ms": 20 + i % 11}))
+        .collect();
+    let (s, b) = post(
+        &server2,
+        "/v1/streams/api/events",
+        Some(&f2.org_key),
+        &json!(normal),
+    );
+    assert_eq!(s, 200, "{b}");
+    let seen = get(&server2, "/v1/streams/api", Some(&f2.org_key)).1["events_seen"].clone();
+    let odd: Vec<Value> = (0..20)
+        .map(|i| json!({"user": format!("intruder{i}"), "status": 500 + i, "ms": 90_000 + i * 1_000, "path": format!("/admin/{i}")}))
+        .collect();
+    let (s, b) = post(
+        &server2,
+        "/v1/streams/api/events",
+        Some(&f2.org_key),
+        &json!(odd),
+    );
+    if s == 200 {
+        // Only possible if at most one of them was an anomaly.
+        assert!(b["detections_counted"].as_u64() <= Some(1), "{b}");
+    } else {
+        assert_eq!(
+            (s, b["code"].as_str()),
+            (429, Some("quota_exceeded")),
+            "{b}"
+        );
+        let after = get(&server2, "/v1/streams/api", Some(&f2.org_key)).1["events_seen"].clone();
+        assert_eq!(after, seen, "nothing of the refused batch was kept");
+    }
+    let used = get(&server2, "/v1/usage", Some(&f2.org_key)).1["total_calls"].as_u64();
+    assert!(used <= Some(10_000), "{used:?}");
+}

@@ -107,6 +107,27 @@ pub fn admit(usage: &Usage, plan: &Plan, policy: &QuotaPolicy) -> Admission {
     }
 }
 
+/// Decides, inside the metering transaction, whether `count` more detections fit under a
+/// hard cap: a call whose detections would carry usage past the included detections is
+/// refused whole (nothing of it is kept), so concurrent calls and large batches cannot
+/// overshoot it. A soft cap stays soft: a call admitted below it is served whole, and the
+/// calls after it are refused ([`admit`]).
+pub fn admit_count(usage: &Usage, plan: &Plan, policy: &QuotaPolicy, count: u64) -> Admission {
+    match policy.limit(plan) {
+        Some(limit)
+            if policy.behavior_on_exceed == OnExceed::HardCap
+                && count > 0
+                && usage.total_calls.saturating_add(count) > limit =>
+        {
+            Admission::QuotaExceeded {
+                used: usage.total_calls,
+                limit,
+            }
+        }
+        _ => Admission::Allowed,
+    }
+}
+
 /// What recording detections changed that someone must hear about.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Crossings {
@@ -248,5 +269,50 @@ mod tests {
         assert!(!record(&mut u, &standard(), &policy, 998).early_invoice);
         assert!(record(&mut u, &standard(), &policy, 2).early_invoice);
         assert!(!record(&mut u, &standard(), &policy, 10_000).early_invoice);
+    }
+
+    #[test]
+    fn a_call_that_would_pass_the_limit_is_refused_whole() {
+        let hard = QuotaPolicy {
+            behavior_on_exceed: OnExceed::HardCap,
+            ..QuotaPolicy::default()
+        };
+        let plan = developer();
+        assert_eq!(
+            admit_count(&usage(&plan, 9_999), &plan, &hard, 1),
+            Admission::Allowed
+        );
+        assert_eq!(
+            admit_count(&usage(&plan, 9_999), &plan, &hard, 2),
+            Admission::QuotaExceeded {
+                used: 9_999,
+                limit: 10_000
+            }
+        );
+        assert_eq!(
+            admit_count(&usage(&plan, 0), &plan, &hard, 1_000_000),
+            Admission::QuotaExceeded {
+                used: 0,
+                limit: 10_000
+            }
+        );
+        // A call that finds nothing is never refused; overage plans have no limit.
+        assert_eq!(
+            admit_count(&usage(&plan, 10_000), &plan, &hard, 0),
+            Admission::Allowed
+        );
+        let open = QuotaPolicy {
+            behavior_on_exceed: OnExceed::AllowOverage,
+            ..QuotaPolicy::default()
+        };
+        assert_eq!(
+            admit_count(&usage(&plan, 99_999), &plan, &open, 5),
+            Admission::Allowed
+        );
+        let soft = QuotaPolicy::default();
+        assert_eq!(
+            admit_count(&usage(&plan, 11_999), &plan, &soft, 50),
+            Admission::Allowed
+        );
     }
 }
