@@ -18,6 +18,7 @@ mod alarm;
 mod calibrate;
 mod compress;
 mod context;
+mod discord;
 mod event;
 mod explain;
 mod explain_metric;
