@@ -4,6 +4,7 @@
 # (issue 20). With --check, also compares each figure with its floor in eval/floors.txt and
 # exits 1 if any is below (a regression guard for CI, not a timed test).
 # Usage: scripts/evaluate.sh [--check] [--bin path/to/driftlock] [--keep DIR]
+# (floors: `name value` = at least, `name value max` = at most; --keep leaves the scored CSVs)
 # Runs scripts/evaluate-streams.sh too when it exists (passing --check through).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -15,7 +16,7 @@ while [ $# -gt 0 ]; do
     --check) check=1 ;;
     --bin) bin="$2"; shift ;;
     --keep) keep="$2"; shift ;;
-    -h|--help) sed -n 2,7p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,8p "$0"; exit 0 ;;
     *) echo "evaluate.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -73,10 +74,10 @@ rows = [
     ("nab_windows_detected", nab["windows_detected_as_shipped"],
      f"NAB dev, windows detected as shipped (of {nab['windows']})", "-"),
     ("ucr_accuracy", ucr["accuracy"], f"UCR dev ({ucr['series']} series), accuracy +-100",
-     "rolling |z| W=100: 0.342 (these series); TriAD, MDI ~0.5 (all 250)"),
+     "rolling z-score (W = 100): 0.342 on these series; TriAD, MDI ~0.5 (all 250)"),
     ("wsd_vus_pr", wsd["vus_pr"], f"WSD dev ({wsd['files']} KPIs), VUS-PR",
-     "rolling |z|: 0.088 (these KPIs); TSB-AD WSD: MOMENT 0.51, POLY 0.41, IForest 0.17"),
-    ("wsd_auc_pr", wsd["auc_pr"], "WSD dev, AUC-PR", "rolling |z|: 0.172 (these KPIs)"),
+     "rolling z-score: 0.088 on these KPIs; TSB-AD WSD: MOMENT 0.51, POLY 0.41, IForest 0.17"),
+    ("wsd_auc_pr", wsd["auc_pr"], "WSD dev, AUC-PR", "rolling z-score: 0.172 on these KPIs"),
 ]
 fmt = lambda v: f"{v:.3f}" if isinstance(v, float) and v < 1.5 else f"{v:g}"
 print(f"| benchmark | driftlock | published / reference |")

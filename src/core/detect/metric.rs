@@ -11,15 +11,23 @@
 //! - Seasonal: the mean distance of the last `seasonal_window` values from the usual level of
 //!   their time-of-day bucket, in that bucket's typical deviations.
 //! - Level (off by default): the mean of the last `level_window` values against the median.
+//! - Discord (issue 20): the z-normalized distance of the newest stretch of one period (found
+//!   from the data by autocorrelation) to its nearest earlier neighbour ([`super::discord`]).
+//! - Residual (issue 20): the distance of the value from a seasonal forecast (the recent mean
+//!   plus the median move at this phase over the last three periods).
 //!
 //! Each signal is calibrated into a p-value by its upper-tail share among its own past raw
 //! values, held in a forgetting histogram with a memory of `calibration` points
-//! ([`super::tail`]); the signals' p-values are combined by Fisher's method (agreeing signals
-//! reinforce each other) and mapped to a 0..1 score ([`super::alarm`]). A peak filter damps
+//! ([`super::tail`]). Two combinations follow (see `evidence`): the alarm's, Fisher's method
+//! over the v4 signals or the residual alone at a Bonferroni cost; and the score's, over all
+//! six signals. The alarm's p-value is mapped to a 0..1 score and gated ([`super::alarm`]); a
+//! point that alarms keeps that score (at least the threshold), any other point is ranked by
+//! the all-signal evidence strictly below the threshold, so the score is graded everywhere. A peak filter damps
 //! any score that is not above the highest of the last `suppression` points, and after an
 //! alarm a hold-off of `holdoff` points damps aftershocks unless they beat the alarm by a clear
-//! margin: one early alarm per incident is what an operator (and NAB) wants. Both horizons are
-//! kept in time (points at the series' typical sampling interval), so gaps in the data do not
+//! margin: one early alarm per incident is what an operator (and NAB) wants. The damping
+//! decides alarms only; it no longer zeroes the score of the points it holds back. Both
+//! horizons are kept in time (points at the series' typical sampling interval), so gaps in the data do not
 //! stretch them. Pure: no I/O, clock, threads or randomness; timestamps place a point in its
 //! time-of-day bucket and measure the horizons.
 //!
