@@ -91,6 +91,16 @@ pub(crate) fn build(
             num(e.seasonal_z),
             num(e.seasonal_level)
         ),
+        Signal::Discord => format!(
+            "its last {} points (one period of the series) are {} z-normalized units per sample from the nearest earlier stretch of the same length",
+            e.discord_span,
+            num(e.discord_dist)
+        ),
+        Signal::Residual => format!(
+            "it sits {} robust standard deviations from the seasonal forecast (period {} points)",
+            num(e.residual_z),
+            v.period
+        ),
         Signal::Level => format!(
             "its last {} points average {}, {} robust standard deviations from the usual {}",
             v.level_window,
@@ -108,6 +118,8 @@ pub(crate) fn build(
         (Signal::Sequence, e.p_sequence),
         (Signal::Seasonal, e.p_seasonal),
         (Signal::Level, e.p_level),
+        (Signal::Discord, e.p_discord),
+        (Signal::Residual, e.p_residual),
     ];
     for (signal, p_signal) in others {
         if signal != e.signal && p_signal <= ALSO_SIGNIFICANT {

@@ -11,15 +11,23 @@
 //! - Seasonal: the mean distance of the last `seasonal_window` values from the usual level of
 //!   their time-of-day bucket, in that bucket's typical deviations.
 //! - Level (off by default): the mean of the last `level_window` values against the median.
+//! - Discord (issue 20): the z-normalized distance of the newest stretch of one period (found
+//!   from the data by autocorrelation) to its nearest earlier neighbour ([`super::discord`]).
+//! - Residual (issue 20): the distance of the value from a seasonal forecast (the recent mean
+//!   plus the median move at this phase over the last three periods).
 //!
 //! Each signal is calibrated into a p-value by its upper-tail share among its own past raw
 //! values, held in a forgetting histogram with a memory of `calibration` points
-//! ([`super::tail`]); the signals' p-values are combined by Fisher's method (agreeing signals
-//! reinforce each other) and mapped to a 0..1 score ([`super::alarm`]). A peak filter damps
+//! ([`super::tail`]). Two combinations follow (see `evidence`): the alarm's, Fisher's method
+//! over the v4 signals or the residual alone at a Bonferroni cost; and the score's, over all
+//! six signals. The alarm's p-value is mapped to a 0..1 score and gated ([`super::alarm`]); a
+//! point that alarms keeps that score (at least the threshold), any other point is ranked by
+//! the all-signal evidence strictly below the threshold, so the score is graded everywhere. A peak filter damps
 //! any score that is not above the highest of the last `suppression` points, and after an
 //! alarm a hold-off of `holdoff` points damps aftershocks unless they beat the alarm by a clear
-//! margin: one early alarm per incident is what an operator (and NAB) wants. Both horizons are
-//! kept in time (points at the series' typical sampling interval), so gaps in the data do not
+//! margin: one early alarm per incident is what an operator (and NAB) wants. The damping
+//! decides alarms only; it no longer zeroes the score of the points it holds back. Both
+//! horizons are kept in time (points at the series' typical sampling interval), so gaps in the data do not
 //! stretch them. Pure: no I/O, clock, threads or randomness; timestamps place a point in its
 //! time-of-day bucket and measure the horizons.
 //!
@@ -31,6 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alarm::{fisher, AlarmGate};
 use super::context::ContextModel;
+use super::discord::Discord;
 use super::explain::Explanation;
 use super::metric_settings::MetricSettings;
 use super::metric_settings::MIN_POINTS_TO_QUANTIZE;
@@ -45,6 +54,16 @@ pub const MAX_ABS_VALUE: f64 = 1e15;
 const STATS_EVERY: u32 = 16;
 /// A p-value of 10^-SCORE_DECADES maps to score 1.
 const SCORE_DECADES: f64 = 12.0;
+/// Points that do not alarm score below this fraction of the alarm threshold (their
+/// evidence, `d` decades, maps to `BELOW_THRESHOLD * threshold * d / (d + SCORE_DECADES)`:
+/// strictly increasing, so ranks are kept and nothing saturates).
+const BELOW_THRESHOLD: f64 = 0.999;
+
+/// Score of a p-value: `-log10(p) / SCORE_DECADES`, clamped into 0..=1.
+fn to_score(p: f64) -> f64 {
+    (-p.log10() / SCORE_DECADES).clamp(0.0, 1.0)
+}
+
 const SECONDS_PER_DAY: i64 = 86_400;
 /// Visits a time-of-day bucket needs before its level is trusted.
 const BUCKET_WARMUP: u16 = 6;
@@ -53,6 +72,14 @@ const BUCKET_RATE: f64 = 0.1;
 /// A bucket's deviation is floored at this fraction of the baseline's robust spread, so a
 /// bucket that happened to be steady does not turn ordinary noise into large distances.
 const SEASONAL_DEV_FLOOR: f64 = 0.25;
+/// Points averaged for the residual signal's "where the series is now".
+const RESIDUAL_MEAN: usize = 4;
+/// Periods back over which the residual forecast takes its median move.
+const RESIDUAL_PERIODS: usize = 3;
+/// Bonferroni factor with which the residual signal can carry an alarm on its own: two tests
+/// (the combination of the other signals and the residual), doubled like the score's
+/// combination (see `evidence`).
+const RESIDUAL_ALARM_FACTOR: f64 = 4.0;
 
 /// The detector's answer for one point.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,6 +126,10 @@ pub(crate) enum Signal {
     Level,
     /// The value against the usual level at this time of day.
     Seasonal,
+    /// The newest stretch of one period against its nearest earlier neighbour.
+    Discord,
+    /// The value against the seasonal forecast.
+    Residual,
 }
 
 /// The numbers behind one scored point, for explanations.
@@ -120,6 +151,20 @@ pub(crate) struct Evidence {
     /// values from their buckets' levels, in bucket deviations (0 for untrusted buckets).
     pub seasonal_level: f64,
     pub seasonal_z: f64,
+    pub p_discord: f64,
+    /// Z-normalized distance (per reduced sample) of the newest stretch to its nearest
+    /// earlier neighbour, and the stretch's length in points (0 when not computed).
+    pub discord_dist: f64,
+    pub discord_span: usize,
+    pub p_residual: f64,
+    /// Distance of the value from the seasonal forecast, in robust standard deviations.
+    pub residual_z: f64,
+    /// The alarm's and the score's combined p-values (see `MetricDetector::evidence`).
+    pub p_alarm: f64,
+    pub p_score: f64,
+    /// `-log10` of the better of the score's two tests before doubling (>= 0, and 0 only
+    /// when every signal is silent): what points that do not alarm are ranked by.
+    pub score_decades: f64,
 }
 
 /// Raw (uncalibrated) signals of one point.
@@ -134,6 +179,8 @@ struct Raw {
     seasonal_level: f64,
     seasonal_z: Option<f64>,
     seasonal_avg: Option<f64>,
+    discord: Option<f64>,
+    residual: f64,
 }
 
 /// Streaming metric detector; see the module doc.
@@ -168,6 +215,12 @@ pub struct MetricDetector {
     /// Peak filter and hold-off (in time).
     gate: AlarmGate,
     scratch: Vec<f64>,
+    discord: Discord,
+    discord_calib: TailCalibrator,
+    /// Latest discord distance and its p-value (held between computations).
+    discord_dist: f64,
+    discord_p: f64,
+    residual_calib: TailCalibrator,
 }
 
 impl MetricDetector {
@@ -203,6 +256,11 @@ impl MetricDetector {
             window_costs: Ring::new(settings.window as usize),
             cost_avg: 0.0,
             scratch: Vec::with_capacity(b),
+            discord: Discord::new(),
+            discord_calib: TailCalibrator::new(c, 0.01),
+            discord_dist: 0.0,
+            discord_p: 1.0,
+            residual_calib: TailCalibrator::new(c, 0.05),
             settings,
         }
     }
@@ -284,7 +342,48 @@ impl MetricDetector {
             seasonal_level,
             seasonal_z,
             seasonal_avg,
+            discord: None,
+            residual: self.residual(x),
         }
+    }
+
+    /// Forecast residual of `x` in robust standard deviations of the baseline. The forecast
+    /// is the mean of the last [`RESIDUAL_MEAN`] values plus the median, over the last
+    /// [`RESIDUAL_PERIODS`] periods (found from the data by [`Discord`]), of how the series
+    /// moved from such a mean to the next value one period earlier: the series is expected to
+    /// move now as it usually moved at this phase. The median keeps one past anomaly from
+    /// casting a ghost one period later. Without a period the forecast is the recent mean.
+    fn residual(&self, x: f64) -> f64 {
+        let back = |k: usize| self.values.back(k).map(f64::from);
+        let mean = |o: usize| -> Option<f64> {
+            let mut s = 0.0;
+            for i in 0..RESIDUAL_MEAN {
+                s += back(o + i)?;
+            }
+            Some(s / RESIDUAL_MEAN as f64)
+        };
+        let Some(now) = mean(0) else { return 0.0 };
+        let p = self.discord.period();
+        let mut moves = [0.0f64; RESIDUAL_PERIODS];
+        let mut n = 0;
+        if self.discord.has_period() {
+            for j in 1..=RESIDUAL_PERIODS {
+                if let (Some(next), Some(before)) = (back(j * p - 1), mean(j * p)) {
+                    moves[n] = next - before;
+                    n += 1;
+                }
+            }
+        }
+        let moved = match n {
+            0 => 0.0,
+            1 => moves[0],
+            2 => 0.5 * (moves[0] + moves[1]),
+            _ => {
+                moves.sort_by(f64::total_cmp);
+                moves[1]
+            }
+        };
+        ((x - now - moved).abs() / self.scale).min(self.settings.distance_cap)
     }
 
     /// Time-of-day bucket of a timestamp, when the seasonal signal is on.
@@ -308,11 +407,20 @@ impl MetricDetector {
         self.bucket_visits[b] = v.saturating_add(1);
     }
 
-    /// Calibrates each enabled signal and combines them by Fisher's method
-    /// ([`super::alarm::fisher`]): signals that agree reinforce each other, and a signal that
-    /// is off or not yet trusted contributes no surprisal but still counts, so the combination
-    /// only gets stricter. The explanation names the most surprising signal.
-    fn evidence(&self, r: &Raw) -> (f64, Evidence) {
+    /// Calibrates each signal and combines them twice (issue 20):
+    /// - the alarm's p-value: the signals of detector v4 (point, sequence, level, seasonal)
+    ///   by Fisher's method ([`super::alarm::fisher`]), or the residual signal alone at a
+    ///   Bonferroni cost ([`RESIDUAL_ALARM_FACTOR`]), whichever is smaller; this keeps the
+    ///   decisions that NAB's standard profile was tuned on while letting a clear departure
+    ///   from the seasonal forecast alarm by itself;
+    /// - the score's p-value: all six signals (with the discord and the residual), by the
+    ///   smaller of Fisher's combination and Bonferroni's (k times the smallest p), doubled so
+    ///   that the union of the two tests stays a valid bound. Fisher rewards agreement, the
+    ///   Bonferroni arm keeps one very surprising signal from being diluted by five quiet ones.
+    ///
+    /// A signal that is off or not yet trusted has p = 1. The explanation names the most
+    /// surprising signal.
+    fn evidence(&self, r: &Raw) -> Evidence {
         let p_point = self.calib.p_value(r.point);
         let p_sequence = if self.settings.sequence > 0 {
             self.seq_calib.p_value(r.sequence)
@@ -328,29 +436,41 @@ impl MetricDetector {
             Some(z) if self.settings.seasonal_buckets > 0 => self.seasonal_calib.p_value(z),
             _ => 1.0,
         };
-        let signals = 1
+        let p_discord = match r.discord {
+            Some(d) => self.discord_calib.p_value(d),
+            None => self.discord_p,
+        };
+        let p_residual = self.residual_calib.p_value(r.residual);
+        let v4 = 1
             + (self.settings.sequence > 0) as u32
             + (self.settings.level_window > 0) as u32
             + (self.settings.seasonal_buckets > 0) as u32;
-        let surprisal: f64 = [p_point, p_sequence, p_level, p_seasonal]
-            .iter()
-            .map(|p| -p.ln())
-            .sum();
-        let p = fisher(signals, surprisal);
-        let mut signal = Signal::Point;
-        let mut best = p_point;
-        if p_sequence < best {
-            signal = Signal::Sequence;
-            best = p_sequence;
+        let v4_surprisal = -(p_point.ln() + p_sequence.ln() + p_level.ln() + p_seasonal.ln());
+        let p_alarm = fisher(v4, v4_surprisal).min(RESIDUAL_ALARM_FACTOR * p_residual);
+        let all = [
+            p_point, p_sequence, p_level, p_seasonal, p_discord, p_residual,
+        ];
+        let k = v4 + 2;
+        let surprisal: f64 = all.iter().map(|p| -p.ln()).sum();
+        let min_p = all.iter().copied().fold(1.0, f64::min);
+        let best_test = fisher(k, surprisal).min(k as f64 * min_p).max(1e-300);
+        let p_score = (2.0 * best_test).min(1.0);
+        let named = [
+            (Signal::Point, p_point),
+            (Signal::Sequence, p_sequence),
+            (Signal::Level, p_level),
+            (Signal::Seasonal, p_seasonal),
+            (Signal::Discord, p_discord),
+            (Signal::Residual, p_residual),
+        ];
+        let (mut signal, mut best) = named[0];
+        for &(s, p) in &named[1..] {
+            if p < best {
+                signal = s;
+                best = p;
+            }
         }
-        if p_level < best {
-            signal = Signal::Level;
-            best = p_level;
-        }
-        if p_seasonal < best {
-            signal = Signal::Seasonal;
-        }
-        let e = Evidence {
+        Evidence {
             signal,
             p_point,
             p_sequence,
@@ -361,8 +481,15 @@ impl MetricDetector {
             p_seasonal,
             seasonal_level: r.seasonal_level,
             seasonal_z: r.seasonal_avg.unwrap_or(0.0),
-        };
-        (p, e)
+            p_discord,
+            discord_dist: r.discord.unwrap_or(self.discord_dist),
+            discord_span: self.discord.span(),
+            p_residual,
+            residual_z: r.residual,
+            p_alarm,
+            p_score,
+            score_decades: -best_test.log10(),
+        }
     }
 
     /// Scores one point, then learns it. Never panics.
@@ -384,17 +511,29 @@ impl MetricDetector {
         self.accepted += 1;
         let warming = self.warming_remaining();
 
-        let raw = self.quant.map(|q| self.raw_signals(q, timestamp_secs, x));
-        let (mut raw_score, mut p, mut evidence) = (0.0, 1.0, None);
-        if let (Some(r), 0) = (raw.as_ref(), warming) {
-            let (pv, e) = self.evidence(r);
-            p = pv;
-            evidence = Some(e);
-            raw_score = (-p.log10() / SCORE_DECADES).clamp(0.0, 1.0);
+        let mut raw = self.quant.map(|q| self.raw_signals(q, timestamp_secs, x));
+        if let Some(r) = raw.as_mut() {
+            r.discord = self.discord.distance(x as f32 as f64, self.scale);
         }
-        let (score, anomaly) = self.gate.judge(timestamp_secs, raw_score, warming == 0);
+        let evidence = match (raw.as_ref(), warming) {
+            (Some(r), 0) => Some(self.evidence(r)),
+            _ => None,
+        };
+        let alarm_score = evidence.map_or(0.0, |e| to_score(e.p_alarm));
+        let (gated, anomaly) = self.gate.judge(timestamp_secs, alarm_score, warming == 0);
+        // The score is graded for every point (issue 20): an alarm keeps its alarm score (at
+        // least the threshold), every other point gets the all-signal evidence squeezed below
+        // the threshold, so `score >= threshold` exactly when `anomaly` and the ranking of
+        // the points that did not alarm still follows their evidence.
+        let threshold = self.settings.alarm_threshold();
+        let score = if anomaly {
+            gated.max(threshold)
+        } else {
+            let d = evidence.map_or(0.0, |e| e.score_decades);
+            BELOW_THRESHOLD * threshold * d / (d + SCORE_DECADES)
+        };
         let explanation = match (anomaly, raw, evidence) {
-            (true, Some(r), Some(e)) => Some(self.explain(x, r.sym, r.cost, score, p, &e)),
+            (true, Some(r), Some(e)) => Some(self.explain(x, r.sym, r.cost, score, e.p_alarm, &e)),
             _ => None,
         };
         if let Some(r) = raw {
@@ -412,6 +551,17 @@ impl MetricDetector {
                 self.seasonal_calib.push(avg);
                 self.seasonal_zs.push(z as f32);
             }
+            // The residual is calibrated only after warm-up: its first values, taken while
+            // the baseline's spread is still settling, would otherwise sit in the tail for the
+            // whole calibration memory.
+            if warming == 0 {
+                self.residual_calib.push(r.residual);
+            }
+            if let Some(d) = r.discord {
+                self.discord_dist = d;
+                self.discord_p = self.discord_calib.p_value(d);
+                self.discord_calib.push(d);
+            }
             self.window_costs.push(r.cost);
             let a = 1.0 / self.settings.baseline as f64;
             self.cost_avg += a * (r.cost - self.cost_avg);
@@ -420,6 +570,7 @@ impl MetricDetector {
             self.learn_bucket(b, x);
         }
         self.learn(x);
+        self.discord.feed(x as f32 as f64, &self.values);
         MetricVerdict {
             score,
             anomaly,
@@ -538,6 +689,7 @@ impl MetricDetector {
             sequence: self.settings.sequence,
             level_window: self.settings.level_window,
             seasonal_window: self.settings.seasonal_window,
+            period: self.discord.period(),
         }
     }
 }
@@ -558,4 +710,10 @@ pub(crate) struct MetricParts<'a> {
     pub sequence: u32,
     pub level_window: u32,
     pub seasonal_window: u32,
+    /// Period of the series assumed by the discord and residual signals (points).
+    pub period: usize,
 }
+
+#[cfg(test)]
+#[path = "metric_tests.rs"]
+mod tests;

@@ -17,13 +17,22 @@ use super::{MetricDetector, MetricSettings, Quant};
 const MAGIC: &[u8; 4] = b"DLMD";
 /// 1: the original single-signal layout; 2 was used by a parallel change on main with a
 /// different layout; 3 was the ensemble with a Bonferroni combination and hold-offs counted in
-/// points; 4 adds the alarm gate's interval history and keeps its horizons as timestamps.
-pub(super) const VERSION: u16 = 4;
+/// points; 4 adds the alarm gate's interval history and keeps its horizons as timestamps; 5
+/// (issue 20) appends the discord and residual signals. Version 4 is still read: its monitors
+/// keep every learned field, and the two new signals start empty over the stored baseline
+/// (their calibrations warm up again, p = 1 until they hold values).
+pub(super) const VERSION: u16 = 5;
+pub(super) const V4: u16 = 4;
 
 impl MetricDetector {
     /// Versioned bytes from which [`MetricDetector::decode_state`] resumes exactly.
     pub fn encode_state(&self) -> Vec<u8> {
-        let mut w = Writer::new(MAGIC, VERSION);
+        self.encode_layout(VERSION)
+    }
+
+    /// The state in layout `version` ([`VERSION`], or 4 for the migration test).
+    pub(super) fn encode_layout(&self, version: u16) -> Vec<u8> {
+        let mut w = Writer::new(MAGIC, version);
         w.json(&self.settings);
         match self.last_ts {
             Some(t) => {
@@ -60,12 +69,20 @@ impl MetricDetector {
             w.u32(self.bucket_dev[b].to_bits());
             w.u32(self.bucket_visits[b] as u32);
         }
+        if version == V4 {
+            return w.finish();
+        }
+        self.discord.encode(&mut w);
+        self.discord_calib.encode(&mut w);
+        w.f64(self.discord_dist);
+        w.f64(self.discord_p);
+        self.residual_calib.encode(&mut w);
         w.finish()
     }
 
     pub fn decode_state(bytes: &[u8]) -> Result<Self, DetectError> {
         let (mut r, version) = Reader::open(bytes, MAGIC)?;
-        if version != VERSION {
+        if version != VERSION && version != V4 {
             return Err(DetectError::UnsupportedStateVersion {
                 found: version,
                 supported: VERSION,
@@ -106,6 +123,19 @@ impl MetricDetector {
             d.bucket_dev[b] = f32::from_bits(r.u32()?);
             d.bucket_visits[b] = u16::try_from(r.u32()?)
                 .map_err(|_| DetectError::CorruptState("bad bucket visits".into()))?;
+        }
+        if version == V4 {
+            d.discord = super::Discord::over(&d.values, d.accepted);
+        } else {
+            d.discord = super::Discord::decode(&mut r)?;
+            d.discord_calib = TailCalibrator::decode(&mut r, c)?;
+            d.discord_dist = r.f64()?;
+            d.discord_p = r.f64()?;
+            let ok = |x: f64| x.is_finite() && x >= 0.0;
+            if !(ok(d.discord_dist) && d.discord_p > 0.0 && d.discord_p <= 1.0) {
+                return Err(DetectError::CorruptState("bad discord fields".into()));
+            }
+            d.residual_calib = TailCalibrator::decode(&mut r, c)?;
         }
         r.finish()?;
         d.rebuild_symbols();

@@ -6,7 +6,8 @@
 //! - [`EventDetector`] over JSON events, used by streams.
 //!
 //! Map: `compress` (LZ77 cost with the baseline as a live dictionary, NCD, entropy),
-//! `context` (order-2 context model over quantized values), `calibrate` (raw score -> p-value,
+//! `context` (order-2 context model over quantized values), `discord` (the metric detector's
+//! left-matrix-profile signal and period estimate), `calibrate` (raw score -> p-value,
 //! events), `tail` (the metric detector's long-memory per-signal calibration), `alarm` (the
 //! metric detector's Fisher combination of its signals, peak filter and time-based hold-off),
 //! `metric` / `event` (the detectors; `metric_settings` and `metric_codec` hold the metric
@@ -18,6 +19,7 @@ mod alarm;
 mod calibrate;
 mod compress;
 mod context;
+mod discord;
 mod event;
 mod explain;
 mod explain_metric;
