@@ -243,7 +243,7 @@ impl ApiError {
             };
         }
         if let Some(e) = err.downcast_ref::<ParseRequestPayloadError>() {
-            return ApiError::InvalidJson(e.reason.clone());
+            return ApiError::InvalidJson(plain_types(&e.reason));
         }
         if let Some(ReadBodyError::Utf8(e)) = err.downcast_ref::<ReadBodyError>() {
             return ApiError::InvalidEncoding(e.to_string());
@@ -258,10 +258,22 @@ impl ApiError {
             );
         }
         if let Some(e) = err.downcast_ref::<ParseParamError>() {
-            return ApiError::BadRequest(format!("parameter {}: {}", e.name, e.reason));
+            return ApiError::BadRequest(format!(
+                "parameter {}: {}",
+                e.name,
+                plain_types(&e.reason)
+            ));
         }
         if let Some(e) = err.downcast_ref::<ParsePathError>() {
-            return ApiError::BadRequest(e.to_string());
+            let mut message = e.to_string();
+            for (i, name) in super::routes::parameter_names(path)
+                .iter()
+                .enumerate()
+                .rev()
+            {
+                message = message.replace(&format!("`param{i}`"), &format!("parameter `{name}`"));
+            }
+            return ApiError::BadRequest(plain_types(&message));
         }
         if let Some(e) = err.downcast_ref::<ParseMultipartError>() {
             return ApiError::BadRequest(e.to_string());
@@ -290,6 +302,37 @@ impl ApiError {
         }
         builder.body(body)
     }
+}
+
+/// The framework's type names in parse errors (`integer(uint64)`, `number(double)`,
+/// `list_any`) said the way the API's documentation says them.
+pub(crate) fn plain_types(message: &str) -> String {
+    const NAMES: &[(&str, &str)] = &[
+        ("\"integer(uint64)\"", "a non-negative integer"),
+        (
+            "\"integer(uint32)\"",
+            "a non-negative integer below 4294967296",
+        ),
+        ("\"integer(int64)\"", "an integer"),
+        ("\"integer(int32)\"", "an integer"),
+        ("\"number(double)\"", "a number"),
+        ("\"number(float)\"", "a number"),
+        ("\"boolean\"", "true or false"),
+        ("\"string\"", "a string"),
+        ("integer(uint64)", "non-negative integer"),
+        ("integer(uint32)", "non-negative integer"),
+        ("integer(int64)", "integer"),
+        ("integer(int32)", "integer"),
+        ("number(double)", "number"),
+        ("number(float)", "number"),
+        ("number_double", "number"),
+        ("list_any", "list"),
+    ];
+    let mut out = message.to_string();
+    for (framework, plain) in NAMES {
+        out = out.replace(framework, plain);
+    }
+    out.replace("failed to parse a", "expected a")
 }
 
 impl From<StoreError> for ApiError {

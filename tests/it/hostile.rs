@@ -326,3 +326,25 @@ fn stalled_uploads_and_idle_sockets_cannot_exhaust_the_server() {
         "idle connections are closed after the idle timeout"
     );
 }
+
+/// A malformed path parameter is named as the spec names it, in the API's words.
+#[test]
+fn a_bad_path_parameter_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start(dir.path());
+    let admin = server.admin_token();
+    let (s, b) = crate::support::post(
+        &server,
+        "/v1/admin/outbox/email/abc/retry",
+        Some(&admin),
+        &serde_json::json!({}),
+    );
+    crate::support::assert_error(s, &b, 400, "bad_request");
+    let message = b["message"].as_str().unwrap();
+    assert!(message.contains("`email_id`"), "{message}");
+    assert!(message.contains("non-negative integer"), "{message}");
+    assert!(
+        !message.contains("param0") && !message.contains("uint64"),
+        "{message}"
+    );
+}
