@@ -29,6 +29,7 @@ impl EventDetector {
         for f in &self.fields {
             w.bytes(f.name.as_bytes());
             w.f64(f.present);
+            w.u8(f.fractional as u8);
             match &f.robust {
                 Some(r) => {
                     w.u8(1);
@@ -86,6 +87,7 @@ impl EventDetector {
             let name = String::from_utf8(r.bytes(256)?.to_vec())
                 .map_err(|_| DetectError::CorruptState("field name is not UTF-8".into()))?;
             let present = r.f64()?;
+            let fractional = r.u8()? != 0;
             let robust = match r.u8()? {
                 0 => None,
                 1 => Some(Robust::decode(r)?),
@@ -96,6 +98,7 @@ impl EventDetector {
             d.fields.push(Field {
                 name,
                 present,
+                fractional,
                 robust,
                 values,
                 templates,

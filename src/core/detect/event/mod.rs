@@ -87,6 +87,8 @@ pub(crate) struct Field {
     name: String,
     /// Learned events that had this key.
     present: f64,
+    /// A number with a fraction was seen: its integers are not categories.
+    fractional: bool,
     robust: Option<Robust>,
     values: Table,
     templates: Table,
@@ -208,6 +210,7 @@ impl EventDetector {
         self.fields.push(Field {
             name: name.to_string(),
             present: 0.0,
+            fractional: false,
             robust,
             values: Table::default(),
             templates: Table::default(),
@@ -279,6 +282,11 @@ impl EventDetector {
                 continue;
             }
             present |= 1 << f;
+            if let Leaf::Number(x) = leaf {
+                if x.fract() != 0.0 {
+                    self.fields[f].fractional = true;
+                }
+            }
             let field = &self.fields[f];
             if trusted && field.present == 0.0 {
                 key_p.push((new_key_p, Evidence::NewKey { name: name.clone() }));
@@ -289,7 +297,7 @@ impl EventDetector {
                     if let Some(r) = &field.robust {
                         numbers.push((f, *x));
                         if r.len() >= 16 {
-                            let (median, spread, constant) = r.location_spread();
+                            let (median, spread, constant) = r.fit();
                             let z = ((x - median) / spread).abs().min(1e300);
                             zs.push((
                                 z,
@@ -303,7 +311,7 @@ impl EventDetector {
                             ));
                         }
                     }
-                    let int = x.fract() == 0.0 && x.abs() < 1e9;
+                    let int = !field.fractional && x.abs() < 1e9;
                     (
                         int.then(|| (value_hash(0, x.to_string().as_bytes()), grouped(*x))),
                         None,
@@ -394,14 +402,17 @@ impl EventDetector {
             }
         }
         // Bursts enter Fisher as one p-value (their minimum, Bonferroni); structure is a test
-        // of its own: a key set unlike the learned ones is rare as a whole.
+        // of its own.
         let (bursts, keys): (Vec<_>, Vec<_>) = key_p
             .into_iter()
             .partition(|(_, e)| matches!(e, Evidence::Burst { .. }));
         if let Some(min) = bursts.iter().map(|(p, _)| *p).min_by(f64::total_cmp) {
             fisher.push((min * bursts.len() as f64).min(1.0));
         }
-        let p_structure = keys.iter().map(|(p, _)| *p).fold(1.0, f64::min);
+        // Every key that is new or gone adds evidence (Fisher): one new key is as rare as the
+        // events before it make it, a key set with nothing in common far rarer.
+        let key_ps: Vec<f64> = keys.iter().map(|(p, _)| *p).collect();
+        let p_structure = 10f64.powf(-fisher_log10(&key_ps));
         evidence.extend(bursts);
         evidence.extend(keys);
 
@@ -476,7 +487,8 @@ impl EventDetector {
         // Bonferroni; at the default sensitivity an alarm needs p <= 3.2e-3 (about 1e-3 each).
         let p = (3.0 * p_event.min(p_state).min(p_structure)).min(1.0);
         let score = if warming == 0 {
-            (-p.max(1e-300).log10() / 5.0).clamp(0.0, 1.0)
+            // `+ 0.0` turns the -0 of log10(1) into 0.
+            (-p.max(1e-300).log10() / 5.0).clamp(0.0, 1.0) + 0.0
         } else {
             0.0
         };

@@ -19,17 +19,31 @@ pub(crate) const ROBUST_KEEP: usize = 48;
 pub(crate) const JOINT_DIMS: usize = 12;
 const RIDGE: f64 = 1e-3;
 
+/// Recomputing the median and MAD every this many pushes (once the ring is full) keeps the
+/// sorting off most events.
+const REFIT_EVERY: u32 = 8;
+
 /// Median and median absolute deviation of a field's recent normal values.
 #[derive(Debug, Clone)]
 pub(crate) struct Robust {
     values: Ring,
+    /// `(median, spread, constant)` as of the last refit.
+    fit: (f64, f64, bool),
+    since_fit: u32,
 }
 
 impl Robust {
     pub(crate) fn new() -> Self {
         Robust {
             values: Ring::new(ROBUST_KEEP),
+            fit: (0.0, 1.0, true),
+            since_fit: 0,
         }
+    }
+
+    /// The current `(median, spread, constant)`; see [`Robust::location_spread`].
+    pub(crate) fn fit(&self) -> (f64, f64, bool) {
+        self.fit
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -38,6 +52,11 @@ impl Robust {
 
     pub(crate) fn push(&mut self, x: f64) {
         self.values.push(x);
+        self.since_fit += 1;
+        if self.since_fit >= REFIT_EVERY || self.values.len() < ROBUST_KEEP {
+            self.since_fit = 0;
+            self.fit = self.location_spread();
+        }
     }
 
     /// `(median, spread, constant)`: spread is 1.4826 MAD (the standard deviation for normal
@@ -62,11 +81,20 @@ impl Robust {
 
     pub(crate) fn encode(&self, w: &mut Writer) {
         self.values.encode(w);
+        w.f64(self.fit.0);
+        w.f64(self.fit.1);
+        w.u8(self.fit.2 as u8);
+        w.u32(self.since_fit);
     }
 
     pub(crate) fn decode(r: &mut Reader<'_>) -> Result<Self, DetectError> {
+        let values = Ring::decode(r, ROBUST_KEEP)?;
+        let fit = (r.f64()?, r.f64()?, r.u8()? != 0);
+        let since_fit = r.u32()?;
         Ok(Robust {
-            values: Ring::decode(r, ROBUST_KEEP)?,
+            values,
+            fit,
+            since_fit,
         })
     }
 }
