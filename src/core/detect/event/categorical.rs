@@ -64,7 +64,7 @@ impl Table {
     pub(crate) fn record(
         &mut self,
         hash: u64,
-        text: &str,
+        text: impl FnOnce() -> String,
         weight: f64,
         now: u64,
         alpha: f64,
@@ -79,7 +79,7 @@ impl Table {
                     count: 0.0,
                     recent: 0.0,
                     last: now,
-                    text: text.to_string(),
+                    text: text(),
                 });
                 self.entries.len() - 1
             }
@@ -200,13 +200,13 @@ mod tests {
     fn rare_values_stay_rare_when_not_learned() {
         let mut t = Table::default();
         for i in 0..10_000u64 {
-            t.record(1, "200", 1.0, i, 1.0 / 32.0, 16);
+            t.record(1, || "200".into(), 1.0, i, 1.0 / 32.0, 16);
         }
         let p_new = t.p_rare(0.0);
         assert!(p_new < 2e-4, "{p_new}");
         // Three anomalous occurrences are tracked for bursts and learned a quarter each.
         for i in 0..3 {
-            t.record(2, "500", 0.25, 10_000 + i, 1.0 / 32.0, 16);
+            t.record(2, || "500".into(), 0.25, 10_000 + i, 1.0 / 32.0, 16);
         }
         let e = &t.entries[t.find(2).unwrap()];
         assert_eq!(e.count, 0.75);
@@ -219,7 +219,7 @@ mod tests {
         let mut t = Table::default();
         for i in 0..1000u64 {
             let h = if i % 2 == 0 { 7 } else { 100 + i };
-            t.record(h, "v", 1.0, i, 0.1, 8);
+            t.record(h, || "v".into(), 1.0, i, 0.1, 8);
             assert!(t.entries.len() <= 8);
         }
         assert!(t.find(7).is_some());

@@ -79,7 +79,30 @@ pub struct EventVerdict {
 }
 
 /// A value's or template's hash and text, if the leaf has one.
-type Keyed = Option<(u64, String)>;
+type Keyed<'a> = Option<(u64, Text<'a>)>;
+
+/// The text of a value or template, written out only when a person will read it (an entry
+/// is inserted, or a finding is explained): most events need neither.
+#[derive(Debug, Clone)]
+pub(crate) enum Text<'a> {
+    Int(f64),
+    Bool(bool),
+    Null,
+    Str(&'a str),
+    Owned(String),
+}
+
+impl Text<'_> {
+    fn render(&self) -> String {
+        match self {
+            Text::Int(x) => grouped(*x),
+            Text::Bool(b) => b.to_string(),
+            Text::Null => "null".into(),
+            Text::Str(s) => cut(s, VALUE_TEXT),
+            Text::Owned(s) => s.clone(),
+        }
+    }
+}
 
 /// One field the detector tracks.
 #[derive(Debug, Clone)]
@@ -265,7 +288,7 @@ impl EventDetector {
         let mut fisher: Vec<f64> = Vec::with_capacity(leaves.len() + 4);
         let mut key_p: Vec<(f64, Evidence)> = Vec::new();
         // (field, kind 0 value / 1 template, hash, text) to record after the verdict.
-        let mut records: Vec<(usize, u8, u64, String)> = Vec::with_capacity(leaves.len() + 2);
+        let mut records: Vec<(usize, u8, u64, Text)> = Vec::with_capacity(leaves.len() + 2);
         let mut numbers: Vec<(usize, f64)> = Vec::with_capacity(leaves.len());
         let mut zs: Vec<(f64, Evidence)> = Vec::new();
         let trusted = self.learned >= MIN_LEARNED;
@@ -313,19 +336,19 @@ impl EventDetector {
                     }
                     let int = !field.fractional && x.abs() < 1e9;
                     (
-                        int.then(|| (value_hash(0, x.to_string().as_bytes()), grouped(*x))),
+                        int.then(|| (value_hash(0, &x.to_bits().to_le_bytes()), Text::Int(*x))),
                         None,
                     )
                 }
-                Leaf::Bool(b) => (Some((value_hash(1, &[*b as u8]), b.to_string())), None),
-                Leaf::Null => (Some((value_hash(2, b"null"), "null".into())), None),
+                Leaf::Bool(b) => (Some((value_hash(1, &[*b as u8]), Text::Bool(*b))), None),
+                Leaf::Null => (Some((value_hash(2, b"null"), Text::Null)), None),
                 Leaf::Text(s) => {
                     let (t, th) = template(s, TEMPLATE_TEXT);
                     let short = s.len() <= VALUE_TEXT;
-                    let value = short.then(|| (value_hash(3, s.as_bytes()), cut(s, VALUE_TEXT)));
+                    let value = short.then(|| (value_hash(3, s.as_bytes()), Text::Str(s)));
                     // Every text has a template (the text itself when nothing varies): a
                     // field of ever-new values can still have a few usual shapes.
-                    (value, Some((th, t)))
+                    (value, Some((th, Text::Owned(t))))
                 }
             };
             for (kind, item) in [(0u8, value), (1u8, tpl)] {
@@ -340,22 +363,24 @@ impl EventDetector {
                 if table.total >= MIN_LEARNED {
                     let p = table.p_rare(count);
                     fisher.push(p);
-                    let ev = if kind == 0 {
-                        Evidence::Value {
-                            f,
-                            text: text.clone(),
-                            count,
-                            total: table.total,
-                        }
-                    } else {
-                        Evidence::Template {
-                            f,
-                            text: text.clone(),
-                            count,
-                            total: table.total,
-                        }
-                    };
-                    evidence.push((p, ev));
+                    if p < 0.05 {
+                        let ev = if kind == 0 {
+                            Evidence::Value {
+                                f,
+                                text: text.render(),
+                                count,
+                                total: table.total,
+                            }
+                        } else {
+                            Evidence::Template {
+                                f,
+                                text: text.render(),
+                                count,
+                                total: table.total,
+                            }
+                        };
+                        evidence.push((p, ev));
+                    }
                     // A burst: this kind's occurrences in the recent window (this one
                     // included) against its usual rate.
                     let recent = entry.map_or(0.0, |e| Table::recent_at(e, now, alpha)) + 1.0;
@@ -366,7 +391,7 @@ impl EventDetector {
                             pb,
                             Evidence::Burst {
                                 f,
-                                text: text.clone(),
+                                text: text.render(),
                                 template: kind == 1,
                                 recent,
                                 usual,
@@ -515,7 +540,7 @@ impl EventDetector {
             } else {
                 (&mut field.templates, tc)
             };
-            table.record(hash, &text, weight, now, alpha, cap);
+            table.record(hash, || text.render(), weight, now, alpha, cap);
         }
         self.learned += weight;
         for (f, field) in self.fields.iter_mut().enumerate() {
