@@ -207,9 +207,16 @@ impl EventDetector {
         p: f64,
         evidence: &[(f64, Evidence)],
     ) -> (Explanation, Vec<Finding>) {
+        // A short text with nothing variable is its own template: say it once.
+        let same_as_value = |e: &Evidence| match e {
+            Evidence::Template { f, text, .. } => evidence.iter().any(
+                |(_, v)| matches!(v, Evidence::Value { f: g, text: t, .. } if g == f && t == text),
+            ),
+            _ => false,
+        };
         let findings: Vec<Finding> = evidence
             .iter()
-            .filter(|(q, _)| *q < 0.05)
+            .filter(|(q, e)| *q < 0.05 && !same_as_value(e))
             .take(FINDINGS)
             .map(|(q, e)| self.finding(*q, e))
             .collect();
