@@ -569,10 +569,14 @@ impl EventDetector {
                 self.joint
                     .learn(&jx[..d], u64::from(self.settings.baseline));
             }
+            // The state test's calibration is frozen once full: a fault that creeps in slowly
+            // must not raise the tail it is measured against (the joint model itself keeps
+            // adapting to ordinary events, so the T² it is compared with stays relative).
+            let state_open = self.c_state.len() < self.c_state.capacity();
             for (c, raw) in [
                 (&mut self.c_numeric, raw_numeric),
                 (&mut self.c_joint, raw_joint),
-                (&mut self.c_state, raw_state),
+                (&mut self.c_state, raw_state.filter(|_| state_open)),
                 (&mut self.c_event, Some(raw_event)),
             ] {
                 if let Some(r) = raw {
