@@ -15,7 +15,7 @@ use poem::{listener::Acceptor, listener::Listener, listener::TcpListener, Server
 
 use crate::{
     api::{self, AppState, Metrics, RateLimiter},
-    cli::{Cli, Command, LogFormat, ScoreArgs, ServeArgs},
+    cli::{Cli, Command, LogFormat, ScoreArgs, ScoreEventsArgs, ServeArgs},
     config::{self, AdminTokenSource, Config},
     secrets,
     store::Store,
@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or_default() {
         Command::Serve(args) => serve(*args),
         Command::Score(args) => score(&args),
+        Command::ScoreEvents(args) => score_events(&args),
         Command::Backup(args) => crate::ops::backup(&args),
         Command::Restore(args) => crate::ops::restore(&args),
         Command::Doctor(args) => crate::doctor::run(&args),
@@ -68,6 +69,26 @@ fn score(args: &ScoreArgs) -> anyhow::Result<()> {
         summary.rows,
         summary.anomalies,
         summary.rejected,
+        args.output.display()
+    );
+    Ok(())
+}
+
+fn score_events(args: &ScoreEventsArgs) -> anyhow::Result<()> {
+    let input = std::fs::File::open(&args.input)
+        .with_context(|| format!("while opening {}", args.input.display()))?;
+    let output = std::fs::File::create(&args.output)
+        .with_context(|| format!("while creating {}", args.output.display()))?;
+    let summary = crate::score_events::score_ndjson(
+        std::io::BufReader::new(input),
+        std::io::BufWriter::new(output),
+        &crate::core::detect::EventSettings::default(),
+    )
+    .with_context(|| format!("while scoring {}", args.input.display()))?;
+    eprintln!(
+        "scored {} events ({} anomalies) into {}",
+        summary.events,
+        summary.anomalies,
         args.output.display()
     );
     Ok(())

@@ -26,6 +26,9 @@ pub enum Command {
     /// Score a CSV (`timestamp,value`) with the metric detector's defaults (those of a new
     /// monitor), writing `timestamp,value,anomaly_score,is_anomaly` rows in order.
     Score(ScoreArgs),
+    /// Score NDJSON events (one JSON value per line) with the stream detector's defaults
+    /// (those of a new stream), writing one verdict JSON line per event in order.
+    ScoreEvents(ScoreEventsArgs),
     /// Write a consistent snapshot of the store to a file, while the server runs or not.
     Backup(BackupArgs),
     /// Install a backup as the store of an empty data directory.
@@ -161,6 +164,16 @@ pub struct ScoreArgs {
     #[arg(long)]
     pub input: PathBuf,
     /// Output CSV
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreEventsArgs {
+    /// Input NDJSON, one event per line
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Output NDJSON, one verdict per event
     #[arg(long)]
     pub output: PathBuf,
 }

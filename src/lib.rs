@@ -4,7 +4,8 @@
 //! `app` starts the server (store, HTTP, background work) and shuts it down; `api` holds thin
 //! HTTP handlers over `store` (the only module that touches redb) and `core` (pure detection,
 //! metering and billing rules); `clock` is the only reader of the wall clock and `secrets`
-//! makes and checks keys and tokens; `ui` serves the embedded admin web UI.
+//! makes and checks keys and tokens; `score` and `score_events` run the detectors offline;
+//! `ui` serves the embedded admin web UI.
 
 pub mod api;
 pub mod app;
@@ -15,6 +16,7 @@ pub mod core;
 pub mod doctor;
 pub mod ops;
 pub mod score;
+pub mod score_events;
 pub mod secrets;
 pub mod store;
 pub mod sync;

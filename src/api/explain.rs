@@ -4,7 +4,7 @@
 use poem_openapi::Object;
 use serde::{Deserialize, Serialize};
 
-use crate::core::detect::Explanation;
+use crate::core::detect::{Explanation, Finding};
 
 /// Why an event or point was flagged.
 #[derive(Debug, Clone, Object, Serialize, Deserialize)]
@@ -40,6 +40,42 @@ pub struct ExplanationView {
     pub expected_high: Option<f64>,
     /// One plain sentence.
     pub summary: String,
+    /// Events only (issue 21): the fields behind the anomaly, most significant first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<FindingView>>,
+}
+
+/// One field's part in an event anomaly.
+#[derive(Debug, Clone, Object, Serialize, Deserialize)]
+pub struct FindingView {
+    /// The field's path in the event (`a.b`, `a[0]`), or `(event)` for the numeric fields together.
+    pub field: String,
+    /// `numeric`, `categorical`, `template`, `burst`, `structure`, `joint` or `state`.
+    pub kind: String,
+    /// The signal's own p-value before combination.
+    pub p_value: f64,
+    /// One plain sentence with the numbers, e.g. `status 500: seen 3 times in the last 10,000 events (0.03%)`.
+    pub summary: String,
+}
+
+impl ExplanationView {
+    /// Adds an event detector's per-field findings (none: the field stays absent).
+    pub fn with_findings(mut self, findings: &[Finding]) -> Self {
+        if !findings.is_empty() {
+            self.fields = Some(
+                findings
+                    .iter()
+                    .map(|f| FindingView {
+                        field: f.field.clone(),
+                        kind: f.kind.clone(),
+                        p_value: f.p_value,
+                        summary: f.summary.clone(),
+                    })
+                    .collect(),
+            );
+        }
+        self
+    }
 }
 
 impl From<Explanation> for ExplanationView {
@@ -62,6 +98,7 @@ impl From<Explanation> for ExplanationView {
             expected_low: e.expected_low,
             expected_high: e.expected_high,
             summary: e.summary,
+            fields: None,
         }
     }
 }

@@ -302,7 +302,7 @@ fn process_batch(
                 explanation: verdict
                     .explanation
                     .filter(|_| verdict.anomaly)
-                    .map(Into::into),
+                    .map(|e| ExplanationView::from(e).with_findings(&verdict.findings)),
             });
         }
         if events.is_empty() {

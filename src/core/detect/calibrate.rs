@@ -63,6 +63,19 @@ impl Calibrator {
         }
     }
 
+    /// Pushes a flagged event's score at most two tail scales above the largest held one
+    /// (issue 21): leaving flagged scores out would cut the tail at the alarm threshold, so an
+    /// ordinary but infrequent kind flagged once would be flagged for ever; pushing them whole
+    /// would let an incident mask its repeat. Capped, the tail grows a step per alarm.
+    pub(crate) fn push_capped(&mut self, r: f64) {
+        let cap = if self.ring.is_empty() {
+            r
+        } else {
+            self.max + 2.0 * self.beta
+        };
+        self.push(r.min(cap));
+    }
+
     pub(crate) fn push(&mut self, r: f64) {
         if self.ring.len() < self.cap {
             self.ring.push(r);
@@ -74,24 +87,6 @@ impl Calibrator {
         if self.since_refit >= REFIT_EVERY || self.ring.len() <= REFIT_EVERY as usize {
             self.refit();
         }
-    }
-
-    /// Mean of the last `k` scores pushed (all if fewer).
-    pub(crate) fn mean_last(&self, k: usize) -> f64 {
-        let n = self.ring.len();
-        let k = k.min(n);
-        if k == 0 {
-            return 0.0;
-        }
-        let newest = if n < self.cap {
-            n
-        } else {
-            self.head + self.cap
-        };
-        (newest - k..newest)
-            .map(|i| self.ring[i % self.cap])
-            .sum::<f64>()
-            / k as f64
     }
 
     /// Mean and standard deviation of all held scores.
@@ -196,6 +191,5 @@ mod tests {
             last = p;
         }
         assert!(c.p_value(30.0) < 1e-6);
-        assert!((c.mean_last(10) - 4.5).abs() < 1e-12);
     }
 }

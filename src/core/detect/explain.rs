@@ -41,6 +41,20 @@ pub struct Explanation {
     pub summary: String,
 }
 
+/// One field's part in an event anomaly (issue 21): which field, which model, how unlikely,
+/// and a sentence with the numbers a person can act on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// The field's path in the event (`a.b`, `a[0]`), or `(event)` for joint findings.
+    pub field: String,
+    /// `numeric`, `categorical`, `template`, `burst`, `structure`, `joint` or `state`.
+    pub kind: String,
+    /// The signal's own p-value before combination.
+    pub p_value: f64,
+    /// One plain sentence.
+    pub summary: String,
+}
+
 /// Formats a number for a sentence: 4 significant digits, scientific when very large or small.
 pub(crate) fn num(x: f64) -> String {
     if !x.is_finite() {

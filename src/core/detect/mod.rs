@@ -3,7 +3,9 @@
 //! Two detectors of one family, both pure (no I/O, no clock, no threads, no global state,
 //! no randomness), bounded in memory, and resumable from versioned state bytes:
 //! - [`MetricDetector`] over `(timestamp, value)` points, used by monitors and `driftlock score`;
-//! - [`EventDetector`] over JSON events, used by streams.
+//! - [`EventDetector`] over JSON events, used by streams and `driftlock score-events`; since
+//!   issue 21 it models each field by its kind (`event/`: `flatten`, `numeric`, `categorical`,
+//!   `explain`, `codec`, `settings`) and uses compression for explanation figures only.
 //!
 //! Map: `compress` (LZ77 cost with the baseline as a live dictionary, NCD, entropy),
 //! `context` (order-2 context model over quantized values), `discord` (the metric detector's
@@ -32,7 +34,7 @@ mod tail;
 mod tests;
 
 pub use event::{EventDetector, EventSettings, EventVerdict};
-pub use explain::Explanation;
+pub use explain::{Explanation, Finding};
 pub use metric::{MetricDetector, MetricVerdict, MAX_ABS_VALUE};
 pub use metric_settings::MetricSettings;
 

@@ -1,0 +1,143 @@
+//! State bytes of the event detector (issue 21): layout version 2, and the upgrade from
+//! version 1 (issue 3's compression-only detector).
+//!
+//! A version-1 state holds nothing the v2 models can use (a byte dictionary and a ring of
+//! costs), so it is read for its settings only and the stream warms up again for `warmup`
+//! events, keeping its settings; that is the documented upgrade path (tested). Owns the layout;
+//! must not change the models' numbers: every float is stored by its bits.
+
+use super::super::calibrate::Calibrator;
+use super::super::compress::LzHistory;
+use super::super::ring::Ring;
+use super::super::state::{Reader, Writer};
+use super::super::DetectError;
+use super::categorical::Table;
+use super::numeric::{Joint, Robust};
+use super::{dictionary_bytes, EventDetector, EventSettings, Field, MAX_FIELDS, STATE_EVENTS};
+
+const MAGIC: &[u8; 4] = b"DLED";
+const VERSION: u16 = 2;
+
+impl EventDetector {
+    /// Versioned bytes from which [`EventDetector::decode_state`] resumes exactly.
+    pub fn encode_state(&self) -> Vec<u8> {
+        let mut w = Writer::new(MAGIC, VERSION);
+        w.json(&self.settings);
+        w.u64(self.seen);
+        w.f64(self.learned);
+        w.u32(self.fields.len() as u32);
+        for f in &self.fields {
+            w.bytes(f.name.as_bytes());
+            w.f64(f.present);
+            w.u8(f.fractional as u8);
+            match &f.robust {
+                Some(r) => {
+                    w.u8(1);
+                    r.encode(&mut w);
+                }
+                None => w.u8(0),
+            }
+            f.values.encode(&mut w);
+            f.templates.encode(&mut w);
+        }
+        w.u32(self.joint_fields.len() as u32);
+        for &i in &self.joint_fields {
+            w.u32(i as u32);
+        }
+        self.joint.encode(&mut w);
+        self.recent_t2.encode(&mut w);
+        for c in [&self.c_numeric, &self.c_joint, &self.c_state, &self.c_event] {
+            c.encode(&mut w);
+        }
+        self.history.encode(&mut w);
+        self.lens.encode(&mut w);
+        w.finish()
+    }
+
+    pub fn decode_state(bytes: &[u8]) -> Result<Self, DetectError> {
+        let (mut r, version) = Reader::open(bytes, MAGIC)?;
+        match version {
+            1 => {
+                // Issue 3's layout: settings, then a dictionary and costs v2 has no use for.
+                let settings: EventSettings = r.json()?;
+                Ok(EventDetector::new(settings))
+            }
+            VERSION => {
+                let d = Self::decode_v2(&mut r)?;
+                r.finish()?;
+                Ok(d)
+            }
+            found => Err(DetectError::UnsupportedStateVersion {
+                found,
+                supported: VERSION,
+            }),
+        }
+    }
+
+    fn decode_v2(r: &mut Reader<'_>) -> Result<Self, DetectError> {
+        let settings: EventSettings = r.json()?;
+        let mut d = EventDetector::new(settings);
+        d.seen = r.u64()?;
+        d.learned = r.f64()?;
+        let n = r.u32()? as usize;
+        if n > MAX_FIELDS {
+            return Err(DetectError::CorruptState("too many fields".into()));
+        }
+        for _ in 0..n {
+            let name = String::from_utf8(r.bytes(256)?.to_vec())
+                .map_err(|_| DetectError::CorruptState("field name is not UTF-8".into()))?;
+            let present = r.f64()?;
+            let fractional = r.u8()? != 0;
+            let robust = match r.u8()? {
+                0 => None,
+                1 => Some(Robust::decode(r)?),
+                _ => return Err(DetectError::CorruptState("bad field kind".into())),
+            };
+            let values = Table::decode(r, 64)?;
+            let templates = Table::decode(r, 64)?;
+            d.fields.push(Field {
+                name,
+                present,
+                fractional,
+                robust,
+                values,
+                templates,
+            });
+        }
+        let k = r.u32()? as usize;
+        for _ in 0..k.min(MAX_FIELDS + 1) {
+            let i = r.u32()? as usize;
+            if i >= d.fields.len() {
+                return Err(DetectError::CorruptState("joint field out of range".into()));
+            }
+            d.joint_fields.push(i);
+        }
+        d.joint = Joint::decode(r)?;
+        if d.joint.dims != d.joint_fields.len() {
+            return Err(DetectError::CorruptState("joint size differs".into()));
+        }
+        d.recent_t2 = Ring::decode(r, STATE_EVENTS)?;
+        let cal = d.c_numeric.capacity();
+        for c in [
+            &mut d.c_numeric,
+            &mut d.c_joint,
+            &mut d.c_state,
+            &mut d.c_event,
+        ] {
+            *c = Calibrator::decode(r)?;
+            if c.capacity() != cal {
+                return Err(DetectError::CorruptState(
+                    "calibration size differs from settings".into(),
+                ));
+            }
+        }
+        d.history = LzHistory::decode(r)?;
+        if d.history.capacity() != dictionary_bytes(&d.settings).max(256).next_power_of_two() {
+            return Err(DetectError::CorruptState(
+                "history size differs from settings".into(),
+            ));
+        }
+        d.lens = Ring::decode(r, d.settings.window as usize)?;
+        Ok(d)
+    }
+}
