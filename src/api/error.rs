@@ -258,6 +258,10 @@ impl ApiError {
             );
         }
         if let Some(e) = err.downcast_ref::<ParseParamError>() {
+            if e.name.eq_ignore_ascii_case("Idempotency-Key") {
+                // The same answer as a key the handler refuses (one rule, one status).
+                return ApiError::validation(e.name, super::models::IDEMPOTENCY_KEY_RULE);
+            }
             return ApiError::BadRequest(format!(
                 "parameter {}: {}",
                 e.name,

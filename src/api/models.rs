@@ -210,6 +210,36 @@ pub fn valid_email(field: &str, email: &str) -> Result<String, ApiError> {
     }
 }
 
+/// The rule for idempotency keys, on every route that takes one: 1 to 255 visible ASCII
+/// characters (`!` to `~`). Stated in the spec as the header's pattern.
+pub const IDEMPOTENCY_KEY_RULE: &str = "must be 1 to 255 visible ASCII characters (! to ~)";
+
+/// The `Idempotency-Key` header as sent: `None` when absent, an error naming the rule when
+/// present but not a valid key (a value that is not ASCII is refused, never ignored).
+pub fn idempotency_key_header(req: &poem::Request) -> super::error::ApiResult<Option<String>> {
+    match req.headers().get("idempotency-key") {
+        None => Ok(None),
+        Some(raw) => valid_idempotency_key(raw.as_bytes()).map(Some),
+    }
+}
+
+/// Checks a key against [`IDEMPOTENCY_KEY_RULE`].
+pub fn valid_idempotency_key(key: &[u8]) -> super::error::ApiResult<String> {
+    if key.is_empty() || key.len() > 255 || !key.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(super::error::ApiError::validation(
+            "Idempotency-Key",
+            IDEMPOTENCY_KEY_RULE,
+        ));
+    }
+    Ok(String::from_utf8_lossy(key).into_owned())
+}
+
+/// The store's key for an idempotency key used on one resource: the resource id carries its
+/// length, so no (resource, key) pair can spell another's (`a` + `b:c` is not `a:b` + `c`).
+pub fn scoped_idempotency_key(kind: &str, resource_id: &str, key: &str) -> String {
+    format!("{kind}:{}:{resource_id}:{key}", resource_id.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

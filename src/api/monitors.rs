@@ -390,7 +390,8 @@ fn process_points(
     idempotency_key: Option<&str>,
     now_ms: i64,
 ) -> ApiResult<PointsResult> {
-    let scoped_key = idempotency_key.map(|k| format!("monitor:{monitor_id}:{k}"));
+    let scoped_key =
+        idempotency_key.map(|k| super::models::scoped_idempotency_key("monitor", monitor_id, k));
     let fingerprint = secrets::sha256_hex(&serde_json::to_string(points).unwrap_or_default());
     for _attempt in 0..8 {
         if let Some(key) = &scoped_key {
@@ -728,25 +729,23 @@ impl MonitorsApi {
     )]
     async fn points(
         &self,
+        req: &poem::Request,
         auth: OrgAuth,
         state: Data<&Arc<AppState>>,
         monitor_id: Path<String>,
         /// Retrying with the same key returns the first answer and counts nothing again (24 h).
-        #[oai(name = "Idempotency-Key")]
+        /// 1 to 255 visible ASCII characters; anything else is refused with 422.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
         idempotency_key: Header<Option<String>>,
         body: Json<PointsBody>,
     ) -> ApiResult<Json<PointsResult>> {
+        // Read from the request itself (see the stream route).
+        let _ = idempotency_key;
+        let idempotency_key = super::models::idempotency_key_header(req)?;
         state.rate_limiter.check(&auth.0.actor)?;
-        if idempotency_key
-            .0
-            .as_ref()
-            .is_some_and(|k| k.is_empty() || k.len() > 255)
-        {
-            return Err(ApiError::validation(
-                "Idempotency-Key",
-                "must be 1 to 255 characters",
-            ));
-        }
         let points = parse_points(body.0)?;
         if points.len() > state.max_batch_events {
             return Err(ApiError::BatchTooLarge {
@@ -755,7 +754,7 @@ impl MonitorsApi {
             });
         }
         let scope = auth.0.scope;
-        let key = idempotency_key.0;
+        let key = idempotency_key;
         let now = clock::now_ms();
         let dunning = state.dunning_policy;
         let result = blocking_api(move || {

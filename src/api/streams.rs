@@ -175,18 +175,6 @@ fn valid_stream_id(id: &str) -> ApiResult<()> {
     }
 }
 
-fn valid_idempotency_key(key: Option<String>) -> ApiResult<Option<String>> {
-    match key {
-        Some(k) if k.is_empty() || k.len() > 255 || !k.bytes().all(|b| b.is_ascii_graphic()) => {
-            Err(ApiError::validation(
-                "Idempotency-Key",
-                "must be 1 to 255 visible ASCII characters",
-            ))
-        }
-        other => Ok(other),
-    }
-}
-
 /// Parses a batch into event objects. Nothing is applied when any event is bad.
 fn parse_batch(batch: EventBatch, max_events: usize) -> ApiResult<Vec<Value>> {
     let events = match batch {
@@ -256,7 +244,8 @@ fn process_batch(
     idempotency_key: Option<&str>,
     now_ms: i64,
 ) -> ApiResult<BatchResult> {
-    let scoped_key = idempotency_key.map(|k| format!("stream:{stream_id}:{k}"));
+    let scoped_key =
+        idempotency_key.map(|k| super::models::scoped_idempotency_key("stream", stream_id, k));
     let fingerprint = secrets::hex(&sha_of(events));
     for _attempt in 0..8 {
         if let Some(key) = &scoped_key {
@@ -389,16 +378,24 @@ impl StreamsApi {
     )]
     async fn ingest(
         &self,
+        req: &poem::Request,
         auth: OrgAuth,
         state: Data<&Arc<AppState>>,
         stream_id: Path<String>,
         /// Retrying with the same key returns the first answer and counts nothing again (24 h).
-        #[oai(name = "Idempotency-Key")]
+        /// 1 to 255 visible ASCII characters; anything else is refused with 422.
+        #[oai(
+            name = "Idempotency-Key",
+            validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$")
+        )]
         idempotency_key: Header<Option<String>>,
         body: EventBatch,
     ) -> ApiResult<Json<BatchResult>> {
         valid_stream_id(&stream_id)?;
-        let key = valid_idempotency_key(idempotency_key.0)?;
+        // Read from the request itself: a value that is not ASCII never reaches the typed
+        // parameter, and must be refused rather than ignored.
+        let _ = idempotency_key;
+        let key = super::models::idempotency_key_header(req)?;
         state.rate_limiter.check(&auth.0.actor)?;
         let events = parse_batch(body, state.max_batch_events)?;
         let scope = auth.0.scope;

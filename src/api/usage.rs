@@ -191,7 +191,8 @@ struct MeterUsageRequest {
     anomaly: bool,
     /// Detections to count, 1..=1000000 (default 1).
     count: Option<u64>,
-    /// Repeating a request with the same key (within 24 h) counts nothing again.
+    /// Repeating a request with the same key (within 24 h) counts nothing again; 1 to 255
+    /// visible ASCII characters.
     idempotency_key: Option<String>,
 }
 
@@ -267,13 +268,15 @@ impl UsageApi {
             }));
         }
         let key = match body.idempotency_key.as_deref() {
-            Some(k) if k.is_empty() || k.len() > 255 => {
-                return Err(ApiError::validation(
-                    "idempotency_key",
-                    "must be 1 to 255 characters",
-                ))
-            }
-            Some(k) => Some(format!("meter:{k}")),
+            Some(k) => match super::models::valid_idempotency_key(k.as_bytes()) {
+                Ok(k) => Some(format!("meter:{k}")),
+                Err(_) => {
+                    return Err(ApiError::validation(
+                        "idempotency_key",
+                        super::models::IDEMPOTENCY_KEY_RULE,
+                    ))
+                }
+            },
             None => None,
         };
         let fingerprint = format!("{}:{count}", body.anomaly);

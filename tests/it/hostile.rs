@@ -348,3 +348,96 @@ fn a_bad_path_parameter_is_named() {
         "{message}"
     );
 }
+
+/// One rule for idempotency keys on every route that takes one, stated in the spec: a key
+/// that is not 1 to 255 visible ASCII characters is refused (422), never silently ignored,
+/// and keys of different streams never collide.
+#[test]
+fn idempotency_keys_follow_one_rule_and_never_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start(dir.path());
+    let admin = server.admin_token();
+    let (_, key, _) = crate::support::org_with_key(&server, &admin, "Acme");
+    let m = crate::support::post(&server, "/v1/monitors", Some(&key), &json!({"name": "m"})).1;
+    let monitor = m["id"].as_str().unwrap().to_string();
+    // Raw HTTP, so the header goes out byte for byte as a client may send it (UTF-8 here).
+    let post_with = |path: &str, idem: &[u8], body: &Value| -> (u16, Value) {
+        use std::io::{Read, Write};
+        let addr = server.base.strip_prefix("http://").unwrap();
+        let mut conn = std::net::TcpStream::connect(addr).unwrap();
+        let body = body.to_string();
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        )
+        .into_bytes();
+        if !idem.is_empty() {
+            request.extend_from_slice(b"Idempotency-Key: ");
+            request.extend_from_slice(idem);
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body.as_bytes());
+        conn.write_all(&request).unwrap();
+        let mut answer = Vec::new();
+        conn.read_to_end(&mut answer).unwrap();
+        let text = String::from_utf8_lossy(&answer).to_string();
+        let status = text[9..12].parse().unwrap();
+        let json = text
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null))
+            .unwrap_or(Value::Null);
+        (status, json)
+    };
+    let points = format!("/v1/monitors/{monitor}/points");
+    for bad in ["réessai-8".as_bytes(), b"a b", b""] {
+        for (path, body) in [
+            ("/v1/streams/s/events", json!([{"a": 1}])),
+            (
+                points.as_str(),
+                json!({"timestamp": 1_800_000_000, "value": 1.0}),
+            ),
+        ] {
+            let (s, b) = post_with(path, bad, &body);
+            if bad.is_empty() {
+                // No header at all: the call is simply not idempotent.
+                assert_eq!(s, 200, "{path}: {b}");
+                continue;
+            }
+            assert_error(s, &b, 422, "validation_failed");
+            assert!(
+                b["message"].as_str().unwrap().contains("Idempotency-Key"),
+                "{b}"
+            );
+        }
+    }
+    let service = crate::support::service_key(&server, &admin);
+    let org = crate::support::get(&server, "/v1/org", Some(&key)).1["id"].clone();
+    let (s, b) = crate::support::post(
+        &server,
+        "/v1/meter-usage",
+        Some(&service),
+        &json!({"organization_id": org, "anomaly": true, "idempotency_key": "réessai"}),
+    );
+    assert_error(s, &b, 422, "validation_failed");
+
+    // Stream `a` with key `b:c` and stream `a:b` with key `c` are two different requests.
+    let (s1, first) = post_with("/v1/streams/a/events", b"b:c", &json!([{"x": 1}]));
+    let (s2, second) = post_with("/v1/streams/a:b/events", b"c", &json!([{"x": 1}]));
+    assert_eq!((s1, s2), (200, 200), "{first} {second}");
+    let seen = crate::support::get(&server, "/v1/streams/a:b", Some(&key)).1;
+    assert_eq!(
+        seen["events_seen"], 1,
+        "the second stream got its own event: {seen}"
+    );
+
+    let spec: Value = serde_json::from_str(include_str!("../../openapi/openapi.json")).unwrap();
+    let header = spec["paths"]["/v1/streams/{stream_id}/events"]["post"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "Idempotency-Key")
+        .cloned()
+        .unwrap();
+    assert_eq!(header["schema"]["pattern"], "^[!-~]+$", "{header}");
+}
