@@ -141,7 +141,9 @@ impl AdminOrgsApi {
         monitor_id: Path<String>,
         from: Query<Option<String>>,
         to: Query<Option<String>>,
-        max_points: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "10"), maximum(value = "20000")))] max_points: Query<
+            Option<u32>,
+        >,
     ) -> ApiResult<Json<Series>> {
         let scope = org_scope(&state, &org_id)?;
         let window = (from.0.as_deref(), to.0.as_deref());

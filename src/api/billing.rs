@@ -90,7 +90,8 @@ pub(super) struct BillingStatus {
     /// `ok` and `grace` serve normally; `past_due` serves with a warning; `suspended` refuses
     /// detection calls (402); `cancelled` is back on the developer plan.
     dunning_state: Dunning,
-    dunning_since: String,
+    /// When the current dunning state began; absent for an organization never dunned.
+    dunning_since: Option<String>,
     stripe_customer_id: Option<String>,
     subscription_id: Option<String>,
     subscription_status: Option<String>,
@@ -101,7 +102,7 @@ pub(super) fn status(account: &BillingAccount, state: &AppState) -> BillingStatu
     let dunning = advance(&account.dunning, &state.dunning_policy, clock::now_ms());
     BillingStatus {
         dunning_state: dunning.state.into(),
-        dunning_since: clock::format_rfc3339(dunning.since_ms),
+        dunning_since: (dunning.since_ms > 0).then(|| clock::format_rfc3339(dunning.since_ms)),
         stripe_customer_id: account.customer_id.clone(),
         subscription_id: account.subscription_id.clone(),
         subscription_status: account.subscription_status.clone(),

@@ -801,7 +801,9 @@ impl MonitorsApi {
         monitor_id: Path<String>,
         from: Query<Option<String>>,
         to: Query<Option<String>>,
-        max_points: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "10"), maximum(value = "20000")))] max_points: Query<
+            Option<u32>,
+        >,
     ) -> ApiResult<Json<Series>> {
         let window = (from.0.as_deref(), to.0.as_deref());
         Ok(Json(series_of(

@@ -441,3 +441,33 @@ fn idempotency_keys_follow_one_rule_and_never_collide() {
         .unwrap();
     assert_eq!(header["schema"]["pattern"], "^[!-~]+$", "{header}");
 }
+
+/// Small surprises of the spec: an out-of-range `max_points` is refused naming the parameter,
+/// and an organization never dunned has no `dunning_since` (not 1970-01-01).
+#[test]
+fn out_of_range_chart_sizes_are_refused_and_never_dunned_has_no_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let (_, key, _) = org_with_key(&server, &server.admin_token(), "Acme");
+    let m = crate::support::post(&server, "/v1/monitors", Some(&key), &json!({"name": "m"})).1;
+    let id = m["id"].as_str().unwrap();
+    for bad in ["0", "9", "20001"] {
+        let (s, b) = get(
+            &server,
+            &format!("/v1/monitors/{id}/series?max_points={bad}"),
+            Some(&key),
+        );
+        assert_error(s, &b, 400, "bad_request");
+        assert!(b["message"].as_str().unwrap().contains("max_points"), "{b}");
+    }
+    let (s, _) = get(
+        &server,
+        &format!("/v1/monitors/{id}/series?max_points=10"),
+        Some(&key),
+    );
+    assert_eq!(s, 200);
+    let (s, billing) = get(&server, "/v1/billing", Some(&key));
+    assert_eq!(s, 200, "{billing}");
+    assert_eq!(billing["dunning_state"], "ok");
+    assert!(billing.get("dunning_since").is_none(), "{billing}");
+}

@@ -143,7 +143,7 @@ export async function orgPage(main, [orgId]) {
         panel('Quota policy', policyForm(orgId, usage.policy, rerender))),
       h('div', { class: 'grid' },
         panel('Dunning',
-          h('p', {}, 'State ', badge(billing.dunning_state), ` since ${fmtTime(billing.dunning_since)}`),
+          h('p', {}, 'State ', badge(billing.dunning_state), billing.dunning_since ? ` since ${fmtTime(billing.dunning_since)}` : ''),
           h('p', { class: 'muted' }, billing.subscription_id
             ? `Subscription ${billing.subscription_id} (${billing.subscription_status || 'unknown'})`
             : 'No Stripe subscription.'),
