@@ -19,6 +19,7 @@ use crate::{
 };
 
 /// Who is calling, once the credential checked out.
+#[derive(Clone)]
 enum Principal {
     AdminToken,
     Key(KeyRecord),
@@ -58,7 +59,9 @@ fn authenticate(state: &AppState, presented: &str) -> Result<Principal, ApiError
 
 /// Whether the request carries a credential that checks out (a bearer key or the admin
 /// token, or an admin session cookie): only then is a large body read (see the middleware).
-pub(crate) fn presents_valid_credential(state: &AppState, req: &Request) -> bool {
+/// A bearer credential that checks out is kept on the request, so the route's security
+/// scheme does not resolve it a second time.
+pub(crate) fn presents_valid_credential(state: &AppState, req: &mut Request) -> bool {
     let bearer = req
         .headers()
         .get(poem::http::header::AUTHORIZATION)
@@ -67,11 +70,37 @@ pub(crate) fn presents_valid_credential(state: &AppState, req: &Request) -> bool
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    if let Some(token) = bearer {
-        return authenticate(state, token.trim()).is_ok();
+    if let Some(token) = bearer.map(|t| t.trim().to_string()) {
+        return match authenticate(state, &token) {
+            Ok(principal) => {
+                req.extensions_mut().insert(Resolved { token, principal });
+                true
+            }
+            Err(_) => false,
+        };
     }
     super::session::cookie_of(req)
         .is_some_and(|c| state.sessions.has_live(&c, crate::clock::now_ms()))
+}
+
+/// A bearer credential the middleware already resolved for this request.
+#[derive(Clone)]
+struct Resolved {
+    token: String,
+    principal: Principal,
+}
+
+/// The principal `presented` stands for: the one the middleware resolved for this request,
+/// or resolved now.
+fn authenticate_request(
+    req: &Request,
+    state: &AppState,
+    presented: &str,
+) -> Result<Principal, ApiError> {
+    match req.extensions().get::<Resolved>() {
+        Some(resolved) if resolved.token == presented => Ok(resolved.principal.clone()),
+        _ => authenticate(state, presented),
+    }
 }
 
 /// The caller of an admin route, named in the audit log.
@@ -81,7 +110,11 @@ pub struct Admin {
 
 /// The admin a presented credential stands for: the admin token, or an admin-scoped key.
 pub fn admin_from_token(state: &AppState, presented: &str) -> Result<Admin, ApiError> {
-    match authenticate(state, presented)? {
+    admin_of(authenticate(state, presented)?)
+}
+
+fn admin_of(principal: Principal) -> Result<Admin, ApiError> {
+    match principal {
         Principal::AdminToken => Ok(Admin {
             actor: "admin".into(),
         }),
@@ -100,7 +133,11 @@ pub fn admin_from_token(state: &AppState, presented: &str) -> Result<Admin, ApiE
 pub struct AdminBearer(Admin);
 
 async fn check_admin(req: &Request, bearer: Bearer) -> poem::Result<Admin> {
-    Ok(admin_from_token(state(req)?, &bearer.token)?)
+    Ok(admin_of(authenticate_request(
+        req,
+        state(req)?,
+        &bearer.token,
+    )?)?)
 }
 
 /// An admin route's caller: the admin web UI's session (the `driftlock_session` cookie set by
@@ -183,7 +220,7 @@ pub struct OrgAuth(pub OrgCaller);
 
 async fn check_org(req: &Request, bearer: Bearer) -> poem::Result<OrgCaller> {
     let state = state(req)?;
-    match authenticate(state, &bearer.token)? {
+    match authenticate_request(req, state, &bearer.token)? {
         Principal::Key(KeyRecord {
             id,
             scope: KeyScope::Org,
@@ -210,7 +247,7 @@ pub struct ServiceAuth(pub ServiceCaller);
 
 async fn check_service(req: &Request, bearer: Bearer) -> poem::Result<ServiceCaller> {
     let state = state(req)?;
-    match authenticate(state, &bearer.token)? {
+    match authenticate_request(req, state, &bearer.token)? {
         Principal::AdminToken => Ok(ServiceCaller {
             actor: "admin".into(),
         }),

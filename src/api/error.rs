@@ -348,16 +348,13 @@ impl From<StoreError> for ApiError {
                 used,
                 adding,
                 limit,
-                period_end_ms,
+                period,
             } => ApiError::QuotaWouldPass {
                 used,
                 adding,
                 limit,
-                retry_after_secs: crate::core::metering::period::Period::containing(
-                    period_end_ms - 1,
-                )
-                .seconds_left(crate::clock::now_ms()),
-                period_end: crate::clock::format_rfc3339(period_end_ms),
+                retry_after_secs: period.seconds_left(crate::clock::now_ms()),
+                period_end: crate::clock::format_rfc3339(period.end_ms),
             },
             fault if fault.is_storage_fault() => ApiError::StorageUnavailable(fault.to_string()),
             other @ (StoreError::TooNew { .. }

@@ -127,7 +127,7 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
         );
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        let (limit, too_large) = if super::auth::presents_valid_credential(&self.state, &req) {
+        let (limit, too_large) = if super::auth::presents_valid_credential(&self.state, &mut req) {
             let limit = self.state.max_body_bytes;
             (limit, ApiError::PayloadTooLarge { limit })
         } else if path == "/v1/stripe/webhook" {

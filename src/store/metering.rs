@@ -144,7 +144,7 @@ pub(super) fn meter_in_tx(
             used,
             adding: count,
             limit,
-            period_end_ms: period.end_ms,
+            period,
         });
     }
     let overage_before = usage.overage_calls;

@@ -77,7 +77,7 @@ pub enum StoreError {
         used: u64,
         adding: u64,
         limit: u64,
-        period_end_ms: i64,
+        period: crate::core::metering::period::Period,
     },
     /// The database is being reopened after a storage failure (disk full, I/O error).
     #[error("the store is unavailable: {0}")]

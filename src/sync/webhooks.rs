@@ -73,12 +73,12 @@ impl InFlight {
         out
     }
 
-    fn finish(&mut self, row: &WebhookDelivery) {
-        self.ids.remove(&row.id);
-        if let Some(n) = self.per_org.get_mut(&row.org_id) {
+    fn finish(&mut self, id: u64, org_id: &str) {
+        self.ids.remove(&id);
+        if let Some(n) = self.per_org.get_mut(org_id) {
             *n -= 1;
             if *n == 0 {
-                self.per_org.remove(&row.org_id);
+                self.per_org.remove(org_id);
             }
         }
     }
@@ -130,8 +130,7 @@ impl Inner {
         }
     }
 
-    async fn handle(&self, row: &WebhookDelivery) -> Result<(), String> {
-        let row = row.clone();
+    async fn handle(&self, row: WebhookDelivery) -> Result<(), String> {
         let agent = self.agent.clone();
         let sent = row.clone();
         let outcome = tokio::task::spawn_blocking(move || Self::post(&agent, &sent))
@@ -221,14 +220,15 @@ impl Worker for WebhookWorker {
         for row in started {
             let inner = self.inner.clone();
             tokio::spawn(async move {
-                if let Err(e) = inner.handle(&row).await {
-                    tracing::warn!(delivery = row.id, error = %e, "webhook attempt not recorded");
+                let (id, org_id) = (row.id, row.org_id.clone());
+                if let Err(e) = inner.handle(row).await {
+                    tracing::warn!(delivery = id, error = %e, "webhook attempt not recorded");
                 }
                 inner
                     .in_flight
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .finish(&row);
+                    .finish(id, &org_id);
             });
         }
         Ok(count)
@@ -268,7 +268,7 @@ mod tests {
         due.push(row(41, "org_c"));
         let next: Vec<u64> = flight.start(due.clone()).iter().map(|r| r.id).collect();
         assert_eq!(next, vec![41]);
-        flight.finish(&row(0, "org_a"));
+        flight.finish(0, "org_a");
         let after: Vec<u64> = flight.start(due).iter().map(|r| r.id).collect();
         assert_eq!(after, vec![0]);
         let mut wide = InFlight::default();
