@@ -102,6 +102,10 @@ struct MeterEventView {
     next_attempt_at: String,
     /// A correction queued by reconciliation.
     correction: bool,
+    /// When an attempt first got no clear answer (Stripe may hold the batch). Stripe
+    /// recognises the identifier for 24 hours, so the batch is resent only within 23 hours
+    /// of this; after that `driftlock billing reconcile` settles it.
+    unclear_since: Option<String>,
 }
 
 impl From<MeterEventRow> for MeterEventView {
@@ -122,6 +126,7 @@ impl From<MeterEventRow> for MeterEventView {
             last_error: r.last_error,
             next_attempt_at: clock::format_rfc3339(r.next_attempt_at_ms),
             correction: r.correction,
+            unclear_since: r.unclear_since_ms.map(clock::format_rfc3339),
         }
     }
 }

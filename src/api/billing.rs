@@ -25,10 +25,10 @@ use crate::{
     core::billing::{
         dunning::{advance, DunningState},
         events::{BillingAccount, InvoiceMirror},
-        reconcile, signature,
+        meter_resend, reconcile, signature,
     },
     store::{page_limit, Received},
-    sync::stripe::StripeError,
+    sync::{stripe::StripeError, stripe_requests},
 };
 
 pub struct BillingApi;
@@ -305,6 +305,8 @@ impl BillingApi {
                     }
                     Err(e) => return Ok(Err(e)),
                 };
+                let past_resend =
+                    |since: Option<i64>| since.is_some() && !meter_resend::may_resend(since, now);
                 let mut customers: Vec<(String, String)> = rows
                     .iter()
                     .map(|r| (r.org_id.clone(), r.customer_id.clone()))
@@ -316,11 +318,18 @@ impl BillingApi {
                     let mine: Vec<reconcile::Sent> = rows
                         .iter()
                         .filter(|r| r.customer_id == customer)
-                        .filter(|r| r.status != MeterStatus::Failed || r.correction)
+                        .filter(|r| {
+                            r.status != MeterStatus::Failed
+                                || r.correction
+                                || past_resend(r.unclear_since_ms)
+                        })
                         .map(|r| reconcile::Sent {
                             value: r.value,
                             timestamp: r.timestamp,
-                            delivered: r.status == MeterStatus::Delivered,
+                            // A batch no longer resent after an unclear attempt may be on
+                            // Stripe: it is expected there, and corrected if it is not.
+                            delivered: r.status == MeterStatus::Delivered
+                                || past_resend(r.unclear_since_ms),
                             correction: r.correction,
                         })
                         .collect();
@@ -334,14 +343,9 @@ impl BillingApi {
                             .filter(|(o, _)| *o == org)
                             .map(|(_, v)| *v)
                             .sum::<u64>();
-                    let summaries = match client.get(
-                        &format!("/v1/billing/meters/{meter_id}/event_summaries"),
-                        &[
-                            ("customer", customer.as_str()),
-                            ("start_time", "0"),
-                            ("end_time", &until.to_string()),
-                        ],
-                    ) {
+                    let request =
+                        stripe_requests::meter_event_summaries(&meter_id, &customer, 0, until);
+                    let summaries = match client.fetch(&request) {
                         Ok(s) => s,
                         Err(e) => return Ok(Err(e)),
                     };
@@ -431,7 +435,6 @@ impl BillingApi {
             )));
         }
         let client = state.stripe.clone();
-        let return_url = format!("{}/admin/", state.public_url);
         let promo = match body.promo_code.as_deref() {
             None => None,
             Some(code) => {
@@ -447,77 +450,43 @@ impl BillingApi {
                 Some(promotion)
             }
         };
-        let request_id = super::request_id::current();
-        let anchor =
-            crate::core::metering::period::Period::containing(clock::now_ms()).next_start_secs();
+        let checkout = stripe_requests::Checkout {
+            org_id: org.id.clone(),
+            plan_id: plan.id.clone(),
+            price,
+            metered_price: plan.stripe_metered_price_id.clone(),
+            return_url: format!("{}/admin/", state.public_url),
+            billing_cycle_anchor:
+                crate::core::metering::period::Period::containing(clock::now_ms()).next_start_secs(),
+            payer: match (&account.customer_id, &org.billing_email) {
+                (Some(customer), _) => stripe_requests::Payer::Customer(customer.clone()),
+                (None, Some(email)) => stripe_requests::Payer::Email(email.clone()),
+                (None, None) => stripe_requests::Payer::Unknown,
+            },
+            promotion_code: None,
+        };
+        let idempotency_key = format!("dl-checkout-{}-{}", org.id, super::request_id::current());
         let session = tokio::task::spawn_blocking(move || {
-            let mut params: Vec<(String, String)> = vec![
-                ("mode".into(), "subscription".into()),
-                ("client_reference_id".into(), org.id.clone()),
-                (
-                    "success_url".into(),
-                    format!("{return_url}?checkout=success"),
-                ),
-                (
-                    "cancel_url".into(),
-                    format!("{return_url}?checkout=cancelled"),
-                ),
-                ("line_items[0][price]".into(), price),
-                ("line_items[0][quantity]".into(), "1".into()),
-                ("metadata[plan]".into(), plan.id.clone()),
-                ("metadata[organization_id]".into(), org.id.clone()),
-                (
-                    "subscription_data[metadata][organization_id]".into(),
-                    org.id.clone(),
-                ),
-                // Stripe's invoice periods are then Driftlock's calendar months (UTC): the
-                // first invoice is prorated up to the 1st, and each month's overage, stamped
-                // inside its month, lands on that month's invoice.
-                (
-                    "subscription_data[billing_cycle_anchor]".into(),
-                    anchor.to_string(),
-                ),
-            ];
-            if let Some(metered) = &plan.stripe_metered_price_id {
-                params.push(("line_items[1][price]".into(), metered.clone()));
-            }
-            match (&account.customer_id, &org.billing_email) {
-                (Some(customer), _) => params.push(("customer".into(), customer.clone())),
-                (None, Some(email)) => params.push(("customer_email".into(), email.clone())),
-                (None, None) => {}
-            }
-            match promo {
-                Some(promotion) => {
-                    let id = match promotion.stripe_promotion_code_id {
+            let promotion_code = match promo {
+                None => None,
+                Some(promotion) => match promotion.stripe_promotion_code_id {
+                    Some(id) => Some(id),
+                    None => match client.active_promotion_code(&promotion.code)? {
                         Some(id) => Some(id),
-                        None => client
-                            .get(
-                                "/v1/promotion_codes",
-                                &[("code", promotion.code.as_str()), ("active", "true")],
-                            )?
-                            .pointer("/data/0/id")
-                            .and_then(Value::as_str)
-                            .map(str::to_string),
-                    };
-                    match id {
-                        Some(id) => params.push(("discounts[0][promotion_code]".into(), id)),
                         None => {
                             return Ok(Err(ApiError::Conflict(format!(
                                 "promotion {} is not on Stripe yet; try again in a minute",
                                 promotion.code
                             ))))
                         }
-                    }
-                }
-                None => params.push(("allow_promotion_codes".into(), "true".into())),
-            }
-            client
-                .post(
-                    "/v1/checkout/sessions",
-                    &params,
-                    &format!("dl-checkout-{}-{request_id}", org.id),
-                )
-                .map(Ok)
+                    },
+                },
+            };
+            let request = stripe_requests::checkout_session(&stripe_requests::Checkout {
+                promotion_code,
+                ..checkout
+            });
+            client.send(&request, &idempotency_key).map(Ok)
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?
@@ -548,21 +517,12 @@ impl BillingApi {
         };
         let client = state.stripe.clone();
         let return_url = format!("{}/admin/", state.public_url);
-        let request_id = super::request_id::current();
-        let session = tokio::task::spawn_blocking(move || {
-            let params = vec![
-                ("customer".to_string(), customer.clone()),
-                ("return_url".to_string(), return_url),
-            ];
-            client.post(
-                "/v1/billing_portal/sessions",
-                &params,
-                &format!("dl-portal-{customer}-{request_id}"),
-            )
-        })
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(stripe_failed)?;
+        let request = stripe_requests::portal_session(&customer, &return_url);
+        let idempotency_key = format!("dl-portal-{customer}-{}", super::request_id::current());
+        let session = tokio::task::spawn_blocking(move || client.send(&request, &idempotency_key))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(stripe_failed)?;
         Ok(Json(StripeSession {
             id: session["id"].as_str().unwrap_or_default().to_string(),
             url: session["url"].as_str().unwrap_or_default().to_string(),

@@ -12,7 +12,7 @@ use super::{
     outbox::{due_rows, next_seq, record_attempt, retry_failed, settle, Attempt, Queued, Settled},
     tables, Store, StoreError,
 };
-use crate::core::metering::period::Period;
+use crate::core::{billing::meter_resend, metering::period::Period};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -41,6 +41,11 @@ pub struct MeterEventRow {
     /// part of what Stripe should hold in total.
     #[serde(default)]
     pub correction: bool,
+    /// When an attempt first ended without a clear answer (no answer, or a server error):
+    /// Stripe may hold the event. It recognises the identifier for 24 hours only, so after
+    /// that the batch is not resent (see `core::billing::meter_resend`).
+    #[serde(default)]
+    pub unclear_since_ms: Option<i64>,
 }
 
 impl Versioned for MeterEventRow {
@@ -64,6 +69,11 @@ impl Queued for MeterEventRow {
 
     fn due_at_ms(&self) -> i64 {
         self.next_attempt_at_ms
+    }
+
+    fn retry_refusal(&self, now_ms: i64) -> Option<String> {
+        let since = self.unclear_since_ms?;
+        (!meter_resend::may_resend(Some(since), now_ms)).then(|| meter_resend::refusal(since))
     }
 
     fn take(&mut self, attempt: Attempt, _now_ms: i64) -> Option<i64> {
@@ -153,6 +163,7 @@ impl Store {
                     last_error: None,
                     next_attempt_at_ms: now_ms,
                     correction: false,
+                    unclear_since_ms: None,
                 };
                 outbox.insert(id, codec::encode(&row).as_slice())?;
                 due.insert((now_ms, id), ())?;
@@ -172,19 +183,25 @@ impl Store {
         due_rows(self, tables::METER_OUTBOX, tables::METER_DUE, now_ms, limit)
     }
 
+    /// Records the outcome of sending batch `id`; `unclear` when the attempt got no clear
+    /// answer (Stripe may hold the batch), which starts the batch's resend window.
     pub fn record_meter_attempt(
         &self,
         id: u64,
         attempt: Attempt,
+        unclear: bool,
         now_ms: i64,
     ) -> Result<MeterEventRow, StoreError> {
         record_attempt(
             self,
             tables::METER_OUTBOX,
             tables::METER_DUE,
-            id,
-            attempt,
-            now_ms,
+            (id, attempt, now_ms),
+            |row: &mut MeterEventRow| {
+                if unclear && row.unclear_since_ms.is_none() {
+                    row.unclear_since_ms = Some(now_ms);
+                }
+            },
         )
     }
 
@@ -242,6 +259,7 @@ impl Store {
                 last_error: None,
                 next_attempt_at_ms: now_ms,
                 correction: true,
+                unclear_since_ms: None,
             };
             outbox.insert(id, codec::encode(&row).as_slice())?;
             tx.open_table(tables::METER_DUE)?.insert((now_ms, id), ())?;
@@ -301,7 +319,9 @@ mod tests {
         let gave_up = Attempt::GiveUp {
             error: "Stripe answered 500".into(),
         };
-        store.record_meter_attempt(row.id, gave_up, 3_000).unwrap();
+        store
+            .record_meter_attempt(row.id, gave_up, false, 3_000)
+            .unwrap();
 
         let retried = store
             .retry_meter_event(row.id, "session:ops", 4_000)

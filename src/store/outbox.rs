@@ -188,6 +188,10 @@ pub(super) trait Queued: Versioned {
     fn retry_billing_action(&self) -> Option<(String, &'static str, serde_json::Value)> {
         None
     }
+    /// Why an operator may not retry this row now, beyond its not having failed.
+    fn retry_refusal(&self, _now_ms: i64) -> Option<String> {
+        None
+    }
 }
 
 impl Queued for OutboxEmail {
@@ -267,6 +271,9 @@ pub(super) fn retry_failed<T: Queued>(
             Some(bytes) => codec::decode(bytes.value())?,
             None => return Err(StoreError::not_found(T::NAME, id.to_string())),
         };
+        if let Some(reason) = row.retry_refusal(now_ms) {
+            return Err(StoreError::Conflict(format!("{} {id}: {reason}", T::NAME)));
+        }
         if !row.requeue_failed(now_ms) {
             return Err(StoreError::Conflict(format!(
                 "{} {id} has not failed; {}",
@@ -286,13 +293,14 @@ pub(super) fn retry_failed<T: Queued>(
 }
 
 /// Records one attempt on row `id` of a queue: the row, and its place in the due index.
+/// `note` changes the row first, in the same transaction (what an outcome says beyond
+/// delivered or not).
 pub(super) fn record_attempt<T: Queued>(
     store: &Store,
     rows: redb::TableDefinition<u64, &'static [u8]>,
     due: redb::TableDefinition<(i64, u64), ()>,
-    id: u64,
-    attempt: Attempt,
-    now_ms: i64,
+    (id, attempt, now_ms): (u64, Attempt, i64),
+    note: impl FnOnce(&mut T),
 ) -> Result<T, StoreError> {
     let tx = store.db()?.begin_write()?;
     let row = {
@@ -301,6 +309,7 @@ pub(super) fn record_attempt<T: Queued>(
             Some(bytes) => codec::decode(bytes.value())?,
             None => return Err(StoreError::not_found(T::KIND, id.to_string())),
         };
+        note(&mut row);
         let mut index = tx.open_table(due)?;
         index.remove((row.due_at_ms(), id))?;
         if let Some(at_ms) = row.take(attempt, now_ms) {
@@ -344,9 +353,8 @@ impl Store {
             self,
             tables::EMAIL_OUTBOX,
             tables::EMAIL_DUE,
-            id,
-            attempt,
-            now_ms,
+            (id, attempt, now_ms),
+            |_: &mut _| {},
         )
     }
 

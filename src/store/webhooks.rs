@@ -108,9 +108,8 @@ impl Store {
             self,
             tables::WEBHOOK_OUTBOX,
             tables::WEBHOOK_DUE,
-            id,
-            attempt,
-            now_ms,
+            (id, attempt, now_ms),
+            |_: &mut _| {},
         )
     }
 }

@@ -8,6 +8,7 @@ pub mod email;
 pub mod retry;
 pub mod store_health;
 pub mod stripe;
+pub mod stripe_requests;
 pub mod templates;
 pub mod webhooks;
 

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{retry, Worker};
+use super::{
+    retry,
+    stripe_requests::{self, Method, StripeRequest},
+    Worker,
+};
 use crate::{
     clock,
-    core::metering::period::stripe_event_time_ms,
+    core::{billing::meter_resend, metering::promotions::Promotion},
     store::{Attempt, MeterEventRow, Store},
 };
 
@@ -31,14 +35,30 @@ pub struct StripeSettings {
 pub enum StripeError {
     #[error("Stripe is not configured (set DRIFTLOCK_STRIPE_SECRET_KEY)")]
     NotConfigured,
+    /// The request did not reach Stripe (no connection): Stripe did nothing.
     #[error("Stripe cannot be reached: {0}")]
     Unreachable(String),
+    /// The request went out and no answer came back: Stripe may have acted on it.
+    #[error("Stripe did not answer: {0}")]
+    NoAnswer(String),
     #[error("Stripe answered {status}: {message}")]
     Api {
         status: u16,
         code: Option<String>,
         message: String,
     },
+}
+
+impl StripeError {
+    /// True when Stripe may have acted on the request although it did not say so: no answer,
+    /// or a server error (Stripe documents that a 500 may have been processed).
+    pub fn unclear(&self) -> bool {
+        match self {
+            StripeError::NoAnswer(_) => true,
+            StripeError::Api { status, .. } => *status >= 500,
+            StripeError::NotConfigured | StripeError::Unreachable(_) => false,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -67,7 +87,7 @@ impl StripeClient {
         match result {
             Ok(r) => r
                 .into_json()
-                .map_err(|e| StripeError::Unreachable(e.to_string())),
+                .map_err(|e| StripeError::NoAnswer(e.to_string())),
             Err(ureq::Error::Status(status, r)) => {
                 let body: Value = r.into_json().unwrap_or_default();
                 Err(StripeError::Api {
@@ -83,58 +103,67 @@ impl StripeClient {
                         .to_string(),
                 })
             }
-            Err(e) => Err(StripeError::Unreachable(e.to_string())),
+            Err(ureq::Error::Transport(t)) => match t.kind() {
+                ureq::ErrorKind::Dns
+                | ureq::ErrorKind::ConnectionFailed
+                | ureq::ErrorKind::InvalidUrl
+                | ureq::ErrorKind::UnknownScheme
+                | ureq::ErrorKind::InvalidProxyUrl
+                | ureq::ErrorKind::ProxyConnect => Err(StripeError::Unreachable(t.to_string())),
+                _ => Err(StripeError::NoAnswer(t.to_string())),
+            },
         }
     }
 
-    /// POST form `params` to `path` (blocking; call from a blocking thread).
-    pub fn post(
+    /// Sends `request` (blocking; call from a blocking thread). A POST carries
+    /// `idempotency_key`, so Stripe answers a retry with the first answer.
+    pub fn send(
         &self,
-        path: &str,
-        params: &[(String, String)],
+        request: &StripeRequest,
         idempotency_key: &str,
     ) -> Result<Value, StripeError> {
         let secret = self.secret.as_deref().ok_or(StripeError::NotConfigured)?;
-        let pairs: Vec<(&str, &str)> = params
+        let pairs: Vec<(&str, &str)> = request
+            .params
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
-        Self::answer(
-            self.agent
-                .post(&format!("{}{path}", self.base))
+        let url = format!("{}{}", self.base, request.path);
+        let result = match request.method {
+            Method::Post => self
+                .agent
+                .post(&url)
                 .set("Authorization", &format!("Bearer {secret}"))
                 .set("Stripe-Version", STRIPE_API_VERSION)
                 .set("Idempotency-Key", idempotency_key)
                 .send_form(&pairs),
-        )
+            Method::Get => pairs
+                .iter()
+                .fold(
+                    self.agent
+                        .get(&url)
+                        .set("Authorization", &format!("Bearer {secret}"))
+                        .set("Stripe-Version", STRIPE_API_VERSION),
+                    |req, (k, v)| req.query(k, v),
+                )
+                .call(),
+        };
+        Self::answer(result)
     }
 
-    pub fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, StripeError> {
-        let secret = self.secret.as_deref().ok_or(StripeError::NotConfigured)?;
-        let mut req = self
-            .agent
-            .get(&format!("{}{path}", self.base))
-            .set("Authorization", &format!("Bearer {secret}"))
-            .set("Stripe-Version", STRIPE_API_VERSION);
-        for (k, v) in query {
-            req = req.query(k, v);
-        }
-        Self::answer(req.call())
+    /// Sends a GET `request` (reads need no idempotency key).
+    pub fn fetch(&self, request: &StripeRequest) -> Result<Value, StripeError> {
+        debug_assert_eq!(request.method, Method::Get);
+        self.send(request, "")
     }
-}
 
-impl StripeClient {
     /// The id of the Billing Meter with `event_name`, looked up through every page of the
     /// account's meters.
     pub fn find_meter(&self, event_name: &str) -> Result<Option<String>, StripeError> {
         let mut after: Option<String> = None;
         // Bounded: 100 pages of 100 meters is far more than an account holds.
         for _ in 0..100 {
-            let mut query = vec![("limit", "100")];
-            if let Some(a) = after.as_deref() {
-                query.push(("starting_after", a));
-            }
-            let page = self.get("/v1/billing/meters", &query)?;
+            let page = self.fetch(&stripe_requests::meters(after.as_deref()))?;
             let data = page["data"].as_array().cloned().unwrap_or_default();
             if let Some(id) = data
                 .iter()
@@ -153,26 +182,15 @@ impl StripeClient {
         }
         Ok(None)
     }
-}
 
-/// The form of one Billing Meter event sent at `now_ms` (the time moved inside Stripe's
-/// 35-day window if the batch waited longer).
-pub fn meter_event_params(
-    event_name: &str,
-    row: &MeterEventRow,
-    now_ms: i64,
-) -> Vec<(String, String)> {
-    let timestamp = stripe_event_time_ms(row.timestamp * 1000, now_ms) / 1000;
-    vec![
-        ("event_name".into(), event_name.into()),
-        (
-            "payload[stripe_customer_id]".into(),
-            row.customer_id.clone(),
-        ),
-        ("payload[value]".into(), row.value.to_string()),
-        ("identifier".into(), row.identifier.clone()),
-        ("timestamp".into(), timestamp.to_string()),
-    ]
+    /// The Stripe id of the active promotion code typed as `code`, if Stripe has one.
+    pub fn active_promotion_code(&self, code: &str) -> Result<Option<String>, StripeError> {
+        Ok(self
+            .fetch(&stripe_requests::active_promotion_code(code))?
+            .pointer("/data/0/id")
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
 }
 
 pub struct StripeWorker {
@@ -190,20 +208,26 @@ impl StripeWorker {
         }
     }
 
-    fn deliver(&self, row: &MeterEventRow) -> Attempt {
-        let params = meter_event_params(&self.settings.meter_event_name, row, clock::now_ms());
-        match self
-            .client
-            .post("/v1/billing/meter_events", &params, &row.identifier)
-        {
-            Ok(_) => Attempt::Delivered,
+    /// Sends one batch; answers the outcome and whether it was unclear (Stripe may hold the
+    /// batch without having said so). A batch whose unclear attempt is older than Stripe's
+    /// memory of identifiers is not resent.
+    fn deliver(&self, row: &MeterEventRow, now_ms: i64) -> (Attempt, bool) {
+        if !meter_resend::may_resend(row.unclear_since_ms, now_ms) {
+            let since = row.unclear_since_ms.unwrap_or(now_ms);
+            let error = meter_resend::refusal(since);
+            return (Attempt::GiveUp { error }, false);
+        }
+        let request = stripe_requests::meter_event(&self.settings.meter_event_name, row, now_ms);
+        match self.client.send(&request, &row.identifier) {
+            Ok(_) => (Attempt::Delivered, false),
             // Stripe already holds an event with this identifier: an earlier attempt landed.
             Err(StripeError::Api {
                 code: Some(code), ..
-            }) if code == "resource_already_exists" => Attempt::Delivered,
+            }) if code == "resource_already_exists" => (Attempt::Delivered, false),
             Err(e) => {
+                let unclear = e.unclear();
                 let error = e.to_string();
-                match retry::next_attempt_at(
+                let attempt = match retry::next_attempt_at(
                     clock::now_ms(),
                     row.attempts + 1,
                     self.settings.max_attempts,
@@ -213,9 +237,36 @@ impl StripeWorker {
                 ) {
                     Some(at_ms) => Attempt::RetryAt { error, at_ms },
                     None => Attempt::GiveUp { error },
+                };
+                (attempt, unclear)
+            }
+        }
+    }
+
+    /// The Stripe products of the plans a promotion is for (through their prices), so its
+    /// coupon discounts those plans only; empty while none of them has a Stripe price.
+    fn promotion_products(&self, promo: &Promotion) -> Result<Vec<String>, String> {
+        let plans = self.store.list_plans().map_err(|e| e.to_string())?;
+        let mut products = Vec::new();
+        for plan in plans.iter().filter(|p| promo.plans.contains(&p.id)) {
+            for price in [&plan.stripe_price_id, &plan.stripe_metered_price_id]
+                .into_iter()
+                .flatten()
+            {
+                let found = self
+                    .client
+                    .fetch(&stripe_requests::price(price))
+                    .map_err(|e| format!("price {price}: {e}"))?;
+                let product = match &found["product"] {
+                    Value::String(id) => id.clone(),
+                    expanded => expanded["id"].as_str().unwrap_or_default().to_string(),
+                };
+                if !product.is_empty() && !products.contains(&product) {
+                    products.push(product);
                 }
             }
         }
+        Ok(products)
     }
 
     /// Creates on Stripe the coupon and promotion code of every promotion not synced yet.
@@ -225,46 +276,38 @@ impl StripeWorker {
             .into_iter()
             .filter(|p| p.stripe_promotion_code_id.is_none())
         {
+            let products = self.promotion_products(&promo)?;
+            if products.is_empty() {
+                // A coupon without `applies_to` would discount every product of the account.
+                tracing::info!(code = %promo.code, "promotion waits: none of its plans has a Stripe price yet");
+                continue;
+            }
             let coupon = promo.coupon_id();
-            let coupon_params = vec![
-                ("id".to_string(), coupon.clone()),
-                ("name".to_string(), promo.code.clone()),
-                ("percent_off".to_string(), promo.percent_off.to_string()),
-                ("duration".to_string(), "repeating".to_string()),
-                (
-                    "duration_in_months".to_string(),
-                    promo.duration_months.to_string(),
-                ),
-            ];
-            match self.client.post(
-                "/v1/coupons",
-                &coupon_params,
-                &format!("dl-coupon-{}", promo.code),
-            ) {
+            let request = stripe_requests::coupon(&stripe_requests::Coupon {
+                id: coupon.clone(),
+                name: promo.code.clone(),
+                percent_off: promo.percent_off,
+                duration_months: promo.duration_months,
+                products,
+            });
+            match self
+                .client
+                .send(&request, &format!("dl-coupon-{}", promo.code))
+            {
                 Ok(_) => {}
                 Err(StripeError::Api { code: Some(c), .. }) if c == "resource_already_exists" => {}
                 Err(e) => return Err(format!("coupon {coupon}: {e}")),
             }
-            let code_params = vec![
-                ("coupon".to_string(), coupon.clone()),
-                ("code".to_string(), promo.code.clone()),
-            ];
-            let id = match self.client.post(
-                "/v1/promotion_codes",
-                &code_params,
-                &format!("dl-promo-{}", promo.code),
-            ) {
+            let request = stripe_requests::promotion_code(STRIPE_API_VERSION, &coupon, &promo.code);
+            let id = match self
+                .client
+                .send(&request, &format!("dl-promo-{}", promo.code))
+            {
                 Ok(created) => created["id"].as_str().map(str::to_string),
                 Err(StripeError::Api { code: Some(c), .. }) if c == "resource_already_exists" => {
                     self.client
-                        .get(
-                            "/v1/promotion_codes",
-                            &[("code", promo.code.as_str()), ("active", "true")],
-                        )
+                        .active_promotion_code(&promo.code)
                         .map_err(|e| e.to_string())?
-                        .pointer("/data/0/id")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
                 }
                 Err(e) => return Err(format!("promotion code {}: {e}", promo.code)),
             };
@@ -295,14 +338,14 @@ impl StripeWorker {
             .map_err(|e| e.to_string())?;
         let mut delivered = 0;
         for row in due {
-            let attempt = self.deliver(&row);
+            let (attempt, unclear) = self.deliver(&row, clock::now_ms());
             if matches!(attempt, Attempt::Delivered) {
                 delivered += 1;
             } else if let Attempt::RetryAt { error, .. } | Attempt::GiveUp { error } = &attempt {
                 tracing::warn!(meter_event = %row.identifier, %error, "meter event not delivered");
             }
             self.store
-                .record_meter_attempt(row.id, attempt, clock::now_ms())
+                .record_meter_attempt(row.id, attempt, unclear, clock::now_ms())
                 .map_err(|e| e.to_string())?;
         }
         Ok(delivered)

@@ -24,10 +24,24 @@ CHECKOUT_PARAMS = re.compile(r"^(mode|client_reference_id|success_url|cancel_url
                              r"allow_promotion_codes|line_items\[\d+\]\[(price|quantity)\]|metadata\[\w+\]|"
                              r"subscription_data\[(metadata\]\[\w+|billing_cycle_anchor|proration_behavior)\]|"
                              r"discounts\[0\]\[(promotion_code|coupon)\])$")
+# The parameters of every other request Driftlock sends (unknown ones are refused, as Stripe does).
+PARAMS = {
+    ("POST", "/v1/billing_portal/sessions"): re.compile(r"^(customer|return_url)$"),
+    ("POST", "/v1/coupons"): re.compile(r"^(id|name|percent_off|duration|duration_in_months|applies_to\[products\]\[\d+\])$"),
+    ("POST", "/v1/promotion_codes"): re.compile(r"^(coupon|code|promotion\[(type|coupon)\])$"),
+    ("GET", "/v1/promotion_codes"): re.compile(r"^(code|active|limit|starting_after)$"),
+    ("GET", "/v1/billing/meters"): re.compile(r"^(limit|starting_after|status)$"),
+    ("POST", "/v1/billing/meter_events"): re.compile(r"^(event_name|identifier|timestamp|payload\[(stripe_customer_id|value)\])$"),
+    ("GET", "/v1/billing/meters/mtr_test_1/event_summaries"): re.compile(r"^(customer|start_time|end_time|value_grouping_window)$"),
+}
+# The first API version whose promotion codes name the coupon as promotion[coupon].
+PROMOTION_PARAM_SINCE = "2025-09-30"
+# Stripe recognises a meter event identifier for 24 hours; after that it counts again.
+IDENTIFIER_MEMORY = 24 * 3600
 # Seconds before a meter event shows in the meter's event summaries (Stripe processes meter
 # events asynchronously).
 SUMMARY_LAG = 120
-STATE = {"down": False, "requests": [], "meter_events": {}, "duplicates": 0, "n": 0, "refused": 0, "coupons": {}, "promotion_codes": {}}
+STATE = {"down": False, "lose_answers": 0, "lost": 0, "requests": [], "meter_events": {}, "duplicates": 0, "n": 0, "refused": 0, "coupons": {}, "promotion_codes": {}}
 LOCK = threading.Lock()
 SECRET = "sk_test_driftlock"
 
@@ -44,6 +58,11 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def drop(self):
+        """The request was taken in and no answer comes back: the connection just closes."""
+        self.close_connection = True
+        self.connection.shutdown(2)
+
     def error(self, status, code, message, kind="invalid_request_error"):
         self.reply(status, {"error": {"type": kind, "code": code, "message": message}})
 
@@ -52,9 +71,13 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode() if length else ""
         if url.path == "/_control":
+            cfg = json.loads(raw or "{}")
             with LOCK:
-                STATE["down"] = bool(json.loads(raw or "{}").get("down"))
-            return self.reply(200, {"down": STATE["down"]})
+                STATE["down"] = bool(cfg.get("down", STATE["down"]))
+                # The next N meter events are recorded and their answers lost (the connection
+                # drops before Stripe's answer arrives).
+                STATE["lose_answers"] = int(cfg.get("lose_answers", STATE["lose_answers"]))
+            return self.reply(200, {"down": STATE["down"], "lose_answers": STATE["lose_answers"]})
         if url.path == "/_webhook":
             cfg = json.loads(raw or "{}")
             WEBHOOK["url"], WEBHOOK["secret"] = cfg["url"], cfg["secret"]
@@ -72,7 +95,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.reply(200, {"forgot": customer})
         if url.path == "/_requests":
             with LOCK:
-                return self.reply(200, {"requests": STATE["requests"], "meter_events": STATE["meter_events"], "duplicates": STATE["duplicates"], "refused": STATE["refused"], "coupons": STATE["coupons"], "promotion_codes": STATE["promotion_codes"]})
+                return self.reply(200, {"requests": STATE["requests"], "meter_events": STATE["meter_events"], "duplicates": STATE["duplicates"], "refused": STATE["refused"], "coupons": STATE["coupons"], "promotion_codes": STATE["promotion_codes"], "lost": STATE["lost"]})
         form = dict(parse_qsl(raw, keep_blank_values=True))
         query = dict(parse_qsl(url.query))
         with LOCK:
@@ -87,6 +110,16 @@ class Handler(BaseHTTPRequestHandler):
             n = STATE["n"]
         if self.headers.get("Authorization") != "Bearer " + SECRET:
             return self.error(401, None, "Invalid API Key provided", "authentication_error")
+        allowed = PARAMS.get((method, url.path))
+        for key in (form if method == "POST" else query) if allowed else ():
+            if not allowed.match(key):
+                return self.error(400, "parameter_unknown", "Received unknown parameter: %s" % key)
+        if method == "GET" and url.path.startswith("/v1/prices/"):
+            price = url.path[len("/v1/prices/"):]
+            if not price.startswith("price_"):
+                return self.error(404, "resource_missing", "No such price: '%s'" % price)
+            return self.reply(200, {"id": price, "object": "price", "product": "prod_" + price[len("price_"):],
+                                    "active": True})
         if method == "POST" and url.path == "/v1/checkout/sessions":
             if form.get("mode") != "subscription" or "line_items[0][price]" not in form:
                 return self.error(400, "parameter_missing", "mode and line_items are required")
@@ -118,9 +151,10 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if form.get("id") in STATE["coupons"]:
                     return self.error(400, "resource_already_exists", "Coupon already exists.")
+                products = [v for k, v in sorted(form.items()) if k.startswith("applies_to[products]")]
                 coupon = {"id": form.get("id"), "object": "coupon", "percent_off": float(form.get("percent_off", 0)),
                           "duration": form.get("duration"), "duration_in_months": int(form.get("duration_in_months", 0)),
-                          "name": form.get("name")}
+                          "name": form.get("name"), "applies_to": {"products": products} if products else None}
                 STATE["coupons"][coupon["id"]] = coupon
             return self.reply(200, coupon)
         if method == "POST" and url.path == "/v1/promotion_codes":
@@ -128,10 +162,16 @@ class Handler(BaseHTTPRequestHandler):
                 code = form.get("code")
                 if code in STATE["promotion_codes"]:
                     return self.error(400, "resource_already_exists", "A promotion code with this code already exists.")
-                if form.get("coupon") not in STATE["coupons"]:
+                new_form = (self.headers.get("Stripe-Version") or "") >= PROMOTION_PARAM_SINCE
+                if new_form and "coupon" in form:
+                    return self.error(400, "parameter_unknown", "Received unknown parameter: coupon")
+                if not new_form and "promotion[coupon]" in form:
+                    return self.error(400, "parameter_unknown", "Received unknown parameter: promotion")
+                coupon_id = form.get("promotion[coupon]" if new_form else "coupon")
+                if coupon_id not in STATE["coupons"]:
                     return self.error(400, "resource_missing", "No such coupon")
                 promo = {"id": "promo_%s" % code.lower(), "object": "promotion_code", "code": code, "active": True,
-                         "coupon": STATE["coupons"][form["coupon"]]}
+                         "coupon": STATE["coupons"][coupon_id]}
                 STATE["promotion_codes"][code] = promo
             return self.reply(200, promo)
         if method == "GET" and url.path == "/v1/promotion_codes":
@@ -182,14 +222,25 @@ class Handler(BaseHTTPRequestHandler):
                     return self.error(400, "timestamp_outside_window",
                                       "timestamp must be within the past 35 days and at most 5 minutes in the future")
             with LOCK:
-                if ident in STATE["meter_events"]:
+                known = STATE["meter_events"].get(ident)
+                lose = STATE["lose_answers"] > 0
+                if lose:
+                    STATE["lose_answers"] -= 1
+                    STATE["lost"] += 1
+                if known is not None and known["received_at"] > time.time() - IDENTIFIER_MEMORY:
                     STATE["duplicates"] += 1
+                    if lose:
+                        return self.drop()
                     return self.error(400, "resource_already_exists", "An event already exists with identifier " + ident)
-                STATE["meter_events"][ident] = {"event_name": form.get("event_name"),
-                                                "customer": form.get("payload[stripe_customer_id]"),
-                                                "value": int(form.get("payload[value]", "0")),
-                                                "timestamp": form.get("timestamp"),
-                                                "received_at": time.time()}
+                # An identifier Stripe has forgotten counts as a new event: kept beside the first.
+                key = ident if known is None else "%s#%d" % (ident, len(STATE["meter_events"]))
+                STATE["meter_events"][key] = {"event_name": form.get("event_name"),
+                                              "customer": form.get("payload[stripe_customer_id]"),
+                                              "value": int(form.get("payload[value]", "0")),
+                                              "timestamp": form.get("timestamp"),
+                                              "received_at": time.time()}
+            if lose:
+                return self.drop()
             return self.reply(200, {"object": "billing.meter_event", "identifier": ident, "event_name": form.get("event_name")})
         return self.error(404, "resource_missing", "Unrecognized request URL (%s: %s)" % (method, url.path))
 

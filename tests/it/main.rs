@@ -16,6 +16,7 @@ mod packaging;
 mod schema_fuzz;
 mod streams;
 mod stripe;
+mod stripe_contract;
 mod support;
 mod test_clock;
 mod ui;

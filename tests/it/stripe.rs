@@ -522,7 +522,8 @@ pub(crate) fn setup_online_with(
 fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
     let stripe = FakeStripe::start();
     let dir = tempfile::tempdir().unwrap();
-    let s = setup_online(dir.path(), &stripe, "60000");
+    // A short pass interval: LAUNCH50 is synced on the first pass after the plan has a price.
+    let s = setup_online(dir.path(), &stripe, "300");
 
     let (_, config) = get(&s.server, "/v1/billing/config", Some(&s.key));
     assert_eq!(
@@ -549,6 +550,13 @@ fn checkout_and_portal_send_stripe_the_right_form_and_idempotency_keys() {
             coupon["duration_in_months"].as_u64()
         ),
         (Some(50.0), Some("repeating"), Some(3))
+    );
+    // It discounts the products of the plans it is for (standard's two prices), and nothing
+    // else on the account.
+    assert_eq!(
+        coupon["applies_to"]["products"],
+        json!(["prod_standard", "prod_standard_overage"]),
+        "{coupon}"
     );
     let (st, b) = post(
         &s.server,
@@ -881,6 +889,92 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
         .filter(|a| a["action"] == "meter_correction_queued")
         .count();
     assert_eq!(queued, 1, "{actions}");
+}
+
+#[test]
+fn a_batch_whose_answer_was_lost_is_not_resent_once_stripe_forgets_its_identifier() {
+    // Stripe records a batch and the answer is lost; every retry's answer is lost too. A
+    // day later Stripe no longer recognises the identifier, so a resend would bill twice:
+    // the batch is left for reconciliation instead, which finds Stripe has it.
+    let dir = tempfile::tempdir().unwrap();
+    let clock = crate::test_clock::MovableClock::new(dir.path(), crate::test_clock::start());
+    let env = clock.env();
+    let stripe = FakeStripe::start_with(&env);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = setup_online_with(dir.path(), &stripe, "100", &env);
+    let event = checkout_completed("evt_c", &s.org, clock.now());
+    let payload = event.to_string();
+    raw(
+        &s.server,
+        &payload,
+        Some(&stripe_signature(&payload, clock.now())),
+    );
+    ureq::post(&format!("{}/_control", stripe.base))
+        .send_json(json!({"lose_answers": 1000}))
+        .unwrap();
+    let (st, _) = post(
+        &s.server,
+        "/v1/meter-usage",
+        Some(&s.service),
+        &json!({"organization_id": s.org, "anomaly": true, "count": 255_000}),
+    );
+    assert_eq!(st, 200);
+    let stripe_total = || -> u64 {
+        stripe.seen()["meter_events"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|e| e["value"].as_u64().unwrap())
+            .sum()
+    };
+    crate::support::wait_for(20, "the batch recorded, its answers lost", || {
+        (stripe_total() == 5_000 && stripe.seen()["lost"].as_u64() >= Some(2)).then_some(())
+    });
+    let outbox = |server: &Server| {
+        let (_, list) = get(server, "/v1/admin/outbox/stripe", Some(&s.admin));
+        list["items"][0].clone()
+    };
+    assert_eq!(outbox(&s.server)["status"], "pending");
+
+    clock.set(clock.now() + 25 * 3600);
+    let failed = crate::support::wait_for(20, "the batch given up", || {
+        let row = outbox(&s.server);
+        (row["status"] == "failed").then_some(row)
+    });
+    assert!(
+        failed["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("24 hours")),
+        "{failed}"
+    );
+    ureq::post(&format!("{}/_control", stripe.base))
+        .send_json(json!({"lose_answers": 0}))
+        .unwrap();
+    let (st, b) = post(
+        &s.server,
+        &format!(
+            "/v1/admin/outbox/stripe/{}/retry",
+            failed["id"].as_u64().unwrap()
+        ),
+        Some(&s.admin),
+        &json!({}),
+    );
+    assert_error(st, &b, 409, "conflict");
+    assert!(b["message"].as_str().unwrap().contains("reconcile"), "{b}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(stripe_total(), 5_000, "billed once: {}", stripe.seen());
+
+    // Reconciliation counts the batch as expected on Stripe, and Stripe has it.
+    let out = Command::new(crate::support::BIN)
+        .args(["billing", "reconcile", "--data-dir"])
+        .arg(dir.path())
+        .args(["--server", &s.server.base, "--fix"])
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("0 with differences"), "{report}");
 }
 
 #[test]

@@ -4,5 +4,6 @@
 
 pub mod dunning;
 pub mod events;
+pub mod meter_resend;
 pub mod reconcile;
 pub mod signature;
