@@ -17,7 +17,11 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qsl, urlsplit
 
-WEBHOOK = {"url": None, "secret": None}
+# The webhook endpoint, and the API version it was created at: payloads take its shape.
+WEBHOOK = {"url": None, "secret": None, "api_version": "2024-06-20"}
+# From this version on, a subscription's period is on its items and an invoice names its
+# subscription under `parent.subscription_details`.
+BASIL = "2025-03-31"
 OBJECTS = {"customers": {}, "subscriptions": {}, "invoices": {}, "events": []}
 # The parameters Checkout Sessions take that Driftlock may send (Stripe refuses unknown ones).
 CHECKOUT_PARAMS = re.compile(r"^(mode|client_reference_id|success_url|cancel_url|customer|customer_email|"
@@ -81,6 +85,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_webhook":
             cfg = json.loads(raw or "{}")
             WEBHOOK["url"], WEBHOOK["secret"] = cfg["url"], cfg["secret"]
+            WEBHOOK["api_version"] = cfg.get("api_version", WEBHOOK["api_version"])
             return self.reply(200, {"ok": True})
         if url.path == "/_complete_checkout":
             return self.reply(200, complete_checkout(json.loads(raw or "{}")))
@@ -283,7 +288,7 @@ def send(events, shuffle=True, duplicate=True):
 def event(kind, obj, created):
     with LOCK:
         e = {"id": "evt_%d_%s" % (len(OBJECTS["events"]) + 1, kind.replace(".", "_")), "object": "event",
-             "type": kind, "created": created, "data": {"object": obj}}
+             "api_version": WEBHOOK["api_version"], "type": kind, "created": created, "data": {"object": obj}}
         OBJECTS["events"].append(e)
     return e
 
@@ -297,10 +302,13 @@ def complete_checkout(req):
         customer = {"id": "cus_fake_%d" % n, "object": "customer", "email": req.get("email")}
         OBJECTS["customers"][customer["id"]] = customer
         # Checkout copies subscription_data[metadata] onto the subscription, as Stripe does.
-        sub = {"id": "sub_fake_%d" % n, "object": "subscription", "customer": customer["id"], "status": "active",
-               "metadata": {"organization_id": req["org"]},
-               "current_period_start": now, "current_period_end": now + 30 * 86400,
-               "items": {"object": "list", "data": [{"price": {"id": p}} for p in req.get("prices", [])]}}
+        period = {"current_period_start": now, "current_period_end": now + 30 * 86400}
+        basil = WEBHOOK["api_version"] >= BASIL
+        items = [dict({"object": "subscription_item", "price": {"id": p}}, **(period if basil else {}))
+                 for p in req.get("prices", [])]
+        sub = dict({"id": "sub_fake_%d" % n, "object": "subscription", "customer": customer["id"], "status": "active",
+                    "metadata": {"organization_id": req["org"]},
+                    "items": {"object": "list", "data": items}}, **({} if basil else period))
         OBJECTS["subscriptions"][sub["id"]] = sub
     session = {"id": req.get("session", "cs_test_1"), "object": "checkout.session", "mode": "subscription",
                "client_reference_id": req["org"], "customer": customer["id"], "subscription": sub["id"],
@@ -321,6 +329,13 @@ def invoice_event(req, kind, status):
             "id": req.get("invoice", "in_fake_1"), "object": "invoice", "customer": req["customer"],
             "number": "FAKE-0001", "currency": "usd", "amount_due": req.get("amount", 4900), "amount_paid": 0,
             "attempt_count": 0, "created": now, "hosted_invoice_url": "https://invoice.stripe.test/i/1"}
+        sub = next((x for x in OBJECTS["subscriptions"].values() if x["customer"] == inv["customer"]), None)
+        if sub is not None and WEBHOOK["api_version"] >= BASIL:
+            inv.setdefault("parent", {"type": "subscription_details", "subscription_details": {
+                "subscription": sub["id"], "metadata": sub["metadata"]}})
+        elif sub is not None:
+            inv.setdefault("subscription", sub["id"])
+            inv.setdefault("subscription_details", {"metadata": sub["metadata"]})
         inv = dict(inv, status=status, attempt_count=inv["attempt_count"] + 1,
                    amount_paid=inv["amount_due"] if status == "paid" else 0)
         OBJECTS["invoices"][inv["id"]] = inv

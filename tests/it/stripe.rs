@@ -979,11 +979,22 @@ fn a_batch_whose_answer_was_lost_is_not_resent_once_stripe_forgets_its_identifie
 
 #[test]
 fn the_fake_stripe_drives_a_whole_subscription_through_signed_webhooks() {
+    drive_a_whole_subscription("2024-06-20");
+}
+
+#[test]
+fn an_endpoint_at_a_2025_api_version_drives_the_same_subscription() {
+    // Payloads follow the endpoint's version: the period on the items, the invoice's
+    // subscription under `parent`.
+    drive_a_whole_subscription("2025-03-31.basil");
+}
+
+fn drive_a_whole_subscription(endpoint_version: &str) {
     let stripe = FakeStripe::start();
     let dir = tempfile::tempdir().unwrap();
     let s = setup_online(dir.path(), &stripe, "60000");
     ureq::post(&format!("{}/_webhook", stripe.base))
-        .send_json(json!({"url": s.server.url("/v1/stripe/webhook"), "secret": SECRET}))
+        .send_json(json!({"url": s.server.url("/v1/stripe/webhook"), "secret": SECRET, "api_version": endpoint_version}))
         .unwrap();
     let (st, _) = post(
         &s.server,
@@ -1018,6 +1029,10 @@ fn the_fake_stripe_drives_a_whole_subscription_through_signed_webhooks() {
         "the newer subscription state wins: {billing}"
     );
     assert_eq!(billing["stripe_customer_id"], done["customer"]);
+    assert!(
+        billing["current_period_end"].is_string(),
+        "the period is read at {endpoint_version}: {billing}"
+    );
 
     // A payment fails, then succeeds.
     let customer = done["customer"].as_str().unwrap();
@@ -1033,6 +1048,19 @@ fn the_fake_stripe_drives_a_whole_subscription_through_signed_webhooks() {
     assert_eq!(billing["dunning_state"], "ok");
     let (_, invoices) = get(&s.server, "/v1/billing/invoices", Some(&s.key));
     assert_eq!(invoices["items"][0]["status"], "paid");
+    let (_, events) = get(&s.server, "/v1/admin/stripe/events", Some(&s.admin));
+    let invoice_outcomes: Vec<&Value> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"].as_str().unwrap_or("").starts_with("invoice."))
+        .map(|e| &e["outcome"])
+        .collect();
+    assert_eq!(
+        invoice_outcomes,
+        [&json!("applied"), &json!("applied")],
+        "every invoice event finds its org at {endpoint_version}: {events}"
+    );
 
     // Stripe's own event list matches what Driftlock recorded.
     let stripe_events: Value = ureq::get(&format!("{}/v1/events", stripe.base))
