@@ -27,6 +27,7 @@ use crate::{
     core::{
         billing::dunning::DunningPolicy,
         detect::{MetricDetector, MetricSettings},
+        metering::disclosure::disclosed_score,
     },
     secrets,
     store::{
@@ -198,7 +199,11 @@ struct PointResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rejected_reason: Option<String>,
     anomaly: bool,
-    score: f64,
+    /// The detection's score, 0..1; absent when `anomaly` is false (only detections are
+    /// billed, so only they disclose the detector's judgement).
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
     warming_up: bool,
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -242,7 +247,8 @@ pub(super) struct AnomalyList {
 struct SeriesView {
     timestamp: String,
     value: f64,
-    score: f64,
+    /// The score of a detection; absent for other points.
+    score: Option<f64>,
     anomaly: bool,
 }
 
@@ -429,7 +435,7 @@ fn process_points(
                 accepted: verdict.accepted,
                 rejected_reason: None,
                 anomaly: verdict.anomaly,
-                score: verdict.score,
+                score: disclosed_score(verdict.anomaly, verdict.score),
                 warming_up: verdict.warming_up_remaining > 0,
                 explanation: None,
             };
@@ -922,7 +928,7 @@ pub(super) fn series_of(
             .map(|p| SeriesView {
                 timestamp: secs_to_rfc3339(p.ts),
                 value: p.value,
-                score: p.score,
+                score: disclosed_score(p.anomaly, p.score),
                 anomaly: p.anomaly,
             })
             .collect(),

@@ -26,6 +26,7 @@ use crate::{
     core::{
         billing::dunning::DunningPolicy,
         detect::{EventDetector, EventSettings},
+        metering::disclosure::disclosed_score,
     },
     secrets,
     store::{page_limit, BatchCommitted, OrgScope, Remembered, StreamBatchCommit, StreamRecord},
@@ -50,8 +51,11 @@ struct EventResult {
     /// Position of the event in the batch, from 0.
     index: u32,
     anomaly: bool,
-    /// Calibrated anomaly score, 0..1.
-    score: f64,
+    /// Calibrated anomaly score, 0..1, of a detection. Absent when `anomaly` is false: only
+    /// detections are billed, so only they disclose the detector's judgement.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    score: Option<f64>,
     /// True while the stream's baseline is still being built (no verdict is guessed).
     warming_up: bool,
     /// Why, for anomalies.
@@ -286,7 +290,7 @@ fn process_batch(
             results.push(EventResult {
                 index: i as u32,
                 anomaly: verdict.anomaly,
-                score: verdict.score,
+                score: disclosed_score(verdict.anomaly, verdict.score),
                 warming_up: verdict.warming_up_remaining > 0,
                 explanation: verdict
                     .explanation

@@ -471,3 +471,86 @@ fn out_of_range_chart_sizes_are_refused_and_never_dunned_has_no_date() {
     assert_eq!(billing["dunning_state"], "ok");
     assert!(billing.get("dunning_since").is_none(), "{billing}");
 }
+
+/// Issue 18, finding 9: at any sensitivity (the lowest counts fewest), a verdict that is not a
+/// detection carries no score a client could threshold itself; a detection carries its score.
+#[test]
+fn verdicts_that_are_not_detections_disclose_no_score() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start(dir.path());
+    let admin = server.admin_token();
+    let (_, key, _) = crate::support::org_with_key(&server, &admin, "Acme");
+    let events = |n: usize, odd_every: usize| -> Value {
+        (0..n)
+            .map(|i| {
+                let odd = i > 0 && i % odd_every == 0;
+                json!({"user": format!("u{}", i % 7), "status": if odd { 500 } else { 200 },
+                       "ms": if odd { 98_765 } else { 20 + (i * 7) % 20 }})
+            })
+            .collect()
+    };
+    for (stream, sensitivity) in [("quiet", 0.0), ("normal", 0.5)] {
+        let (st, b) = crate::support::send(
+            ureq::put(&server.url(&format!("/v1/streams/{stream}")))
+                .set("Authorization", &format!("Bearer {key}")),
+            Some(&json!({"sensitivity": sensitivity})),
+        );
+        assert!(st == 200 || st == 201, "{st} {b}");
+        let (st, b) = crate::support::post(
+            &server,
+            &format!("/v1/streams/{stream}/events"),
+            Some(&key),
+            &events(600, 1_000),
+        );
+        assert_eq!(st, 200, "{b}");
+        let (st, b) = crate::support::post(
+            &server,
+            &format!("/v1/streams/{stream}/events"),
+            Some(&key),
+            &events(300, 50),
+        );
+        assert_eq!(st, 200, "{b}");
+        let results = b["results"].as_array().unwrap();
+        let scored = results.iter().filter(|r| r.get("score").is_some()).count();
+        let flagged = results.iter().filter(|r| r["anomaly"] == true).count();
+        assert_eq!(scored, flagged, "{stream}: only detections carry a score");
+        // What is disclosed is what is counted.
+        assert_eq!(b["detections_counted"].as_u64(), Some(flagged as u64));
+        assert!(results.len() - flagged > 250, "{stream}: {flagged} flagged");
+        if sensitivity > 0.0 {
+            assert!(flagged >= 3, "{stream}: {flagged} flagged");
+        }
+    }
+    // Monitor points and the chart series follow the same rule.
+    let m = crate::support::post(&server, "/v1/monitors", Some(&key), &json!({"name": "m"})).1;
+    let id = m["id"].as_str().unwrap();
+    let points: Vec<Value> = (0..400)
+        .map(|i| {
+            let v = if i == 350 {
+                500.0
+            } else {
+                10.0 + (i % 5) as f64
+            };
+            json!({"timestamp": 1_700_000_000 + 60 * i, "value": v})
+        })
+        .collect();
+    let (st, b) = crate::support::post(
+        &server,
+        &format!("/v1/monitors/{id}/points"),
+        Some(&key),
+        &json!({"points": points}),
+    );
+    assert_eq!(st, 200, "{b}");
+    let results = b["results"].as_array().unwrap();
+    assert!(results.iter().any(|r| r["anomaly"] == true), "{b}");
+    assert!(results
+        .iter()
+        .all(|r| r.get("score").is_some() == (r["anomaly"] == true)));
+    let (_, series) =
+        crate::support::get(&server, &format!("/v1/monitors/{id}/series"), Some(&key));
+    let series = series["points"].as_array().unwrap();
+    assert!(!series.is_empty());
+    assert!(series
+        .iter()
+        .all(|p| p.get("score").is_some() == (p["anomaly"] == true)));
+}
