@@ -14,7 +14,7 @@ use anyhow::Context;
 use poem::{listener::Acceptor, listener::Listener, listener::TcpListener, Server};
 
 use crate::{
-    api::{self, AppState, Metrics, RateLimiter},
+    api::{self, AppState, InFlightLimiter, Metrics, RateLimiter},
     cli::{Cli, Command, LogFormat, ScoreArgs, ScoreEventsArgs, ServeArgs},
     config::{self, AdminTokenSource, Config},
     secrets,
@@ -118,6 +118,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     prepare_data_dir(&config.data_dir)?;
     let (store, unwritable) = Store::open_or_wait(&config.data_dir)
         .with_context(|| format!("while opening the store in {}", config.data_dir.display()))?;
+    store.set_org_limits(config.org_limits);
     if let Some(e) = unwritable {
         tracing::error!(
             data_dir = %config.data_dir.display(),
@@ -150,6 +151,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         public_url: config.email.public_url.clone(),
         data_dir: config.data_dir.clone(),
         rate_limiter: RateLimiter::new(config.rate_limit_per_sec, config.rate_limit_burst),
+        org_batches: InFlightLimiter::new(config.org_concurrent_batches),
         workers: workers.clone(),
         sessions: Default::default(),
         webhook_destinations: config.webhooks.destinations.clone(),

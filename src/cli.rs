@@ -156,6 +156,21 @@ pub struct ServeArgs {
     /// Largest body read from a caller that has not authenticated, in bytes [default: 65536]
     #[arg(long, env = "DRIFTLOCK_UNAUTHENTICATED_BODY_BYTES")]
     pub unauthenticated_body_bytes: Option<usize>,
+    /// Active API keys one organization may hold [default: 100]
+    #[arg(long, env = "DRIFTLOCK_MAX_KEYS_PER_ORG")]
+    pub max_keys_per_org: Option<u64>,
+    /// Streams one organization may hold [default: 1000]
+    #[arg(long, env = "DRIFTLOCK_MAX_STREAMS_PER_ORG")]
+    pub max_streams_per_org: Option<u64>,
+    /// Monitors one organization may hold [default: 1000]
+    #[arg(long, env = "DRIFTLOCK_MAX_MONITORS_PER_ORG")]
+    pub max_monitors_per_org: Option<u64>,
+    /// Bytes of idempotency records one organization may hold, each kept 24 h [default: 16777216]
+    #[arg(long, env = "DRIFTLOCK_MAX_IDEMPOTENCY_BYTES_PER_ORG")]
+    pub max_idempotency_bytes_per_org: Option<u64>,
+    /// Detection batches of one organization processed at once; more answer 429 [default: 4]
+    #[arg(long, env = "DRIFTLOCK_ORG_CONCURRENT_BATCHES")]
+    pub org_concurrent_batches: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -62,6 +62,16 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_STRIPE_RETRY_BASE_MS",
     "DRIFTLOCK_ADMIN_TOKEN",
     "DRIFTLOCK_ADMIN_TOKEN_FILE",
+    "DRIFTLOCK_MAX_CONNECTIONS",
+    "DRIFTLOCK_IDLE_TIMEOUT_SECS",
+    "DRIFTLOCK_BODY_TIMEOUT_SECS",
+    "DRIFTLOCK_UNAUTHENTICATED_BODY_BYTES",
+    "DRIFTLOCK_WEBHOOK_ALLOW_CIDRS",
+    "DRIFTLOCK_MAX_KEYS_PER_ORG",
+    "DRIFTLOCK_MAX_STREAMS_PER_ORG",
+    "DRIFTLOCK_MAX_MONITORS_PER_ORG",
+    "DRIFTLOCK_MAX_IDEMPOTENCY_BYTES_PER_ORG",
+    "DRIFTLOCK_ORG_CONCURRENT_BATCHES",
 ];
 
 /// The TOML file's shape: every key optional, unknown keys refused.
@@ -78,6 +88,11 @@ pub struct FileConfig {
     pub idle_timeout_secs: Option<u64>,
     pub body_timeout_secs: Option<u64>,
     pub unauthenticated_body_bytes: Option<usize>,
+    pub max_keys_per_org: Option<u64>,
+    pub max_streams_per_org: Option<u64>,
+    pub max_monitors_per_org: Option<u64>,
+    pub max_idempotency_bytes_per_org: Option<u64>,
+    pub org_concurrent_batches: Option<usize>,
     pub max_batch_events: Option<usize>,
     pub rate_limit_per_sec: Option<u32>,
     pub rate_limit_burst: Option<u32>,
@@ -133,6 +148,10 @@ pub struct Config {
     pub body_timeout: std::time::Duration,
     /// Body limit for callers that have not authenticated.
     pub unauthenticated_body_bytes: usize,
+    /// What one organization may hold (keys, streams, monitors, idempotency bytes).
+    pub org_limits: crate::store::OrgLimits,
+    /// Detection batches of one organization processed at once.
+    pub org_concurrent_batches: usize,
     pub max_batch_events: usize,
     pub rate_limit_per_sec: u32,
     pub rate_limit_burst: u32,
@@ -273,6 +292,36 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
             .or(file.unauthenticated_body_bytes)
             .unwrap_or(65_536)
             .clamp(1024, max_body_bytes),
+        org_limits: {
+            let d = crate::store::OrgLimits::default();
+            crate::store::OrgLimits {
+                api_keys: args
+                    .max_keys_per_org
+                    .or(file.max_keys_per_org)
+                    .unwrap_or(d.api_keys)
+                    .max(1),
+                streams: args
+                    .max_streams_per_org
+                    .or(file.max_streams_per_org)
+                    .unwrap_or(d.streams)
+                    .max(1),
+                monitors: args
+                    .max_monitors_per_org
+                    .or(file.max_monitors_per_org)
+                    .unwrap_or(d.monitors)
+                    .max(1),
+                idempotency_bytes: args
+                    .max_idempotency_bytes_per_org
+                    .or(file.max_idempotency_bytes_per_org)
+                    .unwrap_or(d.idempotency_bytes)
+                    .max(4096),
+            }
+        },
+        org_concurrent_batches: args
+            .org_concurrent_batches
+            .or(file.org_concurrent_batches)
+            .unwrap_or(4)
+            .clamp(1, 10_000),
         max_batch_events,
         rate_limit_per_sec: args
             .rate_limit_per_sec
@@ -541,6 +590,30 @@ pub fn read_secret_file(path: &Path) -> Result<String, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every environment variable a flag reads is known, so it is never warned about as
+    /// unknown (and the packaging test checks each is documented).
+    #[test]
+    fn every_flag_environment_variable_is_known() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, out: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if let Some(env) = arg.get_env() {
+                    out.push(env.to_string_lossy().into_owned());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut envs = Vec::new();
+        walk(&crate::cli::Cli::command(), &mut envs);
+        let unknown: Vec<&String> = envs
+            .iter()
+            .filter(|e| !KNOWN_ENV.contains(&e.as_str()))
+            .collect();
+        assert!(unknown.is_empty(), "not in KNOWN_ENV: {unknown:?}");
+    }
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs

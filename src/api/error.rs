@@ -113,8 +113,10 @@ pub enum ApiError {
     StripeOffline,
     #[error("Stripe refused or could not be reached: {0}")]
     StripeFailed(String),
-    #[error("too many requests for this API key; retry in {retry_after_secs} s")]
+    #[error("too many requests for this organization; retry in {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    #[error("{0}")]
+    OrgLimit(crate::store::OrgLimit),
     #[error("{0}")]
     NotReady(String),
     #[error(
@@ -163,6 +165,11 @@ impl ApiError {
                 (StatusCode::TOO_MANY_REQUESTS, "quota_exceeded")
             }
             ApiError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            // A limit that frees up with time is a 429; a count of things held is a 409.
+            ApiError::OrgLimit(limit) if limit.retry_after_secs.is_some() => {
+                (StatusCode::TOO_MANY_REQUESTS, "limit_reached")
+            }
+            ApiError::OrgLimit(_) => (StatusCode::CONFLICT, "limit_reached"),
             ApiError::AccountSuspended { .. } => {
                 (StatusCode::PAYMENT_REQUIRED, "account_suspended")
             }
@@ -201,6 +208,9 @@ impl ApiError {
             ApiError::BatchTooLarge { got, max } => {
                 Some(serde_json::json!({"events": got, "max_events": max}))
             }
+            ApiError::OrgLimit(limit) => Some(serde_json::json!({
+                "limit": limit.limit, "what": limit.what, "setting": limit.setting,
+            })),
             _ => None,
         };
         ErrorBody {
@@ -221,6 +231,7 @@ impl ApiError {
                 retry_after_secs, ..
             }
             | ApiError::RateLimited { retry_after_secs } => Some(*retry_after_secs),
+            ApiError::OrgLimit(limit) => limit.retry_after_secs,
             ApiError::StorageUnavailable(_) => Some(5),
             _ => None,
         }
@@ -344,6 +355,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { entity, id } => ApiError::NotFound { entity, id },
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::OrgLimit(limit) => ApiError::OrgLimit(limit),
             StoreError::QuotaExceeded {
                 used,
                 adding,

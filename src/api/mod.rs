@@ -36,7 +36,7 @@ use poem_openapi::OpenApiService;
 use crate::store::{Store, StoreError};
 use error::{ApiError, ApiResult};
 pub use metrics::Metrics;
-pub use rate_limit::RateLimiter;
+pub use rate_limit::{InFlightLimiter, RateLimiter};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -66,8 +66,10 @@ pub struct AppState {
     pub cors_allowed_origins: Vec<String>,
     /// Stripe's webhook signing secret; webhooks are refused without it.
     pub stripe_webhook_secret: Option<String>,
-    /// Per-key request budget on detection and metering routes.
+    /// Per-organization request budget on detection and metering routes.
     pub rate_limiter: RateLimiter,
+    /// Per-organization cap on detection batches processed at once.
+    pub org_batches: InFlightLimiter,
     /// Status of the background workers.
     pub workers: Arc<crate::sync::Workers>,
     /// Signed-in admin UI sessions.

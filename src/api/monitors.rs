@@ -751,7 +751,9 @@ impl MonitorsApi {
         // Read from the request itself (see the stream route).
         let _ = idempotency_key;
         let idempotency_key = super::models::idempotency_key_header(req)?;
-        state.rate_limiter.check(&auth.0.actor)?;
+        let org = auth.0.scope.org_id().to_string();
+        state.rate_limiter.check(&org)?;
+        let _in_flight = state.org_batches.enter(&org)?;
         let points = parse_points(body.0)?;
         if points.len() > state.max_batch_events {
             return Err(ApiError::BatchTooLarge {

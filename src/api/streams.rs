@@ -400,7 +400,9 @@ impl StreamsApi {
         // parameter, and must be refused rather than ignored.
         let _ = idempotency_key;
         let key = super::models::idempotency_key_header(req)?;
-        state.rate_limiter.check(&auth.0.actor)?;
+        let org = auth.0.scope.org_id().to_string();
+        state.rate_limiter.check(&org)?;
+        let _in_flight = state.org_batches.enter(&org)?;
         let events = parse_batch(body, state.max_batch_events)?;
         let scope = auth.0.scope;
         let now = clock::now_ms();

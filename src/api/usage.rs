@@ -206,6 +206,30 @@ struct MeterUsageResult {
     usage: UsageReport,
 }
 
+/// What an organization holds against one of the operator's limits.
+#[derive(Object)]
+struct Held {
+    held: u64,
+    limit: u64,
+}
+
+/// The operator's per-organization limits, and what the organization holds of each.
+#[derive(Object)]
+struct OrgLimitsView {
+    /// Active (not revoked) API keys.
+    api_keys: Held,
+    streams: Held,
+    monitors: Held,
+    /// Bytes of idempotency records (each kept 24 hours); a request with an
+    /// `Idempotency-Key` that would pass the limit answers 429 `limit_reached`.
+    idempotency_bytes: Held,
+    /// Detection and metering requests per second (a bucket of `burst`), 0 for unlimited.
+    requests_per_sec: u32,
+    burst: u32,
+    /// Detection batches processed at once; more answer 429 `limit_reached`.
+    concurrent_batches: u32,
+}
+
 #[OpenApi(prefix_path = "/v1", tag = "Tag::Usage")]
 impl UsageApi {
     /// The organization's usage in the current billing period.
@@ -213,6 +237,41 @@ impl UsageApi {
     async fn usage(&self, auth: OrgAuth) -> ApiResult<Json<UsageReport>> {
         let s = auth.0.scope.meter_snapshot(clock::now_ms())?;
         Ok(Json(report(&s.org.id, &s.plan, &s.policy, &s.usage)))
+    }
+
+    /// The organization's limits (set by the operator for every organization) and what it
+    /// holds of each.
+    #[oai(path = "/limits", method = "get", operation_id = "getLimits")]
+    async fn limits(
+        &self,
+        auth: OrgAuth,
+        state: Data<&Arc<AppState>>,
+    ) -> ApiResult<Json<OrgLimitsView>> {
+        let scope = auth.0.scope;
+        let held = blocking(move || scope.holdings()).await?;
+        let limits = state.store.org_limits();
+        let (requests_per_sec, burst) = state.rate_limiter.settings();
+        Ok(Json(OrgLimitsView {
+            api_keys: Held {
+                held: held.active_api_keys,
+                limit: limits.api_keys,
+            },
+            streams: Held {
+                held: held.streams,
+                limit: limits.streams,
+            },
+            monitors: Held {
+                held: held.monitors,
+                limit: limits.monitors,
+            },
+            idempotency_bytes: Held {
+                held: held.idempotency_bytes,
+                limit: limits.idempotency_bytes,
+            },
+            requests_per_sec,
+            burst,
+            concurrent_batches: state.org_batches.max() as u32,
+        }))
     }
 
     /// Usage of past and current periods, newest first.
@@ -249,8 +308,10 @@ impl UsageApi {
         state: Data<&Arc<AppState>>,
         body: Json<MeterUsageRequest>,
     ) -> ApiResult<Json<MeterUsageResult>> {
-        state.rate_limiter.check(&auth.0.actor)?;
+        // The organization metered is the one limited, whichever service key reports for it.
+        state.rate_limiter.check(&body.organization_id)?;
         let count = body.count.unwrap_or(1);
+        tracing::debug!(actor = %auth.0.actor, org = %body.organization_id, count, "meter usage");
         if !(1..=1_000_000).contains(&count) {
             return Err(ApiError::validation(
                 "count",

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{
     audit::{self, AuditEvent},
     codec::{self, Versioned},
-    tables, OrgScope, Page, Store, StoreError,
+    org_limits, tables, OrgScope, Page, Store, StoreError,
 };
 
 /// Index owner used for keys that belong to no organization (admin and service keys).
@@ -92,13 +92,21 @@ impl Store {
         let owner = record.org_id.as_deref().unwrap_or(PLATFORM_OWNER);
         let tx = self.db()?.begin_write()?;
         {
+            let mut keys = tx.open_table(tables::API_KEYS)?;
             if let Some(org_id) = &record.org_id {
                 let orgs = tx.open_table(tables::ORGS)?;
                 if orgs.get(org_id.as_str())?.is_none() {
                     return Err(StoreError::not_found("organization", org_id.as_str()));
                 }
+                let active =
+                    org_limits::active_keys_of(&keys, &tx.open_table(tables::ORG_KEYS)?, org_id)?;
+                org_limits::room_for_one(
+                    active,
+                    self.org_limits().api_keys,
+                    "active API keys",
+                    "--max-keys-per-org",
+                )?;
             }
-            let mut keys = tx.open_table(tables::API_KEYS)?;
             if keys.get(record.id.as_str())?.is_some() {
                 return Err(StoreError::Conflict(format!(
                     "key {} already exists",

@@ -337,11 +337,10 @@ impl Store {
         if let Some((key, fingerprint)) = idempotency {
             idempotency::remember(
                 &tx,
-                org_id,
-                key,
-                fingerprint,
+                (org_id, key, fingerprint),
                 json!({"counted": count}),
                 now_ms,
+                self.org_limits().idempotency_bytes,
             )?;
         }
         tx.commit()?;

@@ -8,11 +8,13 @@ mod audit;
 pub mod backup;
 mod billing;
 pub mod codec;
+mod compact_answer;
 mod idempotency;
 mod keys;
 mod meter_outbox;
 mod metering;
 mod monitors;
+mod org_limits;
 mod orgs;
 mod outbox;
 mod overview;
@@ -44,6 +46,7 @@ pub use monitors::{
     EpisodeStart, MonitorAnomaly, MonitorBatchCommit, MonitorRecord, SeriesPoint, WebhookChannel,
     MAX_SERIES_POINTS,
 };
+pub use org_limits::Holdings;
 pub use orgs::{NewOrg, OrgRecord};
 pub use outbox::{Attempt, BillingAction, EmailStatus, OutboxEmail};
 pub use overview::{OrgStanding, OutboxHealth};
@@ -82,6 +85,35 @@ pub enum StoreError {
     /// The database is being reopened after a storage failure (disk full, I/O error).
     #[error("the store is unavailable: {0}")]
     Unavailable(String),
+    /// One of the operator's per-organization limits; nothing of the call was kept.
+    #[error("{0}")]
+    OrgLimit(OrgLimit),
+}
+
+/// A per-organization limit that refused a call: what is limited, the limit, the setting
+/// that sets it, and when a retry can succeed (for limits that free up with time).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgLimit {
+    /// What is counted, in the plural: `API keys`, `streams`, ...
+    pub what: &'static str,
+    pub limit: u64,
+    /// The flag that sets the limit (each also has an environment variable and a TOML key).
+    pub setting: &'static str,
+    pub retry_after_secs: Option<u64>,
+}
+
+impl std::fmt::Display for OrgLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the organization has reached its limit of {} {} (set by the operator with {})",
+            self.limit, self.what, self.setting
+        )?;
+        match self.retry_after_secs {
+            Some(secs) => write!(f, "; retry in {secs} s"),
+            None => write!(f, "; remove some to make room"),
+        }
+    }
 }
 
 /// Set when any store call meets an I/O failure (disk full, a file size limit, a failing
@@ -170,6 +202,29 @@ struct Inner {
     path: PathBuf,
     /// Why the database could not be opened, while that lasts (for errors and `/readyz`).
     open_failure: Mutex<Option<String>>,
+    /// The operator's per-organization limits (counts checked inside the write transactions).
+    limits: RwLock<OrgLimits>,
+}
+
+/// Per-organization limits the store enforces where the rows are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrgLimits {
+    /// Bytes of idempotency records an organization may hold (each kept 24 h).
+    pub idempotency_bytes: u64,
+    pub api_keys: u64,
+    pub streams: u64,
+    pub monitors: u64,
+}
+
+impl Default for OrgLimits {
+    fn default() -> Self {
+        OrgLimits {
+            idempotency_bytes: 16 * 1024 * 1024,
+            api_keys: 100,
+            streams: 1_000,
+            monitors: 1_000,
+        }
+    }
 }
 
 /// Makes `path` an empty file readable by its owner only (0600) if it does not exist, and
@@ -246,8 +301,18 @@ impl Store {
                 db: RwLock::new(db.map(Arc::new)),
                 path,
                 open_failure: Mutex::new(None),
+                limits: RwLock::new(OrgLimits::default()),
             }),
         }
+    }
+
+    /// Sets the per-organization limits (from the configuration, at start).
+    pub fn set_org_limits(&self, limits: OrgLimits) {
+        *self.inner.limits.write().unwrap_or_else(|e| e.into_inner()) = limits;
+    }
+
+    pub fn org_limits(&self) -> OrgLimits {
+        *self.inner.limits.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn open_failure(&self) -> std::sync::MutexGuard<'_, Option<String>> {

@@ -10,6 +10,7 @@ use super::{
     codec::{self, Versioned},
     idempotency,
     metering::{meter_in_tx, Metered},
+    org_limits,
     outbox::{self, NewEmail},
     scoped,
     streams::BatchCommitted,
@@ -127,6 +128,12 @@ impl OrgScope {
                     record.id
                 )));
             }
+            org_limits::room_for_one(
+                org_limits::rows_of_org(&monitors, &self.org_id)?,
+                self.store.org_limits().monitors,
+                "monitors",
+                "--max-monitors-per-org",
+            )?;
             monitors.insert(
                 (self.org_id.as_str(), record.id.as_str()),
                 codec::encode(record).as_slice(),
@@ -388,7 +395,14 @@ impl OrgScope {
         }
         let metered = meter_in_tx(&tx, org, batch.anomalies.len() as u64, batch.now_ms)?;
         let answer = answer(&metered);
-        idempotency::remember_answer(&tx, org, batch.idempotency.as_ref(), &answer, batch.now_ms)?;
+        idempotency::remember_answer(
+            &tx,
+            org,
+            batch.idempotency.as_ref(),
+            &answer,
+            batch.now_ms,
+            self.store.org_limits().idempotency_bytes,
+        )?;
         tx.commit()?;
         Ok(BatchCommitted::Done(answer))
     }

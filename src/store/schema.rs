@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 10;
+pub const CURRENT_SCHEMA_VERSION: u64 = 11;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -69,7 +69,27 @@ const LADDER: &[Step] = &[
         what: "keep pending Stripe usage by billing period (pending counts go to the org's newest period)",
         apply: pending_usage_by_period,
     },
+    Step {
+        version: 11,
+        what: "count the bytes of idempotency records each organization holds",
+        apply: count_idempotency_bytes,
+    },
 ];
+
+fn count_idempotency_bytes(tx: &WriteTransaction) -> Result<(), StoreError> {
+    let mut held: std::collections::BTreeMap<String, u64> = Default::default();
+    for entry in tx.open_table(tables::IDEMPOTENCY)?.iter()? {
+        let (key, value) = entry?;
+        let (org, scoped) = key.value();
+        *held.entry(org.to_string()).or_default() +=
+            super::idempotency::record_bytes(org, scoped, value.value().len());
+    }
+    let mut bytes = tx.open_table(tables::IDEMPOTENCY_BYTES)?;
+    for (org, n) in held {
+        bytes.insert(org.as_str(), n)?;
+    }
+    Ok(())
+}
 
 fn create_v1_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
     tx.open_table(tables::ORGS)?;
@@ -448,6 +468,33 @@ mod tests {
         migrate_to(&db, 8).unwrap();
         assert_eq!(migrate_to(&db, 9).unwrap(), 8);
         assert!(table_names(&db).iter().any(|n| n == "usage_daily"));
+    }
+
+    #[test]
+    fn step_11_counts_the_idempotency_bytes_each_org_holds() {
+        let (_dir, db) = fresh();
+        migrate_to(&db, 10).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut records = tx.open_table(tables::IDEMPOTENCY).unwrap();
+            records
+                .insert(("org_a", "k1"), [0_u8; 100].as_slice())
+                .unwrap();
+            records
+                .insert(("org_a", "k22"), [0_u8; 50].as_slice())
+                .unwrap();
+            records
+                .insert(("org_b", "k"), [0_u8; 7].as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(migrate_to(&db, 11).unwrap(), 10);
+        let tx = db.begin_read().unwrap();
+        let held = tx.open_table(tables::IDEMPOTENCY_BYTES).unwrap();
+        let of = |org: &str| held.get(org).unwrap().map(|v| v.value());
+        assert_eq!(of("org_a"), Some((5 + 2 + 100) + (5 + 3 + 50)));
+        assert_eq!(of("org_b"), Some(5 + 1 + 7));
+        assert_eq!(of("org_c"), None);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{
     codec::{self, Versioned},
     idempotency::{self, Prior},
     metering::{meter_in_tx, Metered},
-    scoped, tables, OrgScope, Page, StoreError,
+    org_limits, scoped, tables, OrgScope, Page, StoreError,
 };
 use crate::core::detect::{EventSettings, Explanation};
 
@@ -87,6 +87,19 @@ pub enum Remembered {
 }
 
 impl OrgScope {
+    /// Refuses a new stream when the organization holds its limit of streams.
+    fn room_for_a_stream(
+        &self,
+        streams: &impl redb::ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    ) -> Result<(), StoreError> {
+        org_limits::room_for_one(
+            org_limits::rows_of_org(streams, &self.org_id)?,
+            self.store.org_limits().streams,
+            "streams",
+            "--max-streams-per-org",
+        )
+    }
+
     pub fn stream_snapshot(&self, stream_id: &str) -> Result<StreamSnapshot, StoreError> {
         let tx = self.store.db()?.begin_read()?;
         let key = (self.org_id.as_str(), stream_id);
@@ -153,6 +166,9 @@ impl OrgScope {
                 Some(bytes) => Some(codec::decode::<StreamRecord>(bytes.value())?),
                 None => None,
             };
+            if existing.is_none() {
+                self.room_for_a_stream(&streams)?;
+            }
             let record = match existing {
                 Some(mut r) => {
                     r.settings = settings;
@@ -250,6 +266,9 @@ impl OrgScope {
             if current != batch.expected_version {
                 return Ok(BatchCommitted::Raced);
             }
+            if current.is_none() {
+                self.room_for_a_stream(&streams)?;
+            }
             streams.insert(key, codec::encode(&batch.record).as_slice())?;
             tx.open_table(tables::STREAM_STATE)?
                 .insert(key, batch.state.as_slice())?;
@@ -280,7 +299,14 @@ impl OrgScope {
         }
         let metered = meter_in_tx(&tx, org, batch.anomalies.len() as u64, batch.now_ms)?;
         let answer = answer(&metered);
-        idempotency::remember_answer(&tx, org, batch.idempotency.as_ref(), &answer, batch.now_ms)?;
+        idempotency::remember_answer(
+            &tx,
+            org,
+            batch.idempotency.as_ref(),
+            &answer,
+            batch.now_ms,
+            self.store.org_limits().idempotency_bytes,
+        )?;
         tx.commit()?;
         Ok(BatchCommitted::Done(answer))
     }

@@ -56,6 +56,10 @@ pub const IDEMPOTENCY: TableDefinition<(&str, &str), &[u8]> = TableDefinition::n
 pub const IDEMPOTENCY_BY_TIME: TableDefinition<(i64, &str, &str), ()> =
     TableDefinition::new("idempotency_by_time");
 
+/// Schema version 11: bytes of idempotency records each organization holds, org id -> bytes
+/// (counted against the org's limit).
+pub const IDEMPOTENCY_BYTES: TableDefinition<&str, u64> = TableDefinition::new("idempotency_bytes");
+
 // Schema version 3: the plan catalog.
 
 /// Plans by id: `Plan`, seeded from the runbook's catalog and editable by admins.
@@ -156,6 +160,7 @@ macro_rules! for_each_table {
         $apply!(tables::STREAM_ANOMALIES);
         $apply!(tables::IDEMPOTENCY);
         $apply!(tables::IDEMPOTENCY_BY_TIME);
+        $apply!(tables::IDEMPOTENCY_BYTES);
         $apply!(tables::PLANS);
         $apply!(tables::EMAIL_DUE);
         $apply!(tables::MONITORS);

@@ -554,3 +554,266 @@ fn verdicts_that_are_not_detections_disclose_no_score() {
         .iter()
         .all(|p| p.get("score").is_some() == (p["anomaly"] == true)));
 }
+
+/// Issue 18, finding 3: the rate limit is the organization's, however many keys it mints;
+/// the keys, streams and monitors it may hold are capped (checked where they are written);
+/// and one organization's flood of batches leaves the others served.
+#[test]
+fn one_tenant_cannot_starve_another_or_hold_without_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start_with(
+        dir.path(),
+        &[
+            "--rate-limit-per-sec",
+            "20",
+            "--rate-limit-burst",
+            "40",
+            "--max-keys-per-org",
+            "32",
+            "--max-streams-per-org",
+            "2",
+            "--max-monitors-per-org",
+            "1",
+            "--org-concurrent-batches",
+            "2",
+        ],
+        &[],
+    );
+    let admin = server.admin_token();
+    let (_, key_a, _) = org_with_key(&server, &admin, "Abuser");
+    let (_, key_b, _) = org_with_key(&server, &admin, "Bystander");
+    // 31 more keys: 32 in all, the limit; the 33rd is refused, naming the setting.
+    let mut keys = vec![key_a.clone()];
+    for i in 0..31 {
+        let (st, b) = crate::support::post(
+            &server,
+            "/v1/keys",
+            Some(&key_a),
+            &json!({"name": format!("k{i}")}),
+        );
+        assert_eq!(st, 201, "{b}");
+        keys.push(b["secret"].as_str().unwrap().to_string());
+    }
+    let (st, b) = crate::support::post(
+        &server,
+        "/v1/keys",
+        Some(&key_a),
+        &json!({"name": "one more"}),
+    );
+    assert_error(st, &b, 409, "limit_reached");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-keys-per-org"),
+        "{b}"
+    );
+
+    // 400 requests spread over the 32 keys: the organization's bucket (40, then 20/s) refuses
+    // most of them; per key it refused none.
+    let event = json!([{"path": "/", "ms": 20}]);
+    let refused = keys
+        .iter()
+        .cycle()
+        .take(400)
+        .filter(|k| {
+            let (st, _) = crate::support::post(&server, "/v1/streams/web/events", Some(k), &event);
+            st == 429
+        })
+        .count();
+    let (st, b) = crate::support::post(&server, "/v1/streams/web/events", Some(&key_b), &event);
+    assert_eq!(st, 200, "the other organization has its own bucket: {b}");
+    eprintln!("figures: 429s for 400 requests over 32 keys of one organization: {refused}");
+    assert!(refused >= 300, "{refused} refused");
+
+    // Caps on what an organization holds: a third stream and a second monitor are refused
+    // with nothing kept, and the organization sees its limits.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (st, b) = crate::support::post(&server, "/v1/streams/second/events", Some(&key_a), &event);
+    assert_eq!(st, 200, "{b}");
+    let (st, b) = crate::support::post(&server, "/v1/streams/third/events", Some(&key_a), &event);
+    assert_error(st, &b, 409, "limit_reached");
+    let (st, _) = get(&server, "/v1/streams/third", Some(&key_a));
+    assert_eq!(st, 404, "the refused stream was not created");
+    let (st, b) = crate::support::post(
+        &server,
+        "/v1/monitors",
+        Some(&key_a),
+        &json!({"name": "one"}),
+    );
+    assert_eq!(st, 201, "{b}");
+    let (st, b) = crate::support::post(
+        &server,
+        "/v1/monitors",
+        Some(&key_a),
+        &json!({"name": "two"}),
+    );
+    assert_error(st, &b, 409, "limit_reached");
+    let (st, limits) = get(&server, "/v1/limits", Some(&key_a));
+    assert_eq!(st, 200, "{limits}");
+    assert_eq!(limits["api_keys"], json!({"held": 32, "limit": 32}));
+    assert_eq!(limits["streams"], json!({"held": 2, "limit": 2}));
+    assert_eq!(limits["monitors"], json!({"held": 1, "limit": 1}));
+    assert_eq!(limits["concurrent_batches"], 2);
+}
+
+/// Issue 18, finding 3: while one organization keeps many large batches in flight, it gets
+/// 429 `limit_reached` beyond its share and another organization's batches are served.
+#[test]
+fn a_flood_of_batches_from_one_organization_leaves_room_for_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start_with(
+        dir.path(),
+        &["--rate-limit-per-sec", "0", "--org-concurrent-batches", "2"],
+        &[],
+    );
+    let admin = server.admin_token();
+    let (_, key_a, _) = org_with_key(&server, &admin, "Abuser");
+    let (_, key_b, _) = org_with_key(&server, &admin, "Bystander");
+    let batch: Value = (0..5_000)
+        .map(|i| json!({"user": format!("u{}", i % 50), "path": "/api", "ms": 20 + i % 20}))
+        .collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (limited, served, b_times) = std::thread::scope(|s| {
+        let flood: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let (mut limited, mut served) = (0, 0);
+                    for _ in 0..40 {
+                        if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                            break;
+                        }
+                        let (st, b) = crate::support::post(
+                            &server,
+                            "/v1/streams/flood/events",
+                            Some(&key_a),
+                            &batch,
+                        );
+                        match st {
+                            200 => served += 1,
+                            429 => {
+                                assert_eq!(b["code"], "limit_reached", "{b}");
+                                limited += 1
+                            }
+                            other => panic!("{other} {b}"),
+                        }
+                    }
+                    (limited, served)
+                })
+            })
+            .collect();
+        let mut b_times = Vec::new();
+        for _ in 0..20 {
+            let t = std::time::Instant::now();
+            let (st, b) = crate::support::post(
+                &server,
+                "/v1/streams/calm/events",
+                Some(&key_b),
+                &json!([{"path": "/", "ms": 20}]),
+            );
+            assert_eq!(st, 200, "{b}");
+            b_times.push(t.elapsed().as_secs_f64() * 1000.0);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut limited, mut served) = (0, 0);
+        for h in flood {
+            let (l, s) = h.join().unwrap();
+            limited += l;
+            served += s;
+        }
+        (limited, served, b_times)
+    });
+    let mut sorted = b_times.clone();
+    sorted.sort_by(f64::total_cmp);
+    eprintln!(
+        "figures: flood: {served} batches served, {limited} answered 429; the other organization: p50 {:.1} ms, max {:.1} ms over {} requests",
+        sorted[sorted.len() / 2],
+        sorted[sorted.len() - 1],
+        sorted.len()
+    );
+    assert!(
+        limited > 0,
+        "8 senders with a share of 2 were never limited"
+    );
+    assert!(served > 0);
+}
+
+/// Issue 18, finding 4: an idempotency record keeps a digest and a compact answer, counted
+/// against the organization; past its limit a request with a key is refused and nothing of
+/// it is kept.
+#[test]
+fn idempotency_records_are_compact_and_counted_against_the_organization() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start_with(
+        dir.path(),
+        &[
+            "--rate-limit-per-sec",
+            "0",
+            "--max-idempotency-bytes-per-org",
+            "4096",
+        ],
+        &[],
+    );
+    let admin = server.admin_token();
+    let (_, key, _) = org_with_key(&server, &admin, "Acme");
+    let batch = |salt: usize| -> Value {
+        (0..10_000)
+            .map(|i| json!({"user": format!("u{}", (i + salt) % 50), "path": "/api", "ms": 20 + i % 20}))
+            .collect()
+    };
+    let send = |idem: &str, body: &Value| -> (u16, Value) {
+        crate::support::send(
+            ureq::post(&server.url("/v1/streams/web/events"))
+                .set("Authorization", &format!("Bearer {key}"))
+                .set("Idempotency-Key", idem),
+            Some(body),
+        )
+    };
+    let first_body = batch(0);
+    let (st, first) = send("batch-1", &first_body);
+    assert_eq!(st, 200, "{first}");
+    let (_, limits) = get(&server, "/v1/limits", Some(&key));
+    let held = limits["idempotency_bytes"]["held"].as_u64().unwrap();
+    let answer_bytes = first.to_string().len();
+    eprintln!(
+        "figures: a 10,000-event batch answer of {answer_bytes} bytes is kept in {held} bytes"
+    );
+    assert!(held > 0 && held < 16_384, "{held} bytes held");
+    let (st, replay) = send("batch-1", &first_body);
+    assert_eq!(
+        (st, &replay),
+        (200, &first),
+        "a retry gets the first answer"
+    );
+
+    // Distinct keys until the limit: the refused batch counts nothing and keeps nothing.
+    let mut refused = None;
+    for n in 2..40 {
+        let (st, b) = send(&format!("batch-{n}"), &batch(n));
+        if st == 429 {
+            refused = Some(b);
+            break;
+        }
+        assert_eq!(st, 200, "{b}");
+    }
+    let (_, limits) = get(&server, "/v1/limits", Some(&key));
+    let refused = refused.unwrap_or_else(|| panic!("the limit was never reached: {limits}"));
+    assert_eq!(refused["code"], "limit_reached", "{refused}");
+    assert!(refused["message"]
+        .as_str()
+        .unwrap()
+        .contains("--max-idempotency-bytes-per-org"));
+    let (_, stream) = get(&server, "/v1/streams/web", Some(&key));
+    let (_, limits) = get(&server, "/v1/limits", Some(&key));
+    let held = limits["idempotency_bytes"]["held"].as_u64().unwrap();
+    assert!(held <= 4_096, "{held}");
+    assert_eq!(
+        stream["events_seen"].as_u64().unwrap() % 10_000,
+        0,
+        "whole batches only: {stream}"
+    );
+    // Without a key the organization is still served.
+    let (st, b) = crate::support::post(&server, "/v1/streams/web/events", Some(&key), &batch(99));
+    assert_eq!(st, 200, "{b}");
+}

@@ -405,7 +405,7 @@ fn meter_usage_idempotency_keys() {
 }
 
 #[test]
-fn rate_limits_answer_429_rate_limited_per_key() {
+fn rate_limits_answer_429_rate_limited_per_organization() {
     let dir = tempfile::tempdir().unwrap();
     let server = start_with(
         dir.path(),
@@ -424,16 +424,25 @@ fn rate_limits_answer_429_rate_limited_per_key() {
     assert_eq!(resp.header("Retry-After"), Some("1"));
     let body: Value = resp.into_json().unwrap();
     assert_error(429, &body, 429, "rate_limited");
-    // Another key has its own bucket.
+    // The organization's own key shares its bucket; another organization has its own.
     let (s, _) = post(
         &server,
         "/v1/streams/s/events",
         Some(&f.org_key),
         &json!([{"a": 1}]),
     );
+    assert_eq!(s, 429);
+    let admin = server.admin_token();
+    let (_, other_key, _) = crate::support::org_with_key(&server, &admin, "Other");
+    let (s, _) = post(
+        &server,
+        "/v1/streams/s/events",
+        Some(&other_key),
+        &json!([{"a": 1}]),
+    );
     assert_eq!(s, 200);
     let (_, usage) = get(&server, "/v1/usage", Some(&f.org_key));
-    assert_eq!(usage["total_calls"], 2, "the refused call counted nothing");
+    assert_eq!(usage["total_calls"], 2, "the refused calls counted nothing");
 }
 
 #[test]

@@ -241,7 +241,8 @@ pub fn service_key(server: &Server, admin: &str) -> String {
     key["secret"].as_str().unwrap().to_string()
 }
 
-/// Asserts the DESIGN.md error body: exactly `code`, `message` and `request_id`.
+/// Asserts the DESIGN.md error body: exactly `code`, `message` and `request_id`, and
+/// `details` (an object) where an error has figures to give.
 pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str) {
     assert_eq!(status, want_status, "{body}");
     assert_eq!(body["code"], want_code, "{body}");
@@ -253,7 +254,11 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
         body["request_id"].as_str().is_some_and(|m| !m.is_empty()),
         "{body}"
     );
-    assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+    let fields = body.as_object().unwrap();
+    let details = fields
+        .get("details")
+        .map(|d| assert!(d.is_object(), "{body}"));
+    assert_eq!(fields.len(), 3 + usize::from(details.is_some()), "{body}");
 }
 
 /// A Python virtual environment under target/ with the spec tools and the SMTP sink, made
