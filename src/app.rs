@@ -252,6 +252,7 @@ async fn serve_http(
     Server::new_with_acceptor(api::listener::LimitedAcceptor::new(
         acceptor,
         config.max_connections,
+        config.header_timeout,
     ))
     .idle_timeout(config.idle_timeout)
     .run_with_graceful_shutdown(

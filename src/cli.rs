@@ -150,6 +150,9 @@ pub struct ServeArgs {
     /// Seconds a connection may stay silent (no request, no bytes) before it is closed [default: 60]
     #[arg(long, env = "DRIFTLOCK_IDLE_TIMEOUT_SECS")]
     pub idle_timeout_secs: Option<u64>,
+    /// Seconds a request's head (request line and headers) may take to arrive; a slower one closes the connection [default: 10]
+    #[arg(long, env = "DRIFTLOCK_HEADER_TIMEOUT_SECS")]
+    pub header_timeout_secs: Option<u64>,
     /// Seconds a request body may take to arrive; slower ones answer 408 [default: 30]
     #[arg(long, env = "DRIFTLOCK_BODY_TIMEOUT_SECS")]
     pub body_timeout_secs: Option<u64>,

@@ -65,6 +65,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_MAX_CONNECTIONS",
     "DRIFTLOCK_IDLE_TIMEOUT_SECS",
     "DRIFTLOCK_BODY_TIMEOUT_SECS",
+    "DRIFTLOCK_HEADER_TIMEOUT_SECS",
     "DRIFTLOCK_UNAUTHENTICATED_BODY_BYTES",
     "DRIFTLOCK_WEBHOOK_ALLOW_CIDRS",
     "DRIFTLOCK_MAX_KEYS_PER_ORG",
@@ -86,6 +87,7 @@ pub struct FileConfig {
     pub shutdown_grace_secs: Option<u64>,
     pub max_connections: Option<usize>,
     pub idle_timeout_secs: Option<u64>,
+    pub header_timeout_secs: Option<u64>,
     pub body_timeout_secs: Option<u64>,
     pub unauthenticated_body_bytes: Option<usize>,
     pub max_keys_per_org: Option<u64>,
@@ -144,6 +146,8 @@ pub struct Config {
     pub max_connections: usize,
     /// A connection silent this long is closed.
     pub idle_timeout: std::time::Duration,
+    /// A request head must arrive within this.
+    pub header_timeout: std::time::Duration,
     /// A request body must arrive within this.
     pub body_timeout: std::time::Duration,
     /// Body limit for callers that have not authenticated.
@@ -279,6 +283,12 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
             args.idle_timeout_secs
                 .or(file.idle_timeout_secs)
                 .unwrap_or(60)
+                .clamp(1, 86_400),
+        ),
+        header_timeout: std::time::Duration::from_secs(
+            args.header_timeout_secs
+                .or(file.header_timeout_secs)
+                .unwrap_or(10)
                 .clamp(1, 86_400),
         ),
         body_timeout: std::time::Duration::from_secs(

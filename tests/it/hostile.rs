@@ -817,3 +817,66 @@ fn idempotency_records_are_compact_and_counted_against_the_organization() {
     let (st, b) = crate::support::post(&server, "/v1/streams/web/events", Some(&key), &batch(99));
     assert_eq!(st, 200, "{b}");
 }
+
+/// Issue 18, finding 2: a client that trickles its request head a byte at a time (each byte
+/// resets the idle timeout) is cut off at the header timeout; a head sent at once is served.
+#[test]
+fn a_request_head_trickled_byte_by_byte_is_cut_off_at_the_header_timeout() {
+    use std::io::{Read, Write};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start_with(
+        dir.path(),
+        &["--header-timeout-secs", "2", "--idle-timeout-secs", "30"],
+        &[],
+    );
+    let addr = server.base.strip_prefix("http://").unwrap().to_string();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    let started = Instant::now();
+    let mut cut_off = None;
+    // One header byte every 300 ms, for at most 12 s.
+    for byte in b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        .iter()
+        .cycle()
+        .take(40)
+    {
+        if s.write_all(&[*byte]).is_err() {
+            cut_off = Some(started.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            // The server closed the connection.
+            Ok(0) => {
+                cut_off = Some(started.elapsed());
+                break;
+            }
+            Ok(n) => panic!("answered a head that never ended: {:?}", &buf[..n]),
+            // Still open: nothing to read within 300 ms.
+            Err(_) => {}
+        }
+    }
+    let cut_off = cut_off.expect("the trickling connection stayed open for 12 s");
+    eprintln!(
+        "figures: a trickled request head was cut off after {cut_off:?} (header timeout 2 s)"
+    );
+    assert!(cut_off < Duration::from_secs(6), "{cut_off:?}");
+    // A keep-alive connection that sends its heads at once is served, request after request,
+    // for longer than the header timeout.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..3 {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        let mut rest = [0u8; 4096];
+        let _ = s.read(&mut rest);
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+}
