@@ -171,6 +171,9 @@ pub struct ServeArgs {
     /// Bytes of idempotency records one organization may hold, each kept 24 h [default: 16777216]
     #[arg(long, env = "DRIFTLOCK_MAX_IDEMPOTENCY_BYTES_PER_ORG")]
     pub max_idempotency_bytes_per_org: Option<u64>,
+    /// Monitor notification mails one organization may queue per UTC hour; later ones are held back [default: 100]
+    #[arg(long, env = "DRIFTLOCK_MAX_MAILS_PER_ORG_PER_HOUR")]
+    pub max_mails_per_org_per_hour: Option<u64>,
     /// Detection batches of one organization processed at once; more answer 429 [default: 4]
     #[arg(long, env = "DRIFTLOCK_ORG_CONCURRENT_BATCHES")]
     pub org_concurrent_batches: Option<usize>,

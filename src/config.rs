@@ -73,6 +73,7 @@ pub const KNOWN_ENV: &[&str] = &[
     "DRIFTLOCK_MAX_MONITORS_PER_ORG",
     "DRIFTLOCK_MAX_IDEMPOTENCY_BYTES_PER_ORG",
     "DRIFTLOCK_ORG_CONCURRENT_BATCHES",
+    "DRIFTLOCK_MAX_MAILS_PER_ORG_PER_HOUR",
 ];
 
 /// The TOML file's shape: every key optional, unknown keys refused.
@@ -94,6 +95,7 @@ pub struct FileConfig {
     pub max_streams_per_org: Option<u64>,
     pub max_monitors_per_org: Option<u64>,
     pub max_idempotency_bytes_per_org: Option<u64>,
+    pub max_mails_per_org_per_hour: Option<u64>,
     pub org_concurrent_batches: Option<usize>,
     pub max_batch_events: Option<usize>,
     pub rate_limit_per_sec: Option<u32>,
@@ -325,6 +327,10 @@ pub fn resolve(args: &ServeArgs, env: &[(String, String)]) -> Result<Config, Con
                     .or(file.max_idempotency_bytes_per_org)
                     .unwrap_or(d.idempotency_bytes)
                     .max(4096),
+                mails_per_hour: args
+                    .max_mails_per_org_per_hour
+                    .or(file.max_mails_per_org_per_hour)
+                    .unwrap_or(d.mails_per_hour),
             }
         },
         org_concurrent_batches: args

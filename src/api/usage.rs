@@ -228,6 +228,10 @@ struct OrgLimitsView {
     burst: u32,
     /// Detection batches processed at once; more answer 429 `limit_reached`.
     concurrent_batches: u32,
+    /// Monitor notification mails queued this UTC hour; past the limit they are held back
+    /// (not sent; webhooks and stored anomalies are unaffected).
+    mails_this_hour: Held,
+    mails_held_back_this_hour: u64,
 }
 
 #[OpenApi(prefix_path = "/v1", tag = "Tag::Usage")]
@@ -248,7 +252,8 @@ impl UsageApi {
         state: Data<&Arc<AppState>>,
     ) -> ApiResult<Json<OrgLimitsView>> {
         let scope = auth.0.scope;
-        let held = blocking(move || scope.holdings()).await?;
+        let now = clock::now_ms();
+        let held = blocking(move || scope.holdings(now)).await?;
         let limits = state.store.org_limits();
         let (requests_per_sec, burst) = state.rate_limiter.settings();
         Ok(Json(OrgLimitsView {
@@ -271,6 +276,11 @@ impl UsageApi {
             requests_per_sec,
             burst,
             concurrent_batches: state.org_batches.max() as u32,
+            mails_this_hour: Held {
+                held: held.mails_this_hour,
+                limit: limits.mails_per_hour,
+            },
+            mails_held_back_this_hour: held.mails_held_back_this_hour,
         }))
     }
 

@@ -214,6 +214,8 @@ pub struct OrgLimits {
     pub api_keys: u64,
     pub streams: u64,
     pub monitors: u64,
+    /// Monitor notification mails an organization may queue per UTC hour.
+    pub mails_per_hour: u64,
 }
 
 impl Default for OrgLimits {
@@ -223,6 +225,7 @@ impl Default for OrgLimits {
             api_keys: 100,
             streams: 1_000,
             monitors: 1_000,
+            mails_per_hour: 100,
         }
     }
 }

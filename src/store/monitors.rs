@@ -380,6 +380,10 @@ impl OrgScope {
                 )?;
             }
             for email in &batch.record.emails {
+                let per_hour = self.store.org_limits().mails_per_hour;
+                if !org_limits::take_mail(&tx, org, per_hour, batch.now_ms)? {
+                    continue;
+                }
                 outbox::enqueue_email(
                     &tx,
                     NewEmail {

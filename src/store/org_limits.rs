@@ -61,6 +61,44 @@ pub(super) fn room_for_one(
     Ok(())
 }
 
+/// The UTC hour `now_ms` is in (its start, epoch milliseconds).
+fn hour_of(now_ms: i64) -> i64 {
+    now_ms.div_euclid(3_600_000) * 3_600_000
+}
+
+/// Takes one mail from `org_id`'s budget for this hour: false (and counted as held back)
+/// once `per_hour` were queued.
+pub(super) fn take_mail(
+    tx: &redb::WriteTransaction,
+    org_id: &str,
+    per_hour: u64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let mut budget = tx.open_table(super::tables::MAIL_BUDGET)?;
+    let hour = hour_of(now_ms);
+    let (queued, held_back) = budget
+        .get((org_id, hour))?
+        .map(|v| v.value())
+        .unwrap_or((0, 0));
+    let allowed = queued < per_hour;
+    let next = if allowed {
+        (queued + 1, held_back)
+    } else {
+        if held_back == 0 {
+            tracing::warn!(
+                org = org_id,
+                per_hour,
+                "monitor mail budget reached; later mail this hour is held back"
+            );
+        }
+        (queued, held_back + 1)
+    };
+    budget.insert((org_id, hour), next)?;
+    // Earlier hours are no longer needed.
+    budget.retain_in((org_id, i64::MIN)..(org_id, hour), |_, _| false)?;
+    Ok(allowed)
+}
+
 /// What an organization holds against its limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holdings {
@@ -68,10 +106,13 @@ pub struct Holdings {
     pub streams: u64,
     pub monitors: u64,
     pub idempotency_bytes: u64,
+    /// Monitor mails queued this UTC hour, and those held back past the budget.
+    pub mails_this_hour: u64,
+    pub mails_held_back_this_hour: u64,
 }
 
 impl super::OrgScope {
-    pub fn holdings(&self) -> Result<Holdings, StoreError> {
+    pub fn holdings(&self, now_ms: i64) -> Result<Holdings, StoreError> {
         use super::tables;
         let tx = self.store.db()?.begin_read()?;
         let org = self.org_id.as_str();
@@ -80,7 +121,14 @@ impl super::OrgScope {
             &tx.open_table(tables::ORG_KEYS)?,
             org,
         )?;
+        let (mails_this_hour, mails_held_back_this_hour) = tx
+            .open_table(tables::MAIL_BUDGET)?
+            .get((org, hour_of(now_ms)))?
+            .map(|v| v.value())
+            .unwrap_or((0, 0));
         Ok(Holdings {
+            mails_this_hour,
+            mails_held_back_this_hour,
             active_api_keys,
             streams: rows_of_org(&tx.open_table(tables::STREAMS)?, org)?,
             monitors: rows_of_org(&tx.open_table(tables::MONITORS)?, org)?,

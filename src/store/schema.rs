@@ -71,7 +71,7 @@ const LADDER: &[Step] = &[
     },
     Step {
         version: 11,
-        what: "count the bytes of idempotency records each organization holds",
+        what: "count the bytes of idempotency records each organization holds, and create the hourly mail budget",
         apply: count_idempotency_bytes,
     },
 ];
@@ -88,6 +88,7 @@ fn count_idempotency_bytes(tx: &WriteTransaction) -> Result<(), StoreError> {
     for (org, n) in held {
         bytes.insert(org.as_str(), n)?;
     }
+    tx.open_table(tables::MAIL_BUDGET)?;
     Ok(())
 }
 

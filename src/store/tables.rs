@@ -60,6 +60,11 @@ pub const IDEMPOTENCY_BY_TIME: TableDefinition<(i64, &str, &str), ()> =
 /// (counted against the org's limit).
 pub const IDEMPOTENCY_BYTES: TableDefinition<&str, u64> = TableDefinition::new("idempotency_bytes");
 
+/// Schema version 11: monitor mail each organization queued per UTC hour,
+/// (org id, hour start ms) -> (queued, held back past the budget).
+pub const MAIL_BUDGET: TableDefinition<(&str, i64), (u64, u64)> =
+    TableDefinition::new("mail_budget");
+
 // Schema version 3: the plan catalog.
 
 /// Plans by id: `Plan`, seeded from the runbook's catalog and editable by admins.
@@ -161,6 +166,7 @@ macro_rules! for_each_table {
         $apply!(tables::IDEMPOTENCY);
         $apply!(tables::IDEMPOTENCY_BY_TIME);
         $apply!(tables::IDEMPOTENCY_BYTES);
+        $apply!(tables::MAIL_BUDGET);
         $apply!(tables::PLANS);
         $apply!(tables::EMAIL_DUE);
         $apply!(tables::MONITORS);

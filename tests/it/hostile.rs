@@ -880,3 +880,64 @@ fn a_request_head_trickled_byte_by_byte_is_cut_off_at_the_header_timeout() {
         std::thread::sleep(Duration::from_millis(1200));
     }
 }
+
+/// Issue 18, finding 7: monitor mail has a per-organization budget per hour; past it mail is
+/// held back (counted, visible in `GET /v1/limits`); webhooks and stored anomalies are kept.
+#[test]
+fn monitor_mail_has_a_budget_per_organization() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start_with(
+        dir.path(),
+        &[
+            "--rate-limit-per-sec",
+            "0",
+            "--max-mails-per-org-per-hour",
+            "5",
+        ],
+        &[],
+    );
+    let admin = server.admin_token();
+    let (_, key, _) = org_with_key(&server, &admin, "Acme");
+    let emails: Vec<String> = (0..20).map(|i| format!("ops{i}@example.com")).collect();
+    let mut queued_by_monitors = 0;
+    for m in 0..2 {
+        let (st, monitor) = crate::support::post(
+            &server,
+            "/v1/monitors",
+            Some(&key),
+            &json!({"name": format!("<b>Buy now</b> {m}"), "notifications": {"emails": emails}}),
+        );
+        assert_eq!(st, 201, "{monitor}");
+        let id = monitor["id"].as_str().unwrap();
+        let points: Vec<Value> = (0..400)
+            .map(|i| {
+                let v = if i == 350 {
+                    900.0
+                } else {
+                    10.0 + (i % 5) as f64
+                };
+                json!({"timestamp": 1_700_000_000 + 60 * i, "value": v})
+            })
+            .collect();
+        let (st, b) = crate::support::post(
+            &server,
+            &format!("/v1/monitors/{id}/points"),
+            Some(&key),
+            &json!({"points": points}),
+        );
+        assert_eq!(st, 200, "{b}");
+        queued_by_monitors += 20 * b["anomalies"].as_u64().unwrap().min(1);
+    }
+    assert_eq!(queued_by_monitors, 40, "both monitors started an episode");
+    let (_, outbox) = get(&server, "/v1/admin/outbox/email?limit=500", Some(&admin));
+    let mails: Vec<&Value> = outbox["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["kind"] == "monitor_anomaly")
+        .collect();
+    assert_eq!(mails.len(), 5, "{outbox}");
+    let (_, limits) = get(&server, "/v1/limits", Some(&key));
+    assert_eq!(limits["mails_this_hour"], json!({"held": 5, "limit": 5}));
+    assert_eq!(limits["mails_held_back_this_hour"], 35);
+}

@@ -804,6 +804,7 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
         &json!({"organization_id": s.org, "anomaly": true, "count": 255_000}),
     );
     assert_eq!(st, 200);
+    // Delivered: Stripe holds `n`, and the server has recorded every batch's answer.
     let delivered = |n: u64| {
         crate::support::wait_for(20, "meter events delivered", || {
             let sum: u64 = stripe.seen()["meter_events"]
@@ -812,7 +813,13 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
                 .values()
                 .map(|e| e["value"].as_u64().unwrap())
                 .sum();
-            (sum == n).then_some(())
+            let (_, outbox) = get(&s.server, "/v1/admin/outbox/stripe", Some(&s.admin));
+            let settled = outbox["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|row| row["status"] == "delivered");
+            (sum == n && settled).then_some(())
         })
     };
     delivered(5_000);
