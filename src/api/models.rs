@@ -240,6 +240,25 @@ pub fn scoped_idempotency_key(kind: &str, resource_id: &str, key: &str) -> Strin
     format!("{kind}:{}:{resource_id}:{key}", resource_id.len())
 }
 
+/// An answer to a request that may carry an `Idempotency-Key`: made now, or the stored first
+/// answer to an earlier request with the same key.
+pub enum Answered<T> {
+    Fresh(T),
+    Replayed(T),
+}
+
+impl<T> Answered<T> {
+    pub fn is_replay(&self) -> bool {
+        matches!(self, Answered::Replayed(_))
+    }
+
+    pub fn into_inner(self) -> T {
+        match self {
+            Answered::Fresh(t) | Answered::Replayed(t) => t,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

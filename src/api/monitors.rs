@@ -19,7 +19,9 @@ use super::{
     blocking, blocking_api,
     error::{ApiError, ApiResult},
     explain::ExplanationView,
-    models::{decode_cursor, encode_cursor, parse_time_param, valid_email, valid_name, Tag},
+    models::{
+        decode_cursor, encode_cursor, parse_time_param, valid_email, valid_name, Answered, Tag,
+    },
     usage, AppState,
 };
 use crate::{
@@ -395,7 +397,7 @@ fn process_points(
     points: &[(i64, f64)],
     idempotency_key: Option<&str>,
     now_ms: i64,
-) -> ApiResult<PointsResult> {
+) -> ApiResult<Answered<PointsResult>> {
     let scoped_key =
         idempotency_key.map(|k| super::models::scoped_idempotency_key("monitor", monitor_id, k));
     let fingerprint = secrets::sha256_hex(&serde_json::to_string(points).unwrap_or_default());
@@ -519,7 +521,7 @@ fn process_points(
             period_detections: metered.usage.total_calls,
         })?;
         match committed {
-            BatchCommitted::Done(r) => return Ok(r),
+            BatchCommitted::Done(r) => return Ok(Answered::Fresh(r)),
             BatchCommitted::Replayed(a) => return replayed(a),
             BatchCommitted::Raced => continue,
         }
@@ -529,8 +531,22 @@ fn process_points(
     )))
 }
 
-fn replayed(answer: Value) -> ApiResult<PointsResult> {
-    serde_json::from_value(answer).map_err(|e| ApiError::Internal(format!("stored answer: {e}")))
+fn replayed(answer: Value) -> ApiResult<Answered<PointsResult>> {
+    let result = serde_json::from_value(answer)
+        .map_err(|e| ApiError::Internal(format!("stored answer: {e}")))?;
+    Ok(Answered::Replayed(result))
+}
+
+/// The verdicts of a batch of points, and whether they are a stored earlier answer.
+#[derive(ApiResponse)]
+enum PointsAnswer {
+    /// One verdict per point. `Idempotent-Replayed: true` when this is the stored first
+    /// answer to an earlier request with the same `Idempotency-Key` (nothing was counted).
+    #[oai(status = 200)]
+    Ok(
+        Json<PointsResult>,
+        #[oai(header = "Idempotent-Replayed")] Option<bool>,
+    ),
 }
 
 /// At most `max` points: each of `max` equal buckets keeps its highest-scoring point.
@@ -747,7 +763,7 @@ impl MonitorsApi {
         )]
         idempotency_key: Header<Option<String>>,
         body: Json<PointsBody>,
-    ) -> ApiResult<Json<PointsResult>> {
+    ) -> ApiResult<PointsAnswer> {
         // Read from the request itself (see the stream route).
         let _ = idempotency_key;
         let idempotency_key = super::models::idempotency_key_header(req)?;
@@ -769,7 +785,8 @@ impl MonitorsApi {
             process_points(&scope, &dunning, &monitor_id, &points, key.as_deref(), now)
         })
         .await?;
-        Ok(Json(result))
+        let replayed = result.is_replay().then_some(true);
+        Ok(PointsAnswer::Ok(Json(result.into_inner()), replayed))
     }
 
     /// Stored anomalies, oldest first, with point times in `[from, to)`.

@@ -8,7 +8,7 @@ use poem::web::Data;
 use poem_openapi::{
     param::{Header, Path, Query},
     payload::{Json, PlainText},
-    ApiRequest, Object, OpenApi,
+    ApiRequest, ApiResponse, Object, OpenApi,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -18,7 +18,7 @@ use super::{
     blocking_api,
     error::{ApiError, ApiResult},
     explain::ExplanationView,
-    models::{decode_cursor, encode_cursor, Tag},
+    models::{decode_cursor, encode_cursor, Answered, Tag},
     usage, AppState,
 };
 use crate::{
@@ -247,7 +247,7 @@ fn process_batch(
     events: &[Value],
     idempotency_key: Option<&str>,
     now_ms: i64,
-) -> ApiResult<BatchResult> {
+) -> ApiResult<Answered<BatchResult>> {
     let scoped_key =
         idempotency_key.map(|k| super::models::scoped_idempotency_key("stream", stream_id, k));
     let fingerprint = secrets::hex(&sha_of(events));
@@ -261,6 +261,12 @@ fn process_batch(
         }
         usage::admit(&scope.meter_snapshot(now_ms)?, dunning, now_ms)?;
         let snapshot = scope.stream_snapshot(stream_id)?;
+        if events.is_empty() && snapshot.record.is_none() {
+            return Err(ApiError::validation(
+                "events",
+                format!("stream {stream_id} does not exist, and an empty batch does not create it; send at least one event (or PUT the stream's settings)"),
+            ));
+        }
         let expected_version = snapshot.record.as_ref().map(|r| r.version);
         let mut record = snapshot.record.unwrap_or_else(|| StreamRecord {
             id: stream_id.to_string(),
@@ -331,7 +337,7 @@ fn process_batch(
             period_detections: metered.usage.total_calls,
         })?;
         match committed {
-            BatchCommitted::Done(result) => return Ok(result),
+            BatchCommitted::Done(result) => return Ok(Answered::Fresh(result)),
             BatchCommitted::Replayed(answer) => return replayed(answer),
             BatchCommitted::Raced => continue,
         }
@@ -351,8 +357,22 @@ fn sha_of(events: &[Value]) -> [u8; 32] {
     hasher.finalize().into()
 }
 
-fn replayed(answer: Value) -> ApiResult<BatchResult> {
-    serde_json::from_value(answer).map_err(|e| ApiError::Internal(format!("stored answer: {e}")))
+fn replayed(answer: Value) -> ApiResult<Answered<BatchResult>> {
+    let result = serde_json::from_value(answer)
+        .map_err(|e| ApiError::Internal(format!("stored answer: {e}")))?;
+    Ok(Answered::Replayed(result))
+}
+
+/// The verdicts of a batch, and whether they are the stored answer to an earlier request.
+#[derive(ApiResponse)]
+enum BatchAnswer {
+    /// One verdict per event. `Idempotent-Replayed: true` when this is the stored first
+    /// answer to an earlier request with the same `Idempotency-Key` (nothing was counted).
+    #[oai(status = 200)]
+    Ok(
+        Json<BatchResult>,
+        #[oai(header = "Idempotent-Replayed")] Option<bool>,
+    ),
 }
 
 fn settings_from(body: &StreamSettings) -> ApiResult<EventSettings> {
@@ -394,7 +414,7 @@ impl StreamsApi {
         )]
         idempotency_key: Header<Option<String>>,
         body: EventBatch,
-    ) -> ApiResult<Json<BatchResult>> {
+    ) -> ApiResult<BatchAnswer> {
         valid_stream_id(&stream_id)?;
         // Read from the request itself: a value that is not ASCII never reaches the typed
         // parameter, and must be refused rather than ignored.
@@ -411,7 +431,8 @@ impl StreamsApi {
             process_batch(&scope, &dunning, &stream_id, &events, key.as_deref(), now)
         })
         .await?;
-        Ok(Json(result))
+        let replayed = result.is_replay().then_some(true);
+        Ok(BatchAnswer::Ok(Json(result.into_inner()), replayed))
     }
 
     /// Create a stream or change its detector settings. New settings restart its baseline.

@@ -369,3 +369,60 @@ fn assert_error_with_details(status: u16, body: &Value) {
         "{body}"
     );
 }
+
+/// Issue 19, small surprises: a replayed answer says so (`Idempotent-Replayed: true`, as
+/// Stripe does), and an empty batch does not create a stream.
+#[test]
+fn a_replay_says_so_and_an_empty_batch_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start(dir.path());
+    let admin = server.admin_token();
+    let (_, key, _) = crate::support::org_with_key(&server, &admin, "Acme");
+    let send = |path: &str, idem: Option<&str>, body: &serde_json::Value| {
+        let mut req = ureq::post(&server.url(path)).set("Authorization", &format!("Bearer {key}"));
+        if let Some(k) = idem {
+            req = req.set("Idempotency-Key", k);
+        }
+        match req.send_json(body.clone()) {
+            Ok(r) | Err(ureq::Error::Status(_, r)) => (
+                r.status(),
+                r.header("Idempotent-Replayed").map(str::to_string),
+                r.into_json::<serde_json::Value>().unwrap(),
+            ),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let (st, b) = crate::support::post(
+        &server,
+        "/v1/streams/empty/events",
+        Some(&key),
+        &serde_json::json!([]),
+    );
+    crate::support::assert_error(st, &b, 422, "validation_failed");
+    assert!(b["message"].as_str().unwrap().contains("events"), "{b}");
+    let (st, _) = crate::support::get(&server, "/v1/streams/empty", Some(&key));
+    assert_eq!(st, 404, "the empty batch created nothing");
+
+    let events = serde_json::json!([{"path": "/", "ms": 20}]);
+    let (st, fresh, first) = send("/v1/streams/web/events", Some("once-1"), &events);
+    assert_eq!((st, fresh), (200, None), "{first}");
+    let (st, replayed, again) = send("/v1/streams/web/events", Some("once-1"), &events);
+    assert_eq!((st, replayed.as_deref()), (200, Some("true")));
+    assert_eq!(again, first);
+    // An empty batch to a stream that exists is answered, and counts nothing.
+    let (st, _, b) = send("/v1/streams/web/events", None, &serde_json::json!([]));
+    assert_eq!((st, b["totals"]["events"].as_u64()), (200, Some(0)), "{b}");
+
+    let m = crate::support::post(
+        &server,
+        "/v1/monitors",
+        Some(&key),
+        &serde_json::json!({"name": "m"}),
+    )
+    .1;
+    let path = format!("/v1/monitors/{}/points", m["id"].as_str().unwrap());
+    let points = serde_json::json!({"points": [{"timestamp": 1_700_000_000, "value": 1.0}]});
+    let (_, fresh, _) = send(&path, Some("p-1"), &points);
+    let (_, replayed, _) = send(&path, Some("p-1"), &points);
+    assert_eq!((fresh, replayed.as_deref()), (None, Some("true")));
+}
