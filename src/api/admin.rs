@@ -70,6 +70,8 @@ struct AuditEntry {
 #[oai(skip_serializing_if_is_none)]
 struct AuditList {
     items: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
 #[derive(ApiResponse)]
@@ -298,10 +300,17 @@ impl AdminApi {
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> ApiResult<Json<AuditList>> {
-        let events = state.store.recent_audit_events(page_limit(limit.0))?;
+        let after = super::models::decode_cursor(cursor.0.as_deref())?;
+        let page = state
+            .store
+            .recent_audit_events(after.as_deref(), page_limit(limit.0))?;
         Ok(Json(AuditList {
-            items: events
+            next_cursor: super::models::encode_cursor(page.next_after),
+            items: page
+                .items
                 .into_iter()
                 .map(|e| AuditEntry {
                     at: clock::format_rfc3339(e.at_ms),

@@ -51,6 +51,8 @@ struct BillingActionView {
 struct BillingActionList {
     /// Newest first.
     items: Vec<BillingActionView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
 #[derive(Object)]
@@ -314,12 +316,19 @@ impl AdminBillingApi {
         state: Data<&Arc<AppState>>,
         org_id: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> ApiResult<Json<BillingActionList>> {
-        let actions = state
-            .store
-            .list_billing_actions(org_id.0.as_deref(), page_limit(limit.0))?;
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page = state.store.list_billing_actions(
+            org_id.0.as_deref(),
+            after.as_deref(),
+            page_limit(limit.0),
+        )?;
         Ok(Json(BillingActionList {
-            items: actions
+            next_cursor: encode_cursor(page.next_after),
+            items: page
+                .items
                 .into_iter()
                 .map(|a| BillingActionView {
                     id: a.id,

@@ -12,7 +12,14 @@ use poem_openapi::{
     Object, OpenApi,
 };
 
-use super::{auth::AdminAuth, billing::Invoice, blocking, error::ApiResult, models::Tag, AppState};
+use super::{
+    auth::AdminAuth,
+    billing::Invoice,
+    blocking,
+    error::ApiResult,
+    models::{decode_cursor, encode_cursor, Tag},
+    AppState,
+};
 use crate::{
     clock,
     core::metering::{
@@ -83,6 +90,8 @@ struct AdminInvoice {
 #[derive(Object)]
 struct AdminInvoiceList {
     items: Vec<AdminInvoice>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
 #[derive(Object)]
@@ -134,6 +143,8 @@ impl From<MeterEventRow> for MeterEventView {
 #[derive(Object)]
 struct MeterEventList {
     items: Vec<MeterEventView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
 #[OpenApi(prefix_path = "/v1/admin", tag = "Tag::Admin")]
@@ -153,7 +164,7 @@ impl AdminOverviewApi {
                 store.org_standings(now)?,
                 store.outbox_health()?,
                 store.daily_detections(None, now, CHART_DAYS)?,
-                store.list_stripe_events(usize::MAX)?,
+                store.list_stripe_events(None, usize::MAX)?.items,
             ))
         })
         .await?;
@@ -216,10 +227,17 @@ impl AdminOverviewApi {
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> ApiResult<Json<AdminInvoiceList>> {
-        let invoices = state.store.all_invoices(page_limit(limit.0))?;
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page = state
+            .store
+            .all_invoices(after.as_deref(), page_limit(limit.0))?;
         Ok(Json(AdminInvoiceList {
-            items: invoices
+            next_cursor: encode_cursor(page.next_after),
+            items: page
+                .items
                 .into_iter()
                 .map(|(organization_id, invoice)| AdminInvoice {
                     organization_id,
@@ -240,12 +258,20 @@ impl AdminOverviewApi {
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> ApiResult<Json<MeterEventList>> {
-        let mut rows = state.store.meter_events()?;
-        rows.reverse();
-        rows.truncate(page_limit(limit.0));
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let rows = state.store.meter_events()?;
+        let newest_first = rows
+            .into_iter()
+            .rev()
+            .map(|r| Ok((crate::store::listing_key(r.id), r)));
+        let page =
+            crate::store::page_newest_first(newest_first, after.as_deref(), page_limit(limit.0))?;
         Ok(Json(MeterEventList {
-            items: rows.into_iter().map(Into::into).collect(),
+            items: page.items.into_iter().map(Into::into).collect(),
+            next_cursor: encode_cursor(page.next_after),
         }))
     }
 

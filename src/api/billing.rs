@@ -180,6 +180,8 @@ struct StripeEventView {
 #[oai(skip_serializing_if_is_none)]
 struct StripeEventList {
     items: Vec<StripeEventView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
 #[derive(Object)]
@@ -637,10 +639,17 @@ impl BillingApi {
         _auth: AdminAuth,
         state: Data<&Arc<AppState>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> ApiResult<Json<StripeEventList>> {
-        let events = state.store.list_stripe_events(page_limit(limit.0))?;
+        let after = super::models::decode_cursor(cursor.0.as_deref())?;
+        let page = state
+            .store
+            .list_stripe_events(after.as_deref(), page_limit(limit.0))?;
         Ok(Json(StripeEventList {
-            items: events
+            next_cursor: super::models::encode_cursor(page.next_after),
+            items: page
+                .items
                 .into_iter()
                 .map(|e| StripeEventView {
                     id: e.id,

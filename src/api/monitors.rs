@@ -282,6 +282,8 @@ struct DeliveryView {
 #[oai(skip_serializing_if_is_none)]
 struct DeliveryList {
     items: Vec<DeliveryView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    next_cursor: Option<String>,
 }
 
 fn settings_from(
@@ -850,13 +852,18 @@ impl MonitorsApi {
         auth: OrgAuth,
         monitor_id: Path<String>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,
+        /// The `next_cursor` of the previous page.
+        cursor: Query<Option<String>>,
     ) -> ApiResult<Json<DeliveryList>> {
-        let rows = auth
-            .0
-            .scope
-            .monitor_deliveries(&monitor_id, page_limit(limit.0))?;
+        let after = decode_cursor(cursor.0.as_deref())?;
+        let page =
+            auth.0
+                .scope
+                .monitor_deliveries(&monitor_id, after.as_deref(), page_limit(limit.0))?;
         Ok(Json(DeliveryList {
-            items: rows
+            next_cursor: encode_cursor(page.next_after),
+            items: page
+                .items
                 .into_iter()
                 .map(|d| DeliveryView {
                     id: d.id,

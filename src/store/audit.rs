@@ -47,14 +47,18 @@ pub(super) fn append(tx: &WriteTransaction, event: &AuditEvent) -> Result<(), St
 
 impl Store {
     /// The newest audit events first, at most `limit`.
-    pub fn recent_audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+    /// Audit entries newest first, after the listing key `after` (see `page_newest_first`).
+    pub fn recent_audit_events(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::Page<AuditEvent>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let log = tx.open_table(tables::AUDIT_LOG)?;
-        let mut out = Vec::new();
-        for entry in log.iter()?.rev().take(limit) {
-            let (_, value) = entry?;
-            out.push(codec::decode(value.value())?);
-        }
-        Ok(out)
+        let rows = log.iter()?.rev().map(|entry| {
+            let (k, v) = entry?;
+            Ok((super::listing_key(k.value()), codec::decode(v.value())?))
+        });
+        super::page_newest_first(rows, after, limit)
     }
 }

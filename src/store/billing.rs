@@ -230,20 +230,26 @@ impl Store {
     }
 
     /// Stripe events received, most recent first.
-    pub fn list_stripe_events(&self, limit: usize) -> Result<Vec<StripeEventRecord>, StoreError> {
+    /// Stripe events, most recently received first, after the listing key `after`.
+    pub fn list_stripe_events(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::Page<StripeEventRecord>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let table = tx.open_table(tables::STRIPE_EVENTS)?;
-        let mut out: Vec<StripeEventRecord> = Vec::new();
+        let mut out: Vec<(String, StripeEventRecord)> = Vec::new();
         for entry in table.iter()? {
-            out.push(codec::decode(entry?.1.value())?);
+            let event: StripeEventRecord = codec::decode(entry?.1.value())?;
+            let key = format!(
+                "{}:{}",
+                super::listing_key(event.received_at_ms.max(0) as u64),
+                event.id
+            );
+            out.push((key, event));
         }
-        out.sort_by(|a, b| {
-            b.received_at_ms
-                .cmp(&a.received_at_ms)
-                .then(b.id.cmp(&a.id))
-        });
-        out.truncate(limit);
-        Ok(out)
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        super::page_newest_first(out.into_iter().map(Ok), after, limit)
     }
 
     pub fn billing_account(&self, org_id: &str) -> Result<BillingAccount, StoreError> {
@@ -339,20 +345,27 @@ impl Store {
 
 impl Store {
     /// Every org's mirrored invoices, newest first, at most `limit`.
-    pub fn all_invoices(&self, limit: usize) -> Result<Vec<(String, InvoiceMirror)>, StoreError> {
+    /// Every organization's mirrored invoices, newest first, after the listing key `after`.
+    pub fn all_invoices(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<super::Page<(String, InvoiceMirror)>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let table = tx.open_table(tables::INVOICES_MIRROR)?;
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (k, v) = entry?;
-            out.push((
-                k.value().0.to_string(),
-                codec::decode::<InvoiceMirror>(v.value())?,
-            ));
+            let (org, invoice_id) = k.value();
+            let invoice = codec::decode::<InvoiceMirror>(v.value())?;
+            let key = format!(
+                "{}:{org}:{invoice_id}",
+                super::listing_key(invoice.created.max(0) as u64)
+            );
+            out.push((key, (org.to_string(), invoice)));
         }
-        out.sort_by_key(|(_, i)| std::cmp::Reverse(i.created));
-        out.truncate(limit);
-        Ok(out)
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        super::page_newest_first(out.into_iter().map(Ok), after, limit)
     }
 }
 
@@ -418,7 +431,10 @@ mod tests {
         let kinds: Vec<&str> = mails.iter().map(|m| m.kind.as_str()).collect();
         assert_eq!(kinds, vec!["dunning_changed", "dunning_changed"]);
         assert_eq!(mails[1].params["after"], "suspended");
-        let actions = store.list_billing_actions(Some("org_1"), 10).unwrap();
+        let actions = store
+            .list_billing_actions(Some("org_1"), None, 10)
+            .unwrap()
+            .items;
         assert_eq!(
             actions
                 .iter()

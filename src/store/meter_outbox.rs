@@ -327,7 +327,10 @@ mod tests {
             .retry_meter_event(row.id, "session:ops", 4_000)
             .unwrap();
         assert_eq!(retried.status, MeterStatus::Pending);
-        let actions = store.list_billing_actions(Some("org_1"), 10).unwrap();
+        let actions = store
+            .list_billing_actions(Some("org_1"), None, 10)
+            .unwrap()
+            .items;
         let logged = actions
             .iter()
             .find(|a| a.action == "stripe_usage_retried")

@@ -189,6 +189,42 @@ pub struct Page<T> {
     pub next_after: Option<String>,
 }
 
+/// One page of a listing whose rows come newest first, each with a key that sorts the same
+/// way as text (zero-padded numbers): the rows after `after` (the last key of the previous
+/// page), at most `limit`, and the key to continue from when more follow. A cursor past
+/// every row gives an empty page, never the first page again.
+pub(crate) fn page_newest_first<T>(
+    rows: impl IntoIterator<Item = Result<(String, T), StoreError>>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Page<T>, StoreError> {
+    let mut items = Vec::new();
+    let mut last_key = None;
+    for row in rows {
+        let (key, item) = row?;
+        if after.is_some_and(|a| key.as_str() >= a) {
+            continue;
+        }
+        if items.len() == limit {
+            return Ok(Page {
+                items,
+                next_after: last_key,
+            });
+        }
+        items.push(item);
+        last_key = Some(key);
+    }
+    Ok(Page {
+        items,
+        next_after: None,
+    })
+}
+
+/// A number as a listing key (see [`page_newest_first`]).
+pub(crate) fn listing_key(n: u64) -> String {
+    format!("{n:020}")
+}
+
 /// A handle on the open store; cheap to clone.
 #[derive(Clone)]
 pub struct Store {

@@ -273,28 +273,33 @@ impl OrgScope {
     }
 
     /// Webhook deliveries of a monitor, newest first.
+    /// The monitor's webhook deliveries, newest first, after the listing key `after`.
     pub fn monitor_deliveries(
         &self,
         id: &str,
+        after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<WebhookDelivery>, StoreError> {
+    ) -> Result<super::Page<WebhookDelivery>, StoreError> {
         self.get_monitor(id)?;
         let tx = self.store.db()?.begin_read()?;
         let index = tx.open_table(tables::MONITOR_NOTIFICATIONS)?;
         let outbox = tx.open_table(tables::WEBHOOK_OUTBOX)?;
         let org = self.org_id.as_str();
-        let mut out = Vec::new();
-        for entry in index
+        let rows = index
             .range((org, id, "webhook", 0)..=(org, id, "webhook", u64::MAX))?
             .rev()
-            .take(limit)
-        {
-            let (_, _, _, delivery) = entry?.0.value();
-            if let Some(row) = webhooks::read_delivery(&outbox, delivery)? {
-                out.push(row);
-            }
-        }
-        Ok(out)
+            .filter_map(|entry| {
+                let delivery = match entry {
+                    Ok(e) => e.0.value().3,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                match webhooks::read_delivery(&outbox, delivery) {
+                    Ok(Some(row)) => Some(Ok((super::listing_key(delivery), row))),
+                    Ok(None) => None,
+                    Err(e) => Some(Err(e)),
+                }
+            });
+        super::page_newest_first(rows, after, limit)
     }
 
     /// Commits a processed batch of points, all or nothing.

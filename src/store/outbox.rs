@@ -432,23 +432,28 @@ impl Store {
     }
 
     /// Billing actions, newest first; only one org's when `org_id` is given.
+    /// Billing actions newest first (of one org, or all), after the listing key `after`.
     pub fn list_billing_actions(
         &self,
         org_id: Option<&str>,
+        after: Option<&str>,
         limit: usize,
-    ) -> Result<Vec<BillingAction>, StoreError> {
+    ) -> Result<super::Page<BillingAction>, StoreError> {
         let tx = self.db()?.begin_read()?;
         let log = tx.open_table(tables::BILLING_ACTIONS)?;
-        let mut out = Vec::new();
-        for entry in log.iter()?.rev() {
-            if out.len() == limit {
-                break;
-            }
-            let action: BillingAction = codec::decode(entry?.1.value())?;
-            if org_id.is_none_or(|o| action.org_id.as_deref() == Some(o)) {
-                out.push(action);
-            }
-        }
-        Ok(out)
+        let rows = log
+            .iter()?
+            .rev()
+            .map(|entry| {
+                let (k, v) = entry?;
+                let action: BillingAction = codec::decode(v.value())?;
+                Ok((super::listing_key(k.value()), action))
+            })
+            .filter(|row: &Result<(String, BillingAction), StoreError>| {
+                row.as_ref().map_or(true, |(_, a)| {
+                    org_id.is_none_or(|o| a.org_id.as_deref() == Some(o))
+                })
+            });
+        super::page_newest_first(rows, after, limit)
     }
 }

@@ -255,3 +255,58 @@ fn every_billing_and_key_change_is_recorded_with_its_actor() {
         );
     }
 }
+
+/// Issue 19: the lists that took only `limit` page with a cursor: a paging loop sees every
+/// entry once and ends; a cursor past every entry gives an empty page, never page 1 again;
+/// a cursor the server never gave out is refused, naming it.
+#[test]
+fn lists_page_with_a_cursor_and_every_paging_loop_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start(dir.path());
+    let admin = server.admin_token();
+    for i in 0..5 {
+        let (org, _, _) = crate::support::org_with_key(&server, &admin, &format!("Org {i}"));
+        let (st, _) = crate::support::send(
+            ureq::put(&server.url(&format!("/v1/admin/orgs/{org}/plan")))
+                .set("Authorization", &format!("Bearer {admin}")),
+            Some(&serde_json::json!({"plan": "standard"})),
+        );
+        assert_eq!(st, 200);
+    }
+    for list in ["/v1/admin/audit", "/v1/admin/billing-actions"] {
+        let (_, all) = crate::support::get(&server, &format!("{list}?limit=500"), Some(&admin));
+        let all = all["items"].as_array().unwrap().clone();
+        assert!(all.len() >= 5, "{list}: {all:?}");
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..100 {
+            let path = match &cursor {
+                Some(c) => format!("{list}?limit=2&cursor={c}"),
+                None => format!("{list}?limit=2"),
+            };
+            let (st, page) = crate::support::get(&server, &path, Some(&admin));
+            assert_eq!(st, 200, "{page}");
+            seen.extend(page["items"].as_array().unwrap().iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, all, "{list}: pages in order, each entry once");
+        // A cursor past the end (well formed, pointing before every entry).
+        let past_the_end = format!("c1{}", "30".repeat(20));
+        let (st, page) = crate::support::get(
+            &server,
+            &format!("{list}?cursor={past_the_end}"),
+            Some(&admin),
+        );
+        assert_eq!(
+            (st, page["items"].as_array().map(Vec::len)),
+            (200, Some(0)),
+            "{page}"
+        );
+        let (st, b) = crate::support::get(&server, &format!("{list}?cursor=page-2"), Some(&admin));
+        crate::support::assert_error(st, &b, 400, "bad_request");
+        assert!(b["message"].as_str().unwrap().contains("cursor"), "{b}");
+    }
+}
