@@ -88,6 +88,7 @@ struct AdminInvoice {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct AdminInvoiceList {
     items: Vec<AdminInvoice>,
     /// Pass as `cursor` for the next page; absent on the last page.
@@ -141,6 +142,7 @@ impl From<MeterEventRow> for MeterEventView {
 }
 
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct MeterEventList {
     items: Vec<MeterEventView>,
     /// Pass as `cursor` for the next page; absent on the last page.

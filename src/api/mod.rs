@@ -21,6 +21,7 @@ mod raw_json;
 pub mod request_id;
 mod routes;
 mod session;
+mod spec;
 mod streams;
 mod system;
 mod usage;
@@ -121,14 +122,19 @@ fn service() -> OpenApiService<Api, ()> {
 
 /// The OpenAPI 3 document, as served at `/openapi.json`.
 pub fn openapi_json() -> String {
-    service().spec()
+    spec::finish(&service().spec())
 }
 
 /// The whole HTTP application.
 pub fn app(state: Arc<AppState>) -> impl poem::Endpoint {
     let api = service();
     let docs = api.swagger_ui();
-    let spec = api.spec_endpoint();
+    let finished = openapi_json();
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json; charset=utf-8")
+            .body(finished.clone())
+    });
     Route::new()
         .nest("/", api)
         .at("/openapi.json", spec)

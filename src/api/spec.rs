@@ -1,0 +1,131 @@
+//! What the generated OpenAPI document cannot say by itself, added to it in one place: the
+//! headers every answer carries (`X-Request-Id`), `Retry-After` on the answers that may carry
+//! it (429, 503), and the admin web UI's session (the `driftlock_session` cookie with its
+//! `X-CSRF-Token`) as a way to call every admin operation and the session routes. The served
+//! `/openapi.json` and `driftlock openapi` are both this finished document.
+
+use serde_json::{json, Map, Value};
+
+/// The finished document, from the one poem-openapi generates.
+pub fn finish(generated: &str) -> String {
+    let Ok(mut spec) = serde_json::from_str::<Value>(generated) else {
+        return generated.to_string();
+    };
+    add_session_security(&mut spec);
+    if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for (method, operation) in item.iter_mut() {
+                finish_operation(path, method, operation);
+            }
+        }
+    }
+    serde_json::to_string_pretty(&spec).unwrap_or_else(|_| generated.to_string())
+}
+
+fn finish_operation(path: &str, method: &str, operation: &mut Value) {
+    let session = json!({"AdminSession": [], "AdminCsrf": []});
+    if let Some(security) = operation.get_mut("security").and_then(Value::as_array_mut) {
+        let admin = security.iter().any(|s| s.get("AdminAuth").is_some());
+        if admin && !security.contains(&session) {
+            security.push(session.clone());
+        }
+    } else if path == "/v1/admin/session" && method != "post" {
+        operation["security"] = json!([session]);
+    }
+    let Some(responses) = operation
+        .get_mut("responses")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    for (status, response) in responses.iter_mut() {
+        let Some(response) = response.as_object_mut() else {
+            continue;
+        };
+        let headers = response
+            .entry("headers")
+            .or_insert_with(|| Value::Object(Map::new()));
+        let Some(headers) = headers.as_object_mut() else {
+            continue;
+        };
+        headers.insert(
+            "X-Request-Id".into(),
+            json!({
+                "description": "The request's id (the caller's own when it sent a plain one); error bodies carry it as `request_id`.",
+                "required": true,
+                "schema": {"type": "string"},
+            }),
+        );
+        if status == "429" || status == "503" {
+            headers.insert(
+                "Retry-After".into(),
+                json!({
+                    "description": "Seconds after which the request may succeed, when that is known (rate and quota limits, limits that free up with time, a store that cannot write).",
+                    "schema": {"type": "integer", "format": "int64", "minimum": 0},
+                }),
+            );
+        }
+    }
+}
+
+fn add_session_security(spec: &mut Value) {
+    let Some(schemes) = spec
+        .pointer_mut("/components/securitySchemes")
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    schemes.insert(
+        "AdminSession".into(),
+        json!({
+            "type": "apiKey",
+            "in": "cookie",
+            "name": super::session::COOKIE,
+            "description": "The admin web UI's session, set by `POST /v1/admin/session`; it opens nothing without its `X-CSRF-Token`.",
+        }),
+    );
+    schemes.insert(
+        "AdminCsrf".into(),
+        json!({
+            "type": "apiKey",
+            "in": "header",
+            "name": "X-CSRF-Token",
+            "description": "The CSRF token `POST /v1/admin/session` answered, sent with the session cookie.",
+        }),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_answer_declares_its_request_id_and_429s_their_retry_after() {
+        let spec: Value = serde_json::from_str(&finish(&super::super::service().spec())).unwrap();
+        let mut answers = 0;
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                for (status, response) in op["responses"].as_object().unwrap() {
+                    answers += 1;
+                    let headers = &response["headers"];
+                    assert!(
+                        headers["X-Request-Id"].is_object(),
+                        "{method} {path} {status}"
+                    );
+                    if status == "429" {
+                        assert!(headers["Retry-After"].is_object(), "{method} {path}");
+                    }
+                }
+            }
+        }
+        assert!(answers > 100, "{answers}");
+        let session = &spec["paths"]["/v1/admin/session"];
+        assert!(session["get"]["security"][0]["AdminSession"].is_array());
+        assert!(session["post"].get("security").is_none());
+        let orgs = &spec["paths"]["/v1/admin/orgs"]["get"]["security"];
+        assert_eq!(orgs.as_array().unwrap().len(), 2, "{orgs}");
+    }
+}
