@@ -5,7 +5,8 @@
 
 use super::super::compress::{compression_ratio, entropy_bits, ncd};
 use super::super::explain::{num, pval, Explanation, Finding};
-use super::{grouped, EventDetector, Evidence};
+use super::evidence::Evidence;
+use super::EventDetector;
 
 /// Findings kept in an explanation, and named in its summary.
 const FINDINGS: usize = 8;
@@ -269,4 +270,31 @@ impl EventDetector {
         };
         (explanation, findings)
     }
+}
+
+/// An integer with thousands separators ("98,765"); other numbers as [`num`] writes them.
+pub(crate) fn grouped(x: f64) -> String {
+    if x.fract() != 0.0 || x.abs() >= 1e15 {
+        return num(x);
+    }
+    let digits = format!("{}", x.abs() as u64);
+    let mut out = String::with_capacity(digits.len() + 4);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if x < 0.0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+pub(crate) fn cut(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
 }

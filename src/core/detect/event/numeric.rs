@@ -60,8 +60,11 @@ impl Robust {
     }
 
     /// `(median, spread, constant)`: spread is 1.4826 MAD (the standard deviation for normal
-    /// data), floored so a constant field still gives a finite distance; `constant` says the
-    /// floor was used (over half the kept values equal the median).
+    /// data). A quantized field (a sensor read in steps, most readings on one step) has a MAD
+    /// of 0 although it varies; its spread is then 1.2533 times the mean absolute deviation
+    /// from the median (also the standard deviation for normal data). Floored so a constant
+    /// field still gives a finite distance; `constant` says the floor was used (every kept
+    /// value equals the median).
     pub(crate) fn location_spread(&self) -> (f64, f64, bool) {
         let mut v: Vec<f64> = self.values.iter().collect();
         if v.is_empty() {
@@ -74,8 +77,15 @@ impl Robust {
         }
         v.sort_by(f64::total_cmp);
         let mad = median_sorted(&v);
+        // Issue 21: with MAD alone, SKAB's flow rate (78% of readings at 32.00, the rest one
+        // step away) had a spread of 1e-9 and every reading off the step was "30,000 spreads
+        // away", which drowned the numeric signal's calibration.
+        let spread = if mad > 0.0 {
+            1.4826 * mad
+        } else {
+            1.2533 * v.iter().sum::<f64>() / v.len() as f64
+        };
         let floor = 1e-9_f64.max(med.abs() * 1e-6);
-        let spread = 1.4826 * mad;
         (med, spread.max(floor), spread < floor)
     }
 
@@ -254,6 +264,27 @@ mod tests {
         assert!(!c);
         assert!((25.0..=35.0).contains(&m), "{m}");
         assert!((5.0..=12.0).contains(&s), "{s}");
+    }
+
+    #[test]
+    fn a_quantized_field_keeps_a_spread() {
+        // Readings on a 0.96 step, most on the middle one: MAD 0, yet the field varies.
+        let mut r = Robust::new();
+        for i in 0..48 {
+            r.push(match i % 8 {
+                0 => 31.04,
+                1 | 2 => 32.96,
+                _ => 32.0,
+            });
+        }
+        let (m, s, c) = r.location_spread();
+        assert!(!c && m == 32.0);
+        assert!((0.3..=0.6).contains(&s), "{s}");
+        let mut k = Robust::new();
+        for _ in 0..48 {
+            k.push(200.0);
+        }
+        assert!(k.location_spread().2, "a constant field stays constant");
     }
 
     #[test]
