@@ -76,16 +76,17 @@ struct AuditList {
 
 #[derive(ApiResponse)]
 enum OrgCreated {
-    /// The organization was created.
+    /// The organization was created; `Location` is its address.
     #[oai(status = 201)]
-    Created(Json<Organization>),
+    Created(Json<Organization>, #[oai(header = "Location")] String),
 }
 
 #[derive(ApiResponse)]
 pub enum KeyCreated {
-    /// The key was created; its secret is in this answer only.
+    /// The key was created; its secret is in this answer only. `Location` is the key's
+    /// address (without the secret).
     #[oai(status = 201)]
-    Created(Json<CreatedApiKey>),
+    Created(Json<CreatedApiKey>, #[oai(header = "Location")] String),
 }
 
 /// Makes a key, stores its hash, and answers its secret this once.
@@ -107,10 +108,14 @@ async fn create_key(
     let store = state.store.clone();
     let now = clock::now_ms();
     let key = blocking(move || store.create_key(new, &actor, now)).await?;
-    Ok(KeyCreated::Created(Json(CreatedApiKey {
-        key: key.into(),
-        secret: issued.secret,
-    })))
+    let location = format!("/v1/admin/keys/{}", key.id);
+    Ok(KeyCreated::Created(
+        Json(CreatedApiKey {
+            key: key.into(),
+            secret: issued.secret,
+        }),
+        location,
+    ))
 }
 
 #[OpenApi(prefix_path = "/v1/admin", tag = "Tag::Admin")]
@@ -149,7 +154,8 @@ impl AdminApi {
         let store = state.store.clone();
         let actor = auth.actor.clone();
         let org = blocking(move || store.create_org(new, &actor, now)).await?;
-        Ok(OrgCreated::Created(Json(org.into())))
+        let location = format!("/v1/admin/orgs/{}", org.id);
+        Ok(OrgCreated::Created(Json(org.into()), location))
     }
 
     /// List organizations, oldest first; `q` keeps those whose name, id or billing email
@@ -276,6 +282,19 @@ impl AdminApi {
             items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: encode_cursor(page.next_after),
         }))
+    }
+
+    /// Any key (organization, admin or service), without its secret.
+    #[oai(path = "/keys/:key_id", method = "get", operation_id = "getKey")]
+    async fn get_key(
+        &self,
+        _auth: AdminAuth,
+        state: Data<&Arc<AppState>>,
+        key_id: Path<String>,
+    ) -> ApiResult<Json<ApiKey>> {
+        let store = state.store.clone();
+        let key = blocking(move || store.get_key(&key_id)).await?;
+        Ok(Json(key.into()))
     }
 
     /// Revoke any key. It stops working at once; revoking again changes nothing.

@@ -162,9 +162,9 @@ pub(super) struct MonitorList {
 
 #[derive(ApiResponse)]
 enum MonitorCreated {
-    /// Created; webhook secrets are in this answer only.
+    /// Created; webhook secrets are in this answer only. `Location` is the monitor's address.
     #[oai(status = 201)]
-    Created(Json<Monitor>),
+    Created(Json<Monitor>, #[oai(header = "Location")] String),
 }
 
 /// One point: `timestamp` as RFC 3339 (or `YYYY-MM-DD HH:MM:SS`, UTC) or epoch seconds.
@@ -611,7 +611,11 @@ impl MonitorsApi {
         let scope = auth.0.scope;
         let stored = record.clone();
         blocking(move || scope.create_monitor(&stored)).await?;
-        Ok(MonitorCreated::Created(Json(view(record, &fresh))))
+        let location = format!("/v1/monitors/{}", record.id);
+        Ok(MonitorCreated::Created(
+            Json(view(record, &fresh)),
+            location,
+        ))
     }
 
     /// The organization's monitors.

@@ -76,10 +76,14 @@ impl OrgApi {
         let (id, hash) = (issued.id, issued.hash_hex);
         let key =
             blocking(move || caller.scope.create_key(id, name, hash, &caller.actor, now)).await?;
-        Ok(KeyCreated::Created(Json(CreatedApiKey {
-            key: key.into(),
-            secret: issued.secret,
-        })))
+        let location = format!("/v1/keys/{}", key.id);
+        Ok(KeyCreated::Created(
+            Json(CreatedApiKey {
+                key: key.into(),
+                secret: issued.secret,
+            }),
+            location,
+        ))
     }
 
     /// One of the organization's keys; another organization's key id answers 404.

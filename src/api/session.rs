@@ -192,7 +192,11 @@ struct SessionView {
 enum SignedIn {
     /// Signed in; the session cookie is set.
     #[oai(status = 201)]
-    Created(Json<SessionView>, #[oai(header = "Set-Cookie")] String),
+    Created(
+        Json<SessionView>,
+        #[oai(header = "Set-Cookie")] String,
+        #[oai(header = "Location")] String,
+    ),
 }
 
 #[derive(ApiResponse)]
@@ -247,6 +251,7 @@ impl SessionApi {
                 expires_at: clock::format_rfc3339(opened.expires_ms),
             }),
             cookie,
+            "/v1/admin/session".to_string(),
         ))
     }
 

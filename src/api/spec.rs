@@ -51,6 +51,13 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
         let Some(headers) = headers.as_object_mut() else {
             continue;
         };
+        // The generator writes header names in capitals (`SET-COOKIE`); the server sends and
+        // the spec now names them the usual way (`Set-Cookie`).
+        let named: Map<String, Value> = std::mem::take(headers)
+            .into_iter()
+            .map(|(name, header)| (canonical_header(&name), header))
+            .collect();
+        *headers = named;
         headers.insert(
             "X-Request-Id".into(),
             json!({
@@ -69,6 +76,21 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
             );
         }
     }
+}
+
+/// `SET-COOKIE` -> `Set-Cookie`; `X-REQUEST-ID` -> `X-Request-Id`.
+fn canonical_header(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let lower = word.to_ascii_lowercase();
+            let mut chars = lower.chars();
+            match chars.next() {
+                Some(first) => first.to_ascii_uppercase().to_string() + chars.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn add_session_security(spec: &mut Value) {

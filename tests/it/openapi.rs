@@ -120,3 +120,78 @@ print("python client ok", org.id)
         "{text}"
     );
 }
+
+/// Issue 19: every 201 answer says where the new resource is (`Location`, declared in the
+/// spec), and that address answers 200 with the same id.
+#[test]
+fn every_created_resource_has_a_location_that_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start(dir.path());
+    let admin = server.admin_token();
+    let create =
+        |path: &str, token: &str, body: serde_json::Value| -> (String, serde_json::Value) {
+            let r = ureq::post(&server.url(path))
+                .set("Authorization", &format!("Bearer {token}"))
+                .send_json(body)
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(r.status(), 201, "{path}");
+            let location = r
+                .header("Location")
+                .unwrap_or_else(|| panic!("{path}: no Location"))
+                .to_string();
+            (location, r.into_json().unwrap())
+        };
+    let follow = |location: &str, token: &str| -> serde_json::Value {
+        let (st, b) = crate::support::get(&server, location, Some(token));
+        assert_eq!(st, 200, "{location}: {b}");
+        b
+    };
+    let (loc, org) = create(
+        "/v1/admin/orgs",
+        &admin,
+        serde_json::json!({"name": "Acme"}),
+    );
+    assert_eq!(follow(&loc, &admin)["id"], org["id"]);
+    let org_id = org["id"].as_str().unwrap();
+    let (loc, key) = create(
+        &format!("/v1/admin/orgs/{org_id}/keys"),
+        &admin,
+        serde_json::json!({"name": "k"}),
+    );
+    assert_eq!(follow(&loc, &admin)["id"], key["key"]["id"]);
+    let secret = key["secret"].as_str().unwrap().to_string();
+    let (loc, platform) = create(
+        "/v1/admin/keys",
+        &admin,
+        serde_json::json!({"name": "svc", "scope": "service"}),
+    );
+    assert_eq!(follow(&loc, &admin)["id"], platform["key"]["id"]);
+    let (loc, own) = create("/v1/keys", &secret, serde_json::json!({"name": "rotated"}));
+    assert_eq!(follow(&loc, &secret)["id"], own["key"]["id"]);
+    let (loc, monitor) = create("/v1/monitors", &secret, serde_json::json!({"name": "m"}));
+    assert_eq!(follow(&loc, &secret)["id"], monitor["id"]);
+    let r = ureq::post(&server.url("/v1/admin/session"))
+        .send_json(serde_json::json!({"token": admin}))
+        .unwrap();
+    assert_eq!(
+        (r.status(), r.header("Location")),
+        (201, Some("/v1/admin/session"))
+    );
+    // The spec says so for every 201.
+    let spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(checked_in()).unwrap()).unwrap();
+    let mut created = 0;
+    for item in spec["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            if let Some(answer) = op["responses"].get("201") {
+                created += 1;
+                assert!(
+                    answer["headers"].get("Location").is_some(),
+                    "{}",
+                    op["operationId"]
+                );
+            }
+        }
+    }
+    assert_eq!(created, 6);
+}
