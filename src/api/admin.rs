@@ -14,6 +14,7 @@ use super::{
     auth::AdminAuth,
     blocking,
     error::{ApiError, ApiResult},
+    models::Text,
     models::{
         decode_cursor, encode_cursor, valid_email, valid_name, ApiKey, ApiKeyList,
         CreateKeyRequest, CreatedApiKey, Organization, OrganizationList, Tag,
@@ -33,11 +34,11 @@ pub struct AdminApi;
 #[oai(skip_serializing_if_is_none)]
 struct CreateOrganizationRequest {
     /// Display name, 1 to 200 characters.
-    name: String,
+    name: Text,
     /// Where usage alerts and invoices go.
-    billing_email: Option<String>,
+    billing_email: Option<Text>,
     /// Plan id; `developer` when absent.
-    plan: Option<String>,
+    plan: Option<Text>,
 }
 
 #[derive(Enum, Clone, Copy, PartialEq, Eq, Debug)]
@@ -52,7 +53,7 @@ enum PlatformScope {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct CreatePlatformKeyRequest {
-    name: String,
+    name: Text,
     scope: PlatformScope,
 }
 
@@ -149,7 +150,7 @@ impl AdminApi {
             id: secrets::new_id("org", now),
             name,
             billing_email,
-            plan,
+            plan: plan.into(),
         };
         let store = state.store.clone();
         let actor = auth.actor.clone();

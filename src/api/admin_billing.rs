@@ -14,6 +14,7 @@ use super::{
     auth::AdminAuth,
     blocking,
     error::{ApiError, ApiResult},
+    models::Text,
     models::{decode_cursor, encode_cursor, Organization, Tag},
     usage::{report, QuotaPolicyView, UsageReport},
     AppState,
@@ -30,7 +31,7 @@ pub struct AdminBillingApi;
 #[oai(skip_serializing_if_is_none)]
 struct SetPlanRequest {
     /// `developer`, `standard` or `growth`.
-    plan: String,
+    plan: Text,
 }
 
 #[derive(Object)]
@@ -96,7 +97,7 @@ impl From<crate::store::OutboxEmail> for OutboxEmailView {
 #[oai(skip_serializing_if_is_none)]
 struct TestEmailRequest {
     /// Where to send the test message.
-    to: String,
+    to: Text,
 }
 
 #[derive(ApiResponse)]
@@ -175,12 +176,12 @@ struct PlanList {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct PutPlanRequest {
-    name: String,
+    name: Text,
     monthly_price_cents: u64,
     included_detections: u64,
     overage_millicents: Option<u64>,
-    stripe_price_id: Option<String>,
-    stripe_metered_price_id: Option<String>,
+    stripe_price_id: Option<Text>,
+    stripe_metered_price_id: Option<Text>,
 }
 
 #[OpenApi(prefix_path = "/v1/admin", tag = "Tag::Admin")]
@@ -215,8 +216,8 @@ impl AdminBillingApi {
             monthly_price_cents: body.monthly_price_cents,
             included_detections: body.included_detections,
             overage_millicents: body.overage_millicents,
-            stripe_price_id: body.stripe_price_id,
-            stripe_metered_price_id: body.stripe_metered_price_id,
+            stripe_price_id: body.stripe_price_id.map(String::from),
+            stripe_metered_price_id: body.stripe_metered_price_id.map(String::from),
         };
         plan.validate()
             .map_err(|e| ApiError::validation("plan", e.to_string()))?;

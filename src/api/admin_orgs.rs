@@ -17,6 +17,7 @@ use super::{
     billing::{status, BillingStatus},
     blocking,
     error::ApiResult,
+    models::Text,
     models::{valid_name, Tag},
     monitors::{self, AnomalyList, MonitorList, Series},
     streams::{self, StreamList},
@@ -30,7 +31,7 @@ pub struct AdminOrgsApi;
 #[derive(Object)]
 struct ResetUsageRequest {
     /// Why, for the billing actions log (the action is marked as a test operation).
-    note: String,
+    note: Text,
 }
 
 /// The org's scoped view, or 404 when there is no such org.

@@ -17,6 +17,7 @@ use super::{
     blocking,
     error::{ApiError, ApiResult},
     models::Tag,
+    models::Text,
     raw_json::RawJson,
     AppState,
 };
@@ -155,7 +156,7 @@ struct InvoiceList {
 struct SetDunningRequest {
     state: Dunning,
     /// Why, for the billing actions log.
-    note: String,
+    note: Text,
 }
 
 #[derive(Object)]
@@ -187,9 +188,9 @@ struct StripeEventList {
 #[derive(Object)]
 struct CheckoutRequest {
     /// The plan to subscribe to: `standard` or `growth`.
-    plan: String,
+    plan: Text,
     /// A promotion code such as `LAUNCH50`; without one, the checkout page accepts codes.
-    promo_code: Option<String>,
+    promo_code: Option<Text>,
 }
 
 #[derive(Object)]

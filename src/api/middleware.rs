@@ -91,7 +91,7 @@ fn route_label(path: &str) -> &'static str {
 /// to answer when it passes `limit` bytes or cannot be read. Past the limit, up to `drain`
 /// bytes in all are read and dropped (nothing is kept), so a client that writes its whole
 /// body before reading still gets the answer rather than a reset.
-async fn read_bounded(body: Body, limit: usize, drain: usize) -> Result<Body, ApiError> {
+async fn read_bounded(body: Body, limit: usize, drain: usize) -> Result<bytes::Bytes, ApiError> {
     let mut stream = body.into_bytes_stream();
     let mut bytes = Vec::new();
     let mut seen = 0usize;
@@ -112,7 +112,7 @@ async fn read_bounded(body: Body, limit: usize, drain: usize) -> Result<Body, Ap
     if seen > limit {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    Ok(Body::from(bytes))
+    Ok(bytes::Bytes::from(bytes))
 }
 
 impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
@@ -159,8 +159,12 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
                 return (too_large.render(), None);
             }
             let read = read_bounded(req.take_body(), limit, drain);
-            match tokio::time::timeout(body_timeout, read).await {
-                Ok(Ok(body)) => req.set_body(body),
+            // Kept (shared, not copied) to name the field when the body does not parse.
+            let body = match tokio::time::timeout(body_timeout, read).await {
+                Ok(Ok(body)) => {
+                    req.set_body(Body::from(body.clone()));
+                    body
+                }
                 Ok(Err(ApiError::PayloadTooLarge { .. })) => return (too_large.render(), None),
                 Ok(Err(refusal)) => return (refusal.render(), None),
                 Err(_) => {
@@ -169,7 +173,7 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
                     };
                     return (refusal.render(), None);
                 }
-            }
+            };
             let (resp, op) = match self.inner.call(req).await {
                 Ok(out) => {
                     let resp = out.into_response();
@@ -178,7 +182,13 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
                 }
                 Err(err) => {
                     let op = err.data::<OperationId>().copied();
-                    (ApiError::from_poem(&err, &method, &path).render(), op)
+                    let mut error = ApiError::from_poem(&err, &method, &path);
+                    if let (ApiError::InvalidJson(_), Some(op)) = (&error, op) {
+                        if let Some((field, rule)) = super::diagnose::body_violation(op.0, &body) {
+                            error = ApiError::validation(&field, rule);
+                        }
+                    }
+                    (error.render(), op)
                 }
             };
             (resp, op)

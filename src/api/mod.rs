@@ -8,6 +8,7 @@ mod admin_orgs;
 mod admin_overview;
 mod auth;
 mod billing;
+mod diagnose;
 pub mod error;
 mod explain;
 pub mod listener;

@@ -2,6 +2,7 @@
 //! cursors and input validation helpers.
 
 use poem_openapi::{Enum, Object, Tags};
+use serde_json::Value;
 
 use super::error::ApiError;
 use crate::{
@@ -129,7 +130,7 @@ pub struct CreatedApiKey {
 #[oai(skip_serializing_if_is_none)]
 pub struct CreateKeyRequest {
     /// A label to recognise the key by, e.g. `ci-pipeline`.
-    pub name: String,
+    pub name: Text,
 }
 
 /// Cursor text for the key a page ended on.
@@ -256,6 +257,93 @@ impl<T> Answered<T> {
         match self {
             Answered::Fresh(t) | Answered::Replayed(t) => t,
         }
+    }
+}
+
+/// A JSON string in a request, and nothing else: the framework's own `String` also takes a
+/// number or a boolean (`{"name": false}` made an organization named "false"); this refuses
+/// them with `validation_failed` naming the field. Same schema as a string.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text(pub String);
+
+impl std::ops::Deref for Text {
+    type Target = String;
+    fn deref(&self) -> &String {
+        &self.0
+    }
+}
+
+impl From<Text> for String {
+    fn from(t: Text) -> String {
+        t.0
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(s.to_string())
+    }
+}
+
+impl std::fmt::Display for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl poem_openapi::types::Type for Text {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "string".into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        <String as poem_openapi::types::Type>::schema_ref()
+    }
+
+    fn as_raw_value(&self) -> Option<&String> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for Text {
+    fn parse_from_json(value: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(s) => Ok(Text(s)),
+            other => Err(poem_openapi::types::ParseError::custom(format!(
+                "expected a string, found {}",
+                json_kind(&other)
+            ))),
+        }
+    }
+}
+
+impl poem_openapi::types::ToJSON for Text {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
+    }
+}
+
+/// What a JSON value is, in a message.
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 

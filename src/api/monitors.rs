@@ -19,6 +19,7 @@ use super::{
     blocking, blocking_api,
     error::{ApiError, ApiResult},
     explain::ExplanationView,
+    models::Text,
     models::{
         decode_cursor, encode_cursor, parse_time_param, valid_email, valid_name, Answered, Tag,
     },
@@ -58,8 +59,8 @@ struct Channels {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct CreateMonitorRequest {
-    name: String,
-    description: Option<String>,
+    name: Text,
+    description: Option<Text>,
     /// 0 (fewest alarms) ..= 1 (most alarms); default 0.5.
     sensitivity: Option<f64>,
     /// Advanced detector settings (the fields of `driftlock score`'s defaults); absent fields
@@ -71,8 +72,8 @@ struct CreateMonitorRequest {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct UpdateMonitorRequest {
-    name: Option<String>,
-    description: Option<String>,
+    name: Option<Text>,
+    description: Option<Text>,
     /// Changing the sensitivity or detector settings restarts the monitor's baseline.
     sensitivity: Option<f64>,
     detector: Option<Value>,
@@ -591,7 +592,7 @@ impl MonitorsApi {
         let record = MonitorRecord {
             id: secrets::new_id("mon", now),
             name,
-            description: body.description.clone(),
+            description: body.description.clone().map(String::from),
             settings,
             emails,
             webhooks,
@@ -685,7 +686,7 @@ impl MonitorsApi {
                     m.name = name;
                 }
                 if description.is_some() {
-                    m.description = description;
+                    m.description = description.map(String::from);
                 }
                 if let Some(settings) = settings {
                     if reset {

@@ -14,6 +14,7 @@ use super::{
     auth::{admin_from_token, AdminAuth},
     error::{ApiError, ApiResult},
     models::Tag,
+    models::Text,
     AppState,
 };
 use crate::{clock, secrets};
@@ -177,7 +178,7 @@ fn set_cookie(value: &str, max_age_secs: i64, secure: bool) -> String {
 #[derive(Object)]
 struct SignInRequest {
     /// The admin token (or an admin-scoped API key).
-    token: String,
+    token: Text,
 }
 
 /// A signed-in session. Send `csrf_token` as `X-CSRF-Token` with every call.

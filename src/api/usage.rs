@@ -11,6 +11,7 @@ use super::{
     blocking,
     error::{ApiError, ApiResult},
     models::Tag,
+    models::Text,
     AppState,
 };
 use crate::{
@@ -186,14 +187,14 @@ struct UsageHistory {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct MeterUsageRequest {
-    organization_id: String,
+    organization_id: Text,
     /// Whether the call being metered found an anomaly; `false` changes nothing.
     anomaly: bool,
     /// Detections to count, 1..=1000000 (default 1).
     count: Option<u64>,
     /// Repeating a request with the same key (within 24 h) counts nothing again; 1 to 255
     /// visible ASCII characters.
-    idempotency_key: Option<String>,
+    idempotency_key: Option<Text>,
 }
 
 #[derive(Object)]

@@ -277,8 +277,16 @@ fn every_failure_is_a_json_error_with_the_right_status() {
     };
     let (s, b) = raw("application/json", b"{\"name\": ");
     assert_error(s, &b, 400, "invalid_json");
+    // Well-formed JSON of the wrong shape is a 422 naming what is wrong.
     let (s, b) = raw("application/json", b"[1,2]");
-    assert_error(s, &b, 400, "invalid_json");
+    assert_error(s, &b, 422, "validation_failed");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("body: expected an object"),
+        "{b}"
+    );
     let (s, b) = raw("text/plain", b"{\"name\": \"x\"}");
     assert_error(s, &b, 415, "unsupported_media_type");
     let (s, b) = raw("application/json", &[b'"'; 4096]);

@@ -195,3 +195,61 @@ fn every_created_resource_has_a_location_that_answers() {
     }
     assert_eq!(created, 6);
 }
+
+/// Issue 19: a body that does not fit its operation's schema is refused naming the field and
+/// the rule (the framework named only a type: `integer(uint32) ... StreamSettings`), and a
+/// string field takes only a string (`{"name": false}` made an organization named "false").
+#[test]
+fn a_body_that_breaks_the_schema_is_refused_naming_the_field_and_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::support::start(dir.path());
+    let admin = server.admin_token();
+    let (_, key, _) = crate::support::org_with_key(&server, &admin, "Acme");
+    let put = |body: serde_json::Value| {
+        crate::support::send(
+            ureq::put(&server.url("/v1/streams/web"))
+                .set("Authorization", &format!("Bearer {key}")),
+            Some(&body),
+        )
+    };
+    let (st, b) = put(serde_json::json!({"window": -5}));
+    crate::support::assert_error(st, &b, 422, "validation_failed");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("window: -5 is below the minimum 0"),
+        "{b}"
+    );
+    for (body, field) in [
+        (
+            serde_json::json!({"name": false}),
+            "name: expected a string, found a boolean",
+        ),
+        (
+            serde_json::json!({"name": 12}),
+            "name: expected a string, found a number",
+        ),
+        (
+            serde_json::json!({"name": "x", "billing_email": 5}),
+            "billing_email: expected a string",
+        ),
+        (
+            serde_json::json!({"billing_email": "a@b.c"}),
+            "name: a required field is missing",
+        ),
+    ] {
+        let (st, b) = crate::support::post(&server, "/v1/admin/orgs", Some(&admin), &body);
+        crate::support::assert_error(st, &b, 422, "validation_failed");
+        assert!(
+            b["message"].as_str().unwrap().starts_with(field),
+            "{body}: {b}"
+        );
+    }
+    let (_, orgs) = crate::support::get(&server, "/v1/admin/orgs", Some(&admin));
+    assert_eq!(
+        orgs["items"].as_array().unwrap().len(),
+        1,
+        "nothing was created: {orgs}"
+    );
+}
