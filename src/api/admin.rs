@@ -14,6 +14,7 @@ use super::{
     auth::AdminAuth,
     blocking,
     error::{ApiError, ApiResult},
+    models::DateTime,
     models::Text,
     models::{
         decode_cursor, encode_cursor, valid_email, valid_name, ApiKey, ApiKeyList,
@@ -60,7 +61,7 @@ struct CreatePlatformKeyRequest {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct AuditEntry {
-    at: String,
+    at: DateTime,
     actor: String,
     action: String,
     organization_id: Option<String>,
@@ -333,7 +334,7 @@ impl AdminApi {
                 .items
                 .into_iter()
                 .map(|e| AuditEntry {
-                    at: clock::format_rfc3339(e.at_ms),
+                    at: DateTime::from_ms(e.at_ms),
                     actor: e.actor,
                     action: e.action,
                     organization_id: e.org_id,

@@ -14,6 +14,7 @@ use super::{
     auth::AdminAuth,
     blocking,
     error::{ApiError, ApiResult},
+    models::DateTime,
     models::Text,
     models::{decode_cursor, encode_cursor, Organization, Tag},
     usage::{report, QuotaPolicyView, UsageReport},
@@ -38,7 +39,7 @@ struct SetPlanRequest {
 #[oai(skip_serializing_if_is_none)]
 struct BillingActionView {
     id: u64,
-    at: String,
+    at: DateTime,
     /// Absent for changes to the plan catalog.
     organization_id: Option<String>,
     /// Who or what caused it: `admin`, `key:<id>`, `metering`, ...
@@ -67,7 +68,7 @@ struct OutboxEmailView {
     status: String,
     attempts: u32,
     last_error: Option<String>,
-    created_at: String,
+    created_at: DateTime,
     params: serde_json::Value,
 }
 
@@ -87,7 +88,7 @@ impl From<crate::store::OutboxEmail> for OutboxEmailView {
             .into(),
             attempts: e.attempts,
             last_error: e.last_error,
-            created_at: clock::format_rfc3339(e.created_at_ms),
+            created_at: DateTime::from_ms(e.created_at_ms),
             params: e.params,
         }
     }
@@ -118,7 +119,7 @@ struct WorkerView {
     items: u64,
     errors: u64,
     last_error: Option<String>,
-    last_pass_at: Option<String>,
+    last_pass_at: Option<DateTime>,
 }
 
 #[derive(Object)]
@@ -333,7 +334,7 @@ impl AdminBillingApi {
                 .into_iter()
                 .map(|a| BillingActionView {
                     id: a.id,
-                    at: clock::format_rfc3339(a.at_ms),
+                    at: DateTime::from_ms(a.at_ms),
                     organization_id: a.org_id,
                     actor: a.actor,
                     action: a.action,
@@ -422,7 +423,7 @@ impl AdminBillingApi {
                     items: w.items,
                     errors: w.errors,
                     last_error: w.last_error,
-                    last_pass_at: w.last_pass_at_ms.map(clock::format_rfc3339),
+                    last_pass_at: w.last_pass_at_ms.map(DateTime::from_ms),
                 })
                 .collect(),
         }))

@@ -17,6 +17,7 @@ use super::{
     billing::Invoice,
     blocking,
     error::ApiResult,
+    models::DateTime,
     models::{decode_cursor, encode_cursor, Tag},
     AppState,
 };
@@ -57,8 +58,8 @@ struct DayCount {
 /// Key figures of the current billing period.
 #[derive(Object)]
 struct Overview {
-    period_start: String,
-    period_end: String,
+    period_start: DateTime,
+    period_end: DateTime,
     plans: Vec<PlanFiguresView>,
     detections: u64,
     overage_detections: u64,
@@ -109,13 +110,13 @@ struct MeterEventView {
     status: String,
     attempts: u32,
     last_error: Option<String>,
-    next_attempt_at: String,
+    next_attempt_at: DateTime,
     /// A correction queued by reconciliation.
     correction: bool,
     /// When an attempt first got no clear answer (Stripe may hold the batch). Stripe
     /// recognises the identifier for 24 hours, so the batch is resent only within 23 hours
     /// of this; after that `driftlock billing reconcile` settles it.
-    unclear_since: Option<String>,
+    unclear_since: Option<DateTime>,
 }
 
 impl From<MeterEventRow> for MeterEventView {
@@ -134,9 +135,9 @@ impl From<MeterEventRow> for MeterEventView {
             .into(),
             attempts: r.attempts,
             last_error: r.last_error,
-            next_attempt_at: clock::format_rfc3339(r.next_attempt_at_ms),
+            next_attempt_at: DateTime::from_ms(r.next_attempt_at_ms),
             correction: r.correction,
-            unclear_since: r.unclear_since_ms.map(clock::format_rfc3339),
+            unclear_since: r.unclear_since_ms.map(DateTime::from_ms),
         }
     }
 }
@@ -182,8 +183,8 @@ impl AdminOverviewApi {
         let o = summarize(&catalog, &input, &state.dunning_policy, now);
         let period = Period::containing(now);
         Ok(Json(Overview {
-            period_start: clock::format_rfc3339(period.start_ms),
-            period_end: clock::format_rfc3339(period.end_ms),
+            period_start: DateTime::from_ms(period.start_ms),
+            period_end: DateTime::from_ms(period.end_ms),
             plans: o
                 .plans
                 .into_iter()

@@ -16,6 +16,7 @@ use super::{
     auth::{AdminAuth, OrgAuth},
     blocking,
     error::{ApiError, ApiResult},
+    models::DateTime,
     models::Tag,
     models::Text,
     raw_json::RawJson,
@@ -92,24 +93,24 @@ pub(super) struct BillingStatus {
     /// detection calls (402); `cancelled` is back on the developer plan.
     dunning_state: Dunning,
     /// When the current dunning state began; absent for an organization never dunned.
-    dunning_since: Option<String>,
+    dunning_since: Option<DateTime>,
     stripe_customer_id: Option<String>,
     subscription_id: Option<String>,
     subscription_status: Option<String>,
-    current_period_end: Option<String>,
+    current_period_end: Option<DateTime>,
 }
 
 pub(super) fn status(account: &BillingAccount, state: &AppState) -> BillingStatus {
     let dunning = advance(&account.dunning, &state.dunning_policy, clock::now_ms());
     BillingStatus {
         dunning_state: dunning.state.into(),
-        dunning_since: (dunning.since_ms > 0).then(|| clock::format_rfc3339(dunning.since_ms)),
+        dunning_since: (dunning.since_ms > 0).then(|| DateTime::from_ms(dunning.since_ms)),
         stripe_customer_id: account.customer_id.clone(),
         subscription_id: account.subscription_id.clone(),
         subscription_status: account.subscription_status.clone(),
         current_period_end: account
             .current_period_end
-            .map(|s| clock::format_rfc3339(s * 1000)),
+            .map(|s| DateTime::from_ms(s * 1000)),
     }
 }
 
@@ -126,7 +127,7 @@ pub(super) struct Invoice {
     amount_paid: i64,
     attempt_count: i64,
     hosted_invoice_url: Option<String>,
-    created: String,
+    created: DateTime,
 }
 
 impl From<InvoiceMirror> for Invoice {
@@ -140,7 +141,7 @@ impl From<InvoiceMirror> for Invoice {
             amount_paid: i.amount_paid,
             attempt_count: i.attempt_count,
             hosted_invoice_url: i.hosted_invoice_url,
-            created: clock::format_rfc3339(i.created * 1000),
+            created: DateTime::from_ms(i.created * 1000),
         }
     }
 }
@@ -165,8 +166,8 @@ struct StripeEventView {
     id: String,
     #[oai(rename = "type")]
     kind: String,
-    created: String,
-    received_at: String,
+    created: DateTime,
+    received_at: DateTime,
     organization_id: Option<String>,
     /// `applied`, `stale` (older than the state held), `ignored` (a type Driftlock does not
     /// act on) or `unmatched` (no organization for it).
@@ -240,7 +241,7 @@ struct ReconcileLine {
 struct ReconcileReport {
     meter_event_name: String,
     /// End of the compared window (RFC 3339, a minute boundary an hour or more ago).
-    settled_until: String,
+    settled_until: DateTime,
     lines: Vec<ReconcileLine>,
 }
 
@@ -396,7 +397,7 @@ impl BillingApi {
         .map_err(stripe_failed)?;
         Ok(Json(ReconcileReport {
             meter_event_name: state.meter_event_name.clone(),
-            settled_until: clock::format_rfc3339(until * 1000),
+            settled_until: DateTime::from_ms(until * 1000),
             lines,
         }))
     }
@@ -655,8 +656,8 @@ impl BillingApi {
                 .map(|e| StripeEventView {
                     id: e.id,
                     kind: e.kind,
-                    created: clock::format_rfc3339(e.created * 1000),
-                    received_at: clock::format_rfc3339(e.received_at_ms),
+                    created: DateTime::from_ms(e.created * 1000),
+                    received_at: DateTime::from_ms(e.received_at_ms),
                     organization_id: e.org_id,
                     status: if e.outcome == "unmatched" {
                         "failed"

@@ -38,7 +38,7 @@ pub struct Organization {
     /// Plan id: `developer`, `standard` or `growth`.
     pub plan: String,
     /// RFC 3339.
-    pub created_at: String,
+    pub created_at: DateTime,
 }
 
 impl From<OrgRecord> for Organization {
@@ -48,7 +48,7 @@ impl From<OrgRecord> for Organization {
             name: o.name,
             billing_email: o.billing_email,
             plan: o.plan,
-            created_at: format_rfc3339(o.created_at_ms),
+            created_at: DateTime::from_ms(o.created_at_ms),
         }
     }
 }
@@ -91,8 +91,8 @@ pub struct ApiKey {
     pub scope: Scope,
     /// The owning organization, for `org` keys.
     pub organization_id: Option<String>,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
+    pub created_at: DateTime,
+    pub revoked_at: Option<DateTime>,
     pub active: bool,
 }
 
@@ -104,8 +104,8 @@ impl From<KeyRecord> for ApiKey {
             name: k.name,
             scope: k.scope.into(),
             organization_id: k.org_id,
-            created_at: format_rfc3339(k.created_at_ms),
-            revoked_at: k.revoked_at_ms.map(format_rfc3339),
+            created_at: DateTime::from_ms(k.created_at_ms),
+            revoked_at: k.revoked_at_ms.map(DateTime::from_ms),
         }
     }
 }
@@ -257,6 +257,64 @@ impl<T> Answered<T> {
         match self {
             Answered::Fresh(t) | Answered::Replayed(t) => t,
         }
+    }
+}
+
+/// An instant in an answer: RFC 3339 in UTC with milliseconds (`2027-06-15T12:00:00.000Z`),
+/// declared `format: date-time` so generated clients can type it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct DateTime(pub String);
+
+impl DateTime {
+    pub fn from_ms(ms: i64) -> DateTime {
+        DateTime(format_rfc3339(ms))
+    }
+
+    pub fn from_secs(secs: i64) -> DateTime {
+        DateTime(format_rfc3339(secs.saturating_mul(1000)))
+    }
+}
+
+impl poem_openapi::types::Type for DateTime {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = String;
+    type RawElementValueType = String;
+
+    fn name() -> std::borrow::Cow<'static, str> {
+        "string_date-time".into()
+    }
+
+    fn schema_ref() -> poem_openapi::registry::MetaSchemaRef {
+        poem_openapi::registry::MetaSchemaRef::Inline(Box::new(
+            poem_openapi::registry::MetaSchema::new_with_format("string", "date-time"),
+        ))
+    }
+
+    fn as_raw_value(&self) -> Option<&String> {
+        Some(&self.0)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a String> + 'a> {
+        Box::new(std::iter::once(&self.0))
+    }
+}
+
+impl poem_openapi::types::ParseFromJSON for DateTime {
+    fn parse_from_json(value: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
+        match value.unwrap_or_default() {
+            Value::String(s) => Ok(DateTime(s)),
+            other => Err(poem_openapi::types::ParseError::custom(format!(
+                "expected an RFC 3339 time, found {}",
+                json_kind(&other)
+            ))),
+        }
+    }
+}
+
+impl poem_openapi::types::ToJSON for DateTime {
+    fn to_json(&self) -> Option<Value> {
+        Some(Value::String(self.0.clone()))
     }
 }
 

@@ -19,6 +19,7 @@ use super::{
     blocking, blocking_api,
     error::{ApiError, ApiResult},
     explain::ExplanationView,
+    models::DateTime,
     models::Text,
     models::{
         decode_cursor, encode_cursor, parse_time_param, valid_email, valid_name, Answered, Tag,
@@ -108,13 +109,9 @@ struct Monitor {
     points_rejected: u64,
     anomalies_seen: u64,
     episodes: u64,
-    last_point_at: Option<String>,
-    last_anomaly_at: Option<String>,
-    created_at: String,
-}
-
-fn secs_to_rfc3339(ts: i64) -> String {
-    clock::format_rfc3339(ts.saturating_mul(1000))
+    last_point_at: Option<DateTime>,
+    last_anomaly_at: Option<DateTime>,
+    created_at: DateTime,
 }
 
 fn view(r: MonitorRecord, fresh: &[String]) -> Monitor {
@@ -148,9 +145,9 @@ fn view(r: MonitorRecord, fresh: &[String]) -> Monitor {
         points_rejected: r.points_rejected,
         anomalies_seen: r.anomalies_seen,
         episodes: r.episodes,
-        last_point_at: r.last_point_ts.map(secs_to_rfc3339),
-        last_anomaly_at: r.last_anomaly_ts.map(secs_to_rfc3339),
-        created_at: clock::format_rfc3339(r.created_at_ms),
+        last_point_at: r.last_point_ts.map(DateTime::from_secs),
+        last_anomaly_at: r.last_anomaly_ts.map(DateTime::from_secs),
+        created_at: DateTime::from_ms(r.created_at_ms),
     }
 }
 
@@ -195,7 +192,7 @@ enum PointsBody {
 struct PointResult {
     index: u32,
     /// The point's time, normalized to RFC 3339.
-    timestamp: String,
+    timestamp: DateTime,
     /// False when the point broke the input rule and was ignored (see `rejected_reason`).
     accepted: bool,
     #[oai(skip_serializing_if_is_none)]
@@ -230,11 +227,11 @@ struct PointsResult {
 #[oai(skip_serializing_if_is_none)]
 struct AnomalyView {
     seq: u64,
-    timestamp: String,
+    timestamp: DateTime,
     value: f64,
     score: f64,
     episode: u64,
-    detected_at: String,
+    detected_at: DateTime,
     explanation: ExplanationView,
 }
 
@@ -248,7 +245,7 @@ pub(super) struct AnomalyList {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct SeriesView {
-    timestamp: String,
+    timestamp: DateTime,
     value: f64,
     /// The score of a detection; absent for other points.
     score: Option<f64>,
@@ -274,8 +271,8 @@ struct DeliveryView {
     status: String,
     attempts: u32,
     last_error: Option<String>,
-    created_at: String,
-    delivered_at: Option<String>,
+    created_at: DateTime,
+    delivered_at: Option<DateTime>,
     body: Value,
 }
 
@@ -436,7 +433,7 @@ fn process_points(
             let verdict = detector.observe(ts, value);
             let mut result = PointResult {
                 index: i as u32,
-                timestamp: secs_to_rfc3339(ts),
+                timestamp: DateTime::from_secs(ts),
                 accepted: verdict.accepted,
                 rejected_reason: None,
                 anomaly: verdict.anomaly,
@@ -882,8 +879,8 @@ impl MonitorsApi {
                     .into(),
                     attempts: d.attempts,
                     last_error: d.last_error,
-                    created_at: clock::format_rfc3339(d.created_at_ms),
-                    delivered_at: d.delivered_at_ms.map(clock::format_rfc3339),
+                    created_at: DateTime::from_ms(d.created_at_ms),
+                    delivered_at: d.delivered_at_ms.map(DateTime::from_ms),
                     body: d.body,
                 })
                 .collect(),
@@ -928,11 +925,11 @@ pub(super) fn anomaly_page(
             .into_iter()
             .map(|a| AnomalyView {
                 seq: a.seq,
-                timestamp: secs_to_rfc3339(a.ts),
+                timestamp: DateTime::from_secs(a.ts),
                 value: a.value,
                 score: a.score,
                 episode: a.episode,
-                detected_at: clock::format_rfc3339(a.detected_at_ms),
+                detected_at: DateTime::from_ms(a.detected_at_ms),
                 explanation: a.explanation.into(),
             })
             .collect(),
@@ -957,7 +954,7 @@ pub(super) fn series_of(
         points: points
             .into_iter()
             .map(|p| SeriesView {
-                timestamp: secs_to_rfc3339(p.ts),
+                timestamp: DateTime::from_secs(p.ts),
                 value: p.value,
                 score: disclosed_score(p.anomaly, p.score),
                 anomaly: p.anomaly,

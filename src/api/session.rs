@@ -13,6 +13,7 @@ use poem_openapi::{payload::Json, ApiResponse, Object, OpenApi};
 use super::{
     auth::{admin_from_token, AdminAuth},
     error::{ApiError, ApiResult},
+    models::DateTime,
     models::Tag,
     models::Text,
     AppState,
@@ -186,7 +187,7 @@ struct SignInRequest {
 struct SessionView {
     actor: String,
     csrf_token: String,
-    expires_at: String,
+    expires_at: DateTime,
 }
 
 #[derive(ApiResponse)]
@@ -249,7 +250,7 @@ impl SessionApi {
             Json(SessionView {
                 actor: admin.actor,
                 csrf_token: opened.csrf,
-                expires_at: clock::format_rfc3339(opened.expires_ms),
+                expires_at: DateTime::from_ms(opened.expires_ms),
             }),
             cookie,
             "/v1/admin/session".to_string(),
@@ -270,7 +271,7 @@ impl SessionApi {
         Ok(Json(SessionView {
             actor: session.actor,
             csrf_token: session.csrf,
-            expires_at: clock::format_rfc3339(session.expires_ms),
+            expires_at: DateTime::from_ms(session.expires_ms),
         }))
     }
 

@@ -150,4 +150,23 @@ mod tests {
         let orgs = &spec["paths"]["/v1/admin/orgs"]["get"]["security"];
         assert_eq!(orgs.as_array().unwrap().len(), 2, "{orgs}");
     }
+
+    #[test]
+    fn every_instant_in_an_answer_is_declared_a_date_time() {
+        let spec: Value = serde_json::from_str(&finish(&super::super::service().spec())).unwrap();
+        let mut instants = 0;
+        for (name, schema) in spec["components"]["schemas"].as_object().unwrap() {
+            for (field, prop) in schema["properties"].as_object().into_iter().flatten() {
+                let time_named = field.ends_with("_at")
+                    || field.ends_with("_since")
+                    || ["since", "period_start", "period_end", "settled_until"]
+                        .contains(&field.as_str());
+                if time_named && prop["type"] == "string" {
+                    instants += 1;
+                    assert_eq!(prop["format"], "date-time", "{name}.{field}");
+                }
+            }
+        }
+        assert!(instants > 20, "{instants}");
+    }
 }

@@ -18,6 +18,7 @@ use super::{
     blocking_api,
     error::{ApiError, ApiResult},
     explain::ExplanationView,
+    models::DateTime,
     models::{decode_cursor, encode_cursor, Answered, Tag},
     usage, AppState,
 };
@@ -114,8 +115,8 @@ struct Stream {
     warming_up_remaining: u32,
     events_seen: u64,
     anomalies_seen: u64,
-    created_at: String,
-    last_event_at: Option<String>,
+    created_at: DateTime,
+    last_event_at: Option<DateTime>,
 }
 
 impl From<StreamRecord> for Stream {
@@ -131,8 +132,8 @@ impl From<StreamRecord> for Stream {
             warming_up_remaining: remaining,
             events_seen: r.events_seen,
             anomalies_seen: r.anomalies_seen,
-            created_at: clock::format_rfc3339(r.created_at_ms),
-            last_event_at: r.last_event_at_ms.map(clock::format_rfc3339),
+            created_at: DateTime::from_ms(r.created_at_ms),
+            last_event_at: r.last_event_at_ms.map(DateTime::from_ms),
         }
     }
 }
@@ -149,7 +150,7 @@ pub(super) struct StreamList {
 struct StreamAnomaly {
     /// Sequence number within the stream.
     seq: u64,
-    detected_at: String,
+    detected_at: DateTime,
     batch_index: u32,
     event: Value,
     score: f64,
@@ -518,7 +519,7 @@ impl StreamsApi {
                 .into_iter()
                 .map(|a| StreamAnomaly {
                     seq: a.seq,
-                    detected_at: clock::format_rfc3339(a.at_ms),
+                    detected_at: DateTime::from_ms(a.at_ms),
                     batch_index: a.batch_index,
                     event: a.event,
                     score: a.score,

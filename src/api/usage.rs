@@ -10,6 +10,7 @@ use super::{
     auth::{OrgAuth, ServiceAuth},
     blocking,
     error::{ApiError, ApiResult},
+    models::DateTime,
     models::Tag,
     models::Text,
     AppState,
@@ -95,8 +96,8 @@ impl From<&QuotaPolicyView> for QuotaPolicy {
 #[derive(Object, Clone, Debug)]
 #[oai(skip_serializing_if_is_none)]
 pub struct UsagePeriod {
-    pub period_start: String,
-    pub period_end: String,
+    pub period_start: DateTime,
+    pub period_end: DateTime,
     pub plan: String,
     /// Anomaly detections counted this period.
     pub total_calls: u64,
@@ -111,8 +112,8 @@ pub struct UsagePeriod {
 impl From<&Usage> for UsagePeriod {
     fn from(u: &Usage) -> Self {
         UsagePeriod {
-            period_start: clock::format_rfc3339(u.period.start_ms),
-            period_end: clock::format_rfc3339(u.period.end_ms),
+            period_start: DateTime::from_ms(u.period.start_ms),
+            period_end: DateTime::from_ms(u.period.end_ms),
             plan: u.plan_id.clone(),
             total_calls: u.total_calls,
             included_calls_used: u.included_calls_used,
