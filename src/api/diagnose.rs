@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
+use super::models::json_kind as kind;
+
 /// The finished document, parsed once.
 fn spec() -> &'static Value {
     static SPEC: OnceLock<Value> = OnceLock::new();
@@ -41,17 +43,6 @@ fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
             .and_then(|p| spec.pointer(p))
             .unwrap_or(schema),
         None => schema,
-    }
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -248,6 +248,13 @@ pub enum Answered<T> {
     Replayed(T),
 }
 
+/// The stored first answer to an earlier request with the same `Idempotency-Key`.
+pub fn replayed<T: serde::de::DeserializeOwned>(answer: Value) -> Result<Answered<T>, ApiError> {
+    let result = serde_json::from_value(answer)
+        .map_err(|e| ApiError::Internal(format!("stored answer: {e}")))?;
+    Ok(Answered::Replayed(result))
+}
+
 impl<T> Answered<T> {
     pub fn is_replay(&self) -> bool {
         matches!(self, Answered::Replayed(_))
@@ -394,7 +401,7 @@ impl poem_openapi::types::ToJSON for Text {
 }
 
 /// What a JSON value is, in a message.
-fn json_kind(v: &Value) -> &'static str {
+pub(super) fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

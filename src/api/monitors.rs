@@ -22,7 +22,8 @@ use super::{
     models::DateTime,
     models::Text,
     models::{
-        decode_cursor, encode_cursor, parse_time_param, valid_email, valid_name, Answered, Tag,
+        decode_cursor, encode_cursor, parse_time_param, replayed, valid_email, valid_name,
+        Answered, Tag,
     },
     usage, AppState,
 };
@@ -529,12 +530,6 @@ fn process_points(
     Err(ApiError::Conflict(format!(
         "monitor {monitor_id} is being written by other requests; retry"
     )))
-}
-
-fn replayed(answer: Value) -> ApiResult<Answered<PointsResult>> {
-    let result = serde_json::from_value(answer)
-        .map_err(|e| ApiError::Internal(format!("stored answer: {e}")))?;
-    Ok(Answered::Replayed(result))
 }
 
 /// The verdicts of a batch of points, and whether they are a stored earlier answer.

@@ -19,7 +19,7 @@ use super::{
     error::{ApiError, ApiResult},
     explain::ExplanationView,
     models::DateTime,
-    models::{decode_cursor, encode_cursor, Answered, Tag},
+    models::{decode_cursor, encode_cursor, json_kind as kind, replayed, Answered, Tag},
     usage, AppState,
 };
 use crate::{
@@ -229,17 +229,6 @@ fn parse_batch(batch: EventBatch, max_events: usize) -> ApiResult<Vec<Value>> {
     Ok(events)
 }
 
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// Runs a batch against the stream and commits it; retried if another batch raced it.
 fn process_batch(
     scope: &OrgScope,
@@ -356,12 +345,6 @@ fn sha_of(events: &[Value]) -> [u8; 32] {
         hasher.update(b"\n");
     }
     hasher.finalize().into()
-}
-
-fn replayed(answer: Value) -> ApiResult<Answered<BatchResult>> {
-    let result = serde_json::from_value(answer)
-        .map_err(|e| ApiError::Internal(format!("stored answer: {e}")))?;
-    Ok(Answered::Replayed(result))
 }
 
 /// The verdicts of a batch, and whether they are the stored answer to an earlier request.

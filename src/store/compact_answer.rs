@@ -125,21 +125,8 @@ pub fn expand(stored: &Value) -> Value {
 /// Epoch milliseconds of a timestamp as answers write it (`clock::format_rfc3339`); None
 /// for any other form (the exactness check in [`compact`] refuses what does not round-trip).
 fn parse_ms(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() != 24 || &b[4..5] != b"-" || b[10] != b'T' || b[23] != b'Z' {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss, ms) = (num(11..13)?, num(14..16)?, num(17..19)?, num(20..23)?);
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let ms = ((days * 86_400 + hh * 3600 + mm * 60 + ss) * 1000) + ms;
+    let millis: i64 = s.get(20..23)?.parse().ok()?;
+    let ms = crate::score::parse_timestamp(s)?.checked_mul(1000)? + millis;
     (crate::clock::format_rfc3339(ms) == s).then_some(ms)
 }
 

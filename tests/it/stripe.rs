@@ -461,10 +461,25 @@ impl FakeStripe {
         }
     }
 
-    fn set_down(&self, down: bool) {
+    /// Sets the fake's failure modes (`down`, `lose_answers`).
+    fn control(&self, settings: Value) {
         ureq::post(&format!("{}/_control", self.base))
-            .send_json(json!({"down": down}))
+            .send_json(settings)
             .unwrap();
+    }
+
+    fn set_down(&self, down: bool) {
+        self.control(json!({"down": down}));
+    }
+
+    /// Detections in all the meter events the fake holds.
+    fn metered_total(&self) -> u64 {
+        self.seen()["meter_events"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|e| e["value"].as_u64().unwrap())
+            .sum()
     }
 
     pub fn seen(&self) -> Value {
@@ -760,14 +775,7 @@ fn metered_overage_reaches_stripe_exactly_once_across_an_outage() {
     stripe.set_down(false);
     meter(2_500);
     let total = crate::support::wait_for(30, "every meter event delivered", || {
-        let seen = stripe.seen();
-        let sum: u64 = seen["meter_events"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|e| e["value"].as_u64().unwrap())
-            .sum();
-        (sum == 7_500).then_some(seen)
+        (stripe.metered_total() == 7_500).then(|| stripe.seen())
     });
     for event in total["meter_events"].as_object().unwrap().values() {
         assert_eq!(event["customer"], "cus_123");
@@ -780,16 +788,16 @@ fn metered_overage_reaches_stripe_exactly_once_across_an_outage() {
     );
 }
 
-#[test]
-fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
-    // Server and fake Stripe share a clock the test moves: Stripe's summaries lag behind the
-    // meter events, and reconciliation compares only what has settled.
-    let dir = tempfile::tempdir().unwrap();
-    let clock = crate::test_clock::MovableClock::new(dir.path(), crate::test_clock::start());
+/// An online server and the fake Stripe on one clock the test moves, with the org linked to
+/// Stripe customer `cus_123` by a checkout.
+fn linked_on_a_movable_clock(
+    dir: &std::path::Path,
+) -> (crate::test_clock::MovableClock, FakeStripe, Setup) {
+    let clock = crate::test_clock::MovableClock::new(dir, crate::test_clock::start());
     let env = clock.env();
     let stripe = FakeStripe::start_with(&env);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let s = setup_online_with(dir.path(), &stripe, "100", &env);
+    let s = setup_online_with(dir, &stripe, "100", &env);
     let event = checkout_completed("evt_c", &s.org, clock.now());
     let payload = event.to_string();
     raw(
@@ -797,6 +805,15 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
         &payload,
         Some(&stripe_signature(&payload, clock.now())),
     );
+    (clock, stripe, s)
+}
+
+#[test]
+fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
+    // Server and fake Stripe share a clock the test moves: Stripe's summaries lag behind the
+    // meter events, and reconciliation compares only what has settled.
+    let dir = tempfile::tempdir().unwrap();
+    let (clock, stripe, s) = linked_on_a_movable_clock(dir.path());
     let (st, _) = post(
         &s.server,
         "/v1/meter-usage",
@@ -807,12 +824,7 @@ fn reconciliation_finds_what_stripe_lost_and_fixes_it() {
     // Delivered: Stripe holds `n`, and the server has recorded every batch's answer.
     let delivered = |n: u64| {
         crate::support::wait_for(20, "meter events delivered", || {
-            let sum: u64 = stripe.seen()["meter_events"]
-                .as_object()
-                .unwrap()
-                .values()
-                .map(|e| e["value"].as_u64().unwrap())
-                .sum();
+            let sum = stripe.metered_total();
             let (_, outbox) = get(&s.server, "/v1/admin/outbox/stripe", Some(&s.admin));
             let settled = outbox["items"]
                 .as_array()
@@ -904,21 +916,8 @@ fn a_batch_whose_answer_was_lost_is_not_resent_once_stripe_forgets_its_identifie
     // day later Stripe no longer recognises the identifier, so a resend would bill twice:
     // the batch is left for reconciliation instead, which finds Stripe has it.
     let dir = tempfile::tempdir().unwrap();
-    let clock = crate::test_clock::MovableClock::new(dir.path(), crate::test_clock::start());
-    let env = clock.env();
-    let stripe = FakeStripe::start_with(&env);
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let s = setup_online_with(dir.path(), &stripe, "100", &env);
-    let event = checkout_completed("evt_c", &s.org, clock.now());
-    let payload = event.to_string();
-    raw(
-        &s.server,
-        &payload,
-        Some(&stripe_signature(&payload, clock.now())),
-    );
-    ureq::post(&format!("{}/_control", stripe.base))
-        .send_json(json!({"lose_answers": 1000}))
-        .unwrap();
+    let (clock, stripe, s) = linked_on_a_movable_clock(dir.path());
+    stripe.control(json!({"lose_answers": 1000}));
     let (st, _) = post(
         &s.server,
         "/v1/meter-usage",
@@ -926,16 +925,8 @@ fn a_batch_whose_answer_was_lost_is_not_resent_once_stripe_forgets_its_identifie
         &json!({"organization_id": s.org, "anomaly": true, "count": 255_000}),
     );
     assert_eq!(st, 200);
-    let stripe_total = || -> u64 {
-        stripe.seen()["meter_events"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|e| e["value"].as_u64().unwrap())
-            .sum()
-    };
     crate::support::wait_for(20, "the batch recorded, its answers lost", || {
-        (stripe_total() == 5_000 && stripe.seen()["lost"].as_u64() >= Some(2)).then_some(())
+        (stripe.metered_total() == 5_000 && stripe.seen()["lost"].as_u64() >= Some(2)).then_some(())
     });
     let outbox = |server: &Server| {
         let (_, list) = get(server, "/v1/admin/outbox/stripe", Some(&s.admin));
@@ -954,9 +945,7 @@ fn a_batch_whose_answer_was_lost_is_not_resent_once_stripe_forgets_its_identifie
             .is_some_and(|e| e.contains("24 hours")),
         "{failed}"
     );
-    ureq::post(&format!("{}/_control", stripe.base))
-        .send_json(json!({"lose_answers": 0}))
-        .unwrap();
+    stripe.control(json!({"lose_answers": 0}));
     let (st, b) = post(
         &s.server,
         &format!(
@@ -969,14 +958,19 @@ fn a_batch_whose_answer_was_lost_is_not_resent_once_stripe_forgets_its_identifie
     assert_error(st, &b, 409, "conflict");
     assert!(b["message"].as_str().unwrap().contains("reconcile"), "{b}");
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert_eq!(stripe_total(), 5_000, "billed once: {}", stripe.seen());
+    assert_eq!(
+        stripe.metered_total(),
+        5_000,
+        "billed once: {}",
+        stripe.seen()
+    );
 
     // Reconciliation counts the batch as expected on Stripe, and Stripe has it.
     let out = Command::new(crate::support::BIN)
         .args(["billing", "reconcile", "--data-dir"])
         .arg(dir.path())
         .args(["--server", &s.server.base, "--fix"])
-        .envs(env.iter().copied())
+        .envs(clock.env())
         .output()
         .unwrap();
     let report = String::from_utf8_lossy(&out.stdout);

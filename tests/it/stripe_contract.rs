@@ -20,33 +20,11 @@ const STRIPE_LIBRARY: &str = "stripe==10.12.1";
 fn venv() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/stripe-contract-venv");
-        let py = venv.join("bin/python");
-        let ready = venv.join(format!(".installed-{STRIPE_LIBRARY}"));
-        if !ready.exists() {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "python3 -m venv failed");
-            let ok = Command::new(&py)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .arg(STRIPE_LIBRARY)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "pip install {STRIPE_LIBRARY} failed");
-            std::fs::write(&ready, "").unwrap();
-        }
-        py
+        crate::support::venv(
+            "stripe-contract-venv",
+            &format!(".installed-{STRIPE_LIBRARY}"),
+            &[STRIPE_LIBRARY],
+        )
     })
 }
 

@@ -261,44 +261,56 @@ pub fn assert_error(status: u16, body: &Value, want_status: u16, want_code: &str
     assert_eq!(fields.len(), 3 + usize::from(details.is_some()), "{body}");
 }
 
+/// A Python virtual environment `target/NAME` with `packages`, made when `ready` (a marker
+/// naming what it holds) is not there yet; answers its interpreter.
+pub fn venv(name: &str, ready: &str, packages: &[&str]) -> PathBuf {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name);
+    let py = venv.join("bin/python");
+    let ready = venv.join(ready);
+    if !ready.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "python3 -m venv failed");
+        let ok = Command::new(&py)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(packages)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "pip install of {packages:?} failed");
+        std::fs::write(&ready, "").unwrap();
+    }
+    py
+}
+
 /// A Python virtual environment under target/ with the spec tools and the SMTP sink, made
 /// once per run.
 pub fn python() -> &'static Path {
     static VENV: OnceLock<PathBuf> = OnceLock::new();
     VENV.get_or_init(|| {
-        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/it-venv");
-        let py = venv.join("bin/python");
-        let ready = venv.join(".installed-v5");
-        if !ready.exists() {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "python3 -m venv failed");
-            let ok = Command::new(&py)
-                .args([
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                ])
-                .args([
-                    "openapi-spec-validator==0.7.*",
-                    "openapi-python-client==0.*",
-                    "aiosmtpd==1.*",
-                    "stripe==16.*",
-                    "schemathesis==4.*",
-                ])
-                .status()
-                .unwrap()
-                .success();
-            assert!(ok, "pip install of the spec tools failed");
-            std::fs::write(&ready, "").unwrap();
-        }
-        py
+        venv(
+            "it-venv",
+            ".installed-v5",
+            &[
+                "openapi-spec-validator==0.7.*",
+                "openapi-python-client==0.*",
+                "aiosmtpd==1.*",
+                "stripe==16.*",
+                "schemathesis==4.*",
+            ],
+        )
     })
 }
 
