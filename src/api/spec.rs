@@ -1,7 +1,8 @@
 //! What the generated OpenAPI document cannot say by itself, added to it in one place: the
 //! headers every answer carries (`X-Request-Id`), `Retry-After` on the answers that may carry
 //! it (429, 503), and the admin web UI's session (the `driftlock_session` cookie with its
-//! `X-CSRF-Token`) as a way to call every admin operation and the session routes. The served
+//! `X-CSRF-Token`) as a way to call every admin operation and the session routes; links and
+//! generator-friendly enum references come from [`super::spec_links`]. The served
 //! `/openapi.json` and `driftlock openapi` are both this finished document.
 
 use serde_json::{json, Map, Value};
@@ -12,6 +13,8 @@ pub fn finish(generated: &str) -> String {
         return generated.to_string();
     };
     add_session_security(&mut spec);
+    super::spec_links::plain_enum_refs(&mut spec);
+    super::spec_links::add_links(&mut spec);
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {

@@ -2,6 +2,7 @@
 //! clients. One test binary; each module covers one area.
 
 mod audit;
+mod clients;
 mod clock;
 mod durability;
 mod email;

@@ -1,5 +1,5 @@
-//! The OpenAPI contract: the checked-in spec equals the generated one, validates as OpenAPI 3,
-//! and a Python client generated from it by openapi-python-client works against the binary.
+//! The OpenAPI contract: the checked-in spec equals the generated one and validates as OpenAPI 3;
+//! what it says of answers holds on the binary. (Generated clients: `clients.rs`.)
 
 use std::{
     path::{Path, PathBuf},
@@ -59,66 +59,6 @@ fn the_spec_validates_as_openapi_3() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success() && text.contains("OK"), "{text}");
-}
-
-#[test]
-fn a_generated_python_client_creates_an_org_and_a_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("client");
-    let generator = python().parent().unwrap().join("openapi-python-client");
-    let out = Command::new(generator)
-        .args(["generate", "--path"])
-        .arg(checked_in())
-        .arg("--output-path")
-        .arg(&out_dir)
-        .arg("--meta")
-        .arg("none")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "generation failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-
-    let data = dir.path().join("data");
-    let server = start(&data);
-    let script = r#"
-import os, sys
-sys.path.insert(0, os.environ["CLIENT_PARENT"])
-from client import AuthenticatedClient
-from client.api.admin import create_organization, create_organization_key
-from client.api.organization import get_own_organization
-from client.models import CreateOrganizationRequest, CreateKeyRequest
-
-base = os.environ["BASE_URL"]
-admin = AuthenticatedClient(base_url=base, token=os.environ["ADMIN_TOKEN"])
-org = create_organization.sync(client=admin, body=CreateOrganizationRequest(name="From Python", billing_email="py@example.com"))
-assert org.plan == "developer", org
-key = create_organization_key.sync(client=admin, org_id=org.id, body=CreateKeyRequest(name="python"))
-assert key.secret.startswith("dl_"), key
-me = get_own_organization.sync(client=AuthenticatedClient(base_url=base, token=key.secret))
-assert me.id == org.id, (me, org)
-print("python client ok", org.id)
-"#;
-    let out = Command::new(python())
-        .arg("-c")
-        .arg(script)
-        .env("CLIENT_PARENT", dir.path())
-        .env("BASE_URL", &server.base)
-        .env("ADMIN_TOKEN", server.admin_token())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("python client ok"),
-        "{text}"
-    );
 }
 
 /// Issue 19: every 201 answer says where the new resource is (`Location`, declared in the

@@ -2,7 +2,9 @@
 //! `openapi/openapi.json` (as the admin and as an organization) and checks that the running
 //! binary never answers 5xx and that every answer matches the spec: status codes, content
 //! types, headers (e.g. `Allow` on 405) and response schemas. Bounded: 15 examples per
-//! operation and phase, fixed seed.
+//! operation and phase, fixed seed. A second run is stateful only, longer: it follows the
+//! spec's links (create an organization, then its keys, plan, usage...; create a monitor,
+//! then its points, anomalies, pause...) with the same checks on every step.
 //!
 //! Two of schemathesis' checks are left out on purpose: `positive_data_acceptance` (our 422s
 //! for semantic rules such as an empty name are documented answers, not schema violations) and
@@ -13,7 +15,7 @@ use std::process::Command;
 
 use crate::support::{org_with_key, python, start_with};
 
-fn schemathesis(base: &str, token: &str) -> String {
+fn schemathesis(base: &str, token: &str, settings: &[&str]) -> String {
     let spec = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi/openapi.json");
     let bin = python().parent().unwrap().join("schemathesis");
     let out = Command::new(bin)
@@ -25,7 +27,8 @@ fn schemathesis(base: &str, token: &str) -> String {
             "-H",
             &format!("Authorization: Bearer {token}"),
         ])
-        .args(["--max-examples", "15", "--seed", "7", "--no-color"])
+        .args(settings)
+        .args(["--seed", "7", "--no-color"])
         .args([
             "--exclude-checks",
             "positive_data_acceptance,negative_data_rejection",
@@ -49,7 +52,7 @@ fn schemathesis_finds_no_server_error_and_no_spec_violation() {
     let admin = server.admin_token();
     let (_, key, _) = org_with_key(&server, &admin, "Fuzzed");
     for token in [admin.as_str(), key.as_str()] {
-        let text = schemathesis(&server.base, token);
+        let text = schemathesis(&server.base, token, &["--max-examples", "15"]);
         let generated = text
             .lines()
             .find_map(|l| {
@@ -60,5 +63,44 @@ fn schemathesis_finds_no_server_error_and_no_spec_violation() {
             .unwrap_or(0);
         assert!(generated > 500, "too few cases: {text}");
         eprintln!("schemathesis: {generated} cases, no failures");
+    }
+}
+
+/// The number in a schemathesis summary line such as `API Links: 24 covered / ...`.
+fn figure(text: &str, after: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix(after))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn stateful_schemathesis_follows_the_links_with_no_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &["--rate-limit-per-sec", "0"], &[]);
+    let admin = server.admin_token();
+    let (_, key, _) = org_with_key(&server, &admin, "Stateful");
+    for (token, min_links) in [(admin.as_str(), 10), (key.as_str(), 5)] {
+        let text = schemathesis(
+            &server.base,
+            token,
+            &["--phases", "stateful", "--max-examples", "150"],
+        );
+        let cases = text
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .split_once(" generated, ")
+                    .map(|(n, _)| n.to_string())
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let links = figure(&text, "API Links:");
+        assert!(cases > 300, "too few cases: {text}");
+        assert!(
+            links >= min_links,
+            "too few links followed ({links}): {text}"
+        );
+        eprintln!("schemathesis stateful: {cases} cases, {links} links covered, no failures");
     }
 }
