@@ -1,6 +1,7 @@
 //! Operator routes under `/v1/admin`: organizations, their keys, platform keys (admin and
 //! service scopes) and the audit log. Reached with the admin token or an admin-scoped key.
 
+use super::name::Name;
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -35,7 +36,7 @@ pub struct AdminApi;
 #[oai(skip_serializing_if_is_none)]
 struct CreateOrganizationRequest {
     /// Display name, 1 to 200 characters.
-    name: Text,
+    name: Name,
     /// Where usage alerts and invoices go.
     billing_email: Option<Text>,
     /// Plan id; `developer` when absent.
@@ -54,7 +55,7 @@ enum PlatformScope {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct CreatePlatformKeyRequest {
-    name: Text,
+    name: Name,
     scope: PlatformScope,
 }
 
@@ -130,7 +131,7 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         body: Json<CreateOrganizationRequest>,
     ) -> ApiResult<OrgCreated> {
-        let name = valid_name("name", &body.name)?;
+        let name = valid_name("name", &body.name.0)?;
         let billing_email = body
             .billing_email
             .as_deref()
@@ -215,7 +216,7 @@ impl AdminApi {
         org_id: Path<String>,
         body: Json<CreateKeyRequest>,
     ) -> ApiResult<KeyCreated> {
-        let name = valid_name("name", &body.name)?;
+        let name = valid_name("name", &body.name.0)?;
         create_key(
             &state,
             Some(org_id.0),
@@ -259,7 +260,7 @@ impl AdminApi {
         state: Data<&Arc<AppState>>,
         body: Json<CreatePlatformKeyRequest>,
     ) -> ApiResult<KeyCreated> {
-        let name = valid_name("name", &body.name)?;
+        let name = valid_name("name", &body.name.0)?;
         let scope = match body.scope {
             PlatformScope::Admin => KeyScope::Admin,
             PlatformScope::Service => KeyScope::Service,

@@ -177,8 +177,11 @@ struct PlanList {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct PutPlanRequest {
+    /// Not blank, at most 100 characters (surrounding white space is trimmed off).
+    #[oai(validator(min_length = 1, max_length = 100, pattern = r"\S"))]
     name: Text,
     monthly_price_cents: u64,
+    #[oai(validator(minimum(value = "1")))]
     included_detections: u64,
     overage_millicents: Option<u64>,
     stripe_price_id: Option<Text>,
@@ -207,6 +210,8 @@ impl AdminBillingApi {
         &self,
         auth: AdminAuth,
         state: Data<&Arc<AppState>>,
+        /// 1 to 40 characters of a-z, 0-9, '-' or '_'.
+        #[oai(validator(pattern = r"^[a-z0-9_-]{1,40}$"))]
         plan_id: Path<String>,
         body: Json<PutPlanRequest>,
     ) -> ApiResult<Json<PlanView>> {

@@ -3,6 +3,7 @@
 //! the org's scoped store view after checking the org exists, then reuses the org API's own
 //! page builders, so both APIs answer the same shapes.
 
+use super::name::Name;
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -17,7 +18,6 @@ use super::{
     billing::{status, BillingStatus},
     blocking,
     error::ApiResult,
-    models::Text,
     models::{valid_name, Tag},
     monitors::{self, AnomalyList, MonitorList, Series},
     streams::{self, StreamList},
@@ -31,7 +31,7 @@ pub struct AdminOrgsApi;
 #[derive(Object)]
 struct ResetUsageRequest {
     /// Why, for the billing actions log (the action is marked as a test operation).
-    note: Text,
+    note: Name,
 }
 
 /// The org's scoped view, or 404 when there is no such org.
@@ -73,7 +73,7 @@ impl AdminOrgsApi {
         org_id: Path<String>,
         body: Json<ResetUsageRequest>,
     ) -> ApiResult<Json<UsageReport>> {
-        let note = valid_name("note", &body.note)?;
+        let note = valid_name("note", &body.note.0)?;
         let store = state.store.clone();
         let now = clock::now_ms();
         let org = org_id.0.clone();

@@ -2,6 +2,7 @@
 //! event applied once), an organization's billing status and invoices, and the operator's
 //! dunning override and list of received events.
 
+use super::name::Name;
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -157,7 +158,7 @@ struct InvoiceList {
 struct SetDunningRequest {
     state: Dunning,
     /// Why, for the billing actions log.
-    note: Text,
+    note: Name,
 }
 
 #[derive(Object)]
@@ -621,7 +622,7 @@ impl BillingApi {
         org_id: Path<String>,
         body: Json<SetDunningRequest>,
     ) -> ApiResult<Json<BillingStatus>> {
-        let note = super::models::valid_name("note", &body.note)?;
+        let note = super::models::valid_name("note", &body.note.0)?;
         let store = state.store.clone();
         let target = body.state.into();
         let now = clock::now_ms();

@@ -1,7 +1,7 @@
 //! Naming the field behind a request body the framework could not parse. poem-openapi says
 //! only which type failed ("failed to parse integer(uint32) ... StreamSettings"); this walks
 //! the body against the operation's schema in the finished OpenAPI document and names the
-//! first field that breaks a rule, and the rule: `window: -5 is below the minimum 0`,
+//! first field that breaks a rule, and the rule: `window: -5 is below the minimum 1`,
 //! `name: expected a string, found a boolean`, `plan: a required field is missing`.
 
 use std::sync::OnceLock;
@@ -34,6 +34,42 @@ pub fn body_violation(operation_id: &str, body: &[u8]) -> Option<(String, String
         .1
         .get("schema")?;
     violation(spec, schema, &value, "")
+}
+
+/// The operation the spec declares for `method` on a concrete `path`
+/// (`/v1/streams/web/events` -> `ingestStreamEvents`); the most literal template wins.
+pub fn operation_for(method: &str, path: &str) -> Option<&'static str> {
+    let method = method.to_ascii_lowercase();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut best: Option<(usize, &'static str)> = None;
+    for (template, item) in spec()["paths"].as_object()? {
+        let parts: Vec<&str> = template.trim_end_matches('/').split('/').collect();
+        if parts.len() != segments.len() {
+            continue;
+        }
+        let mut literal = 0;
+        let fits = parts.iter().zip(&segments).all(|(t, s)| {
+            if t.starts_with('{') && t.ends_with('}') {
+                !s.is_empty()
+            } else {
+                literal += 1;
+                t == s
+            }
+        });
+        let op = item[method.as_str()]["operationId"].as_str();
+        if let (true, Some(op)) = (fits, op) {
+            if best.is_none_or(|(n, _)| literal > n) {
+                best = Some((literal, op));
+            }
+        }
+    }
+    best.map(|(_, op)| op)
+}
+
+/// Whether a JSON body may hold a `null` the framework would read as an absent field (a
+/// cheap test before [`body_violation`], which then says where).
+pub fn may_hold_null(body: &[u8]) -> bool {
+    body.windows(4).any(|w| w == b"null")
 }
 
 fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
@@ -85,8 +121,11 @@ fn violation(spec: &Value, schema: &Value, value: &Value, path: &str) -> Option<
             };
             // Fields that are there and wrong first, then fields that are missing.
             let props = schema.get("properties").and_then(Value::as_object);
+            let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
             let wrong_field = obj.iter().find_map(|(k, v)| {
-                let sub = props.and_then(|p| p.get(k))?;
+                let Some(sub) = props.and_then(|p| p.get(k)) else {
+                    return closed.then(|| (join(path, k), "is not a known field".to_string()));
+                };
                 violation(spec, sub, v, &join(path, k))
             });
             wrong_field.or_else(|| {
@@ -113,6 +152,9 @@ fn violation(spec: &Value, schema: &Value, value: &Value, path: &str) -> Option<
             let Some(s) = value.as_str() else {
                 return wrong("a string");
             };
+            if let Some(rule) = string_rule(schema, s) {
+                return Some((field(path), rule));
+            }
             if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
                 if !allowed.iter().any(|a| a == value) {
                     let list: Vec<&str> = allowed.iter().filter_map(Value::as_str).collect();
@@ -170,6 +212,25 @@ fn violation(spec: &Value, schema: &Value, value: &Value, path: &str) -> Option<
     }
 }
 
+/// The length or pattern rule `s` breaks, if any (lengths in characters, as JSON Schema
+/// counts them).
+fn string_rule(schema: &Value, s: &str) -> Option<String> {
+    let chars = s.chars().count() as u64;
+    if let Some(min) = schema["minLength"].as_u64().filter(|&m| chars < m) {
+        return Some(if min == 1 {
+            "must not be empty".into()
+        } else {
+            format!("must be at least {min} characters")
+        });
+    }
+    if let Some(max) = schema["maxLength"].as_u64().filter(|&m| chars > m) {
+        return Some(format!("must be at most {max} characters"));
+    }
+    let pattern = schema["pattern"].as_str()?;
+    let matches = regex::Regex::new(pattern).map(|re| re.is_match(s));
+    (matches == Ok(false)).then(|| format!("{s:?} does not match the pattern {pattern}"))
+}
+
 fn join(path: &str, name: &str) -> String {
     if path.is_empty() {
         name.to_string()
@@ -187,7 +248,7 @@ mod tests {
         let v = |op: &str, body: &str| body_violation(op, body.as_bytes());
         assert_eq!(
             v("putStream", r#"{"window": -5}"#),
-            Some(("window".into(), "-5 is below the minimum 0".into()))
+            Some(("window".into(), "-5 is below the minimum 1".into()))
         );
         assert_eq!(
             v("createOrganization", r#"{"name": false}"#),
@@ -198,6 +259,33 @@ mod tests {
             Some(("name".into(), "a required field is missing".into()))
         );
         assert_eq!(v("createOrganization", r#"{"name": "Acme"}"#), None);
+        assert_eq!(
+            v(
+                "createMonitor",
+                r#"{"name": "m", "detector": {"windw": 5}}"#
+            ),
+            Some(("detector.windw".into(), "is not a known field".into()))
+        );
+        assert_eq!(
+            v(
+                "createMonitor",
+                r#"{"name": "m", "detector": {"sensitivity": {}}}"#
+            ),
+            Some((
+                "detector.sensitivity".into(),
+                "expected a number, found an object".into()
+            ))
+        );
+        assert_eq!(
+            v(
+                "createOrganization",
+                r#"{"name": "Acme", "billing_email": null}"#
+            ),
+            Some((
+                "billing_email".into(),
+                "null is not allowed here; leave the field out instead".into()
+            ))
+        );
         assert_eq!(v("noSuchOperation", "{}"), None);
     }
 }

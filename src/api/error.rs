@@ -35,7 +35,40 @@ pub struct ErrorBody {
     /// Numbers behind the error, for codes that have them (e.g. `quota_exceeded`).
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub details: Option<serde_json::Value>,
+    pub details: Option<ErrorDetails>,
+}
+
+/// The numbers behind an error; which are present depends on the code.
+#[derive(Debug, Clone, Default, Object, serde::Deserialize, serde::Serialize)]
+#[oai(skip_serializing_if_is_none)]
+pub struct ErrorDetails {
+    /// Detections used this period (`quota_exceeded`, `quota_would_pass`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub used: Option<u64>,
+    /// Detections this request would add (`quota_would_pass`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adding: Option<u64>,
+    /// The limit reached: detections (quota codes) or things held (`limit_reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    /// Seconds until the request may succeed (quota codes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_secs: Option<u64>,
+    /// The end of the period, RFC 3339 (quota codes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<super::models::DateTime>,
+    /// Events in the batch (`batch_too_large`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+    /// Most events a batch may hold (`batch_too_large`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_events: Option<u64>,
+    /// What is counted, in the plural (`limit_reached`): `API keys`, `streams`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub what: Option<String>,
+    /// The server setting that sets the limit (`limit_reached`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setting: Option<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -193,24 +226,38 @@ impl ApiError {
                 limit,
                 retry_after_secs,
                 period_end,
-            } => Some(serde_json::json!({
-                "used": used, "limit": limit, "retry_after_secs": retry_after_secs, "period_end": period_end,
-            })),
+            } => Some(ErrorDetails {
+                used: Some(*used),
+                limit: Some(*limit),
+                retry_after_secs: Some(*retry_after_secs),
+                period_end: Some(super::models::DateTime(period_end.clone())),
+                ..ErrorDetails::default()
+            }),
             ApiError::QuotaWouldPass {
                 used,
                 adding,
                 limit,
                 retry_after_secs,
                 period_end,
-            } => Some(serde_json::json!({
-                "used": used, "adding": adding, "limit": limit, "retry_after_secs": retry_after_secs, "period_end": period_end,
-            })),
-            ApiError::BatchTooLarge { got, max } => {
-                Some(serde_json::json!({"events": got, "max_events": max}))
-            }
-            ApiError::OrgLimit(limit) => Some(serde_json::json!({
-                "limit": limit.limit, "what": limit.what, "setting": limit.setting,
-            })),
+            } => Some(ErrorDetails {
+                used: Some(*used),
+                adding: Some(*adding),
+                limit: Some(*limit),
+                retry_after_secs: Some(*retry_after_secs),
+                period_end: Some(super::models::DateTime(period_end.clone())),
+                ..ErrorDetails::default()
+            }),
+            ApiError::BatchTooLarge { got, max } => Some(ErrorDetails {
+                events: Some(*got as u64),
+                max_events: Some(*max as u64),
+                ..ErrorDetails::default()
+            }),
+            ApiError::OrgLimit(limit) => Some(ErrorDetails {
+                limit: Some(limit.limit),
+                what: Some(limit.what.to_string()),
+                setting: Some(limit.setting.to_string()),
+                ..ErrorDetails::default()
+            }),
             _ => None,
         };
         ErrorBody {
@@ -273,6 +320,9 @@ impl ApiError {
                 // The same answer as a key the handler refuses (one rule, one status).
                 return ApiError::validation(e.name, super::models::IDEMPOTENCY_KEY_RULE);
             }
+            if let Some(rule) = validator_rule(&e.reason) {
+                return ApiError::validation(e.name, rule);
+            }
             return ApiError::BadRequest(format!(
                 "parameter {}: {}",
                 e.name,
@@ -317,6 +367,30 @@ impl ApiError {
         }
         builder.body(body)
     }
+}
+
+/// The rule behind poem-openapi's "verification failed. maximum(500, exclusive: false)", in
+/// words: `must be at most 500`. None for other reasons.
+fn validator_rule(reason: &str) -> Option<String> {
+    let rule = reason.split_once("verification failed. ")?.1.trim();
+    let (name, args) = rule.strip_suffix(')')?.split_once('(')?;
+    let first = args.split(',').next().unwrap_or("").trim();
+    if name == "pattern" {
+        return Some(format!(
+            "must match the pattern {}",
+            args.trim().trim_matches('"')
+        ));
+    }
+    let exclusive = args.contains("exclusive: true");
+    Some(match name {
+        "minimum" if exclusive => format!("must be above {first}"),
+        "minimum" => format!("must be at least {first}"),
+        "maximum" if exclusive => format!("must be below {first}"),
+        "maximum" => format!("must be at most {first}"),
+        "minLength" => format!("must be at least {first} characters"),
+        "maxLength" => format!("must be at most {first} characters"),
+        _ => return None,
+    })
 }
 
 /// The framework's type names in parse errors (`integer(uint64)`, `number(double)`,
@@ -464,3 +538,22 @@ impl ApiResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validator_failures_read_as_rules() {
+        let rule = |r: &str| validator_rule(r);
+        assert_eq!(
+            rule("verification failed. maximum(500, exclusive: false)").as_deref(),
+            Some("must be at most 500")
+        );
+        assert_eq!(
+            rule(r#"verification failed. pattern("^[a-z]{1,4}$")"#).as_deref(),
+            Some("must match the pattern ^[a-z]{1,4}$")
+        );
+        assert_eq!(rule("expected a non-negative integer"), None);
+    }
+}

@@ -127,7 +127,11 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
         );
         let method = req.method().to_string();
         let path = req.uri().path().to_string();
-        let (limit, too_large) = if super::auth::presents_valid_credential(&self.state, &mut req) {
+        let authenticated = super::auth::presents_valid_credential(&self.state, &mut req);
+        let json_body = req
+            .content_type()
+            .is_some_and(super::raw_json::is_json_media_type);
+        let (limit, too_large) = if authenticated {
             let limit = self.state.max_body_bytes;
             (limit, ApiError::PayloadTooLarge { limit })
         } else if path == "/v1/stripe/webhook" {
@@ -174,6 +178,16 @@ impl<E: Endpoint> Endpoint for FrameEndpoint<E> {
                     return (refusal.render(), None);
                 }
             };
+            // poem-openapi reads `null` as an absent optional field; the spec allows it
+            // nowhere it does not say `nullable`, so it is refused before anything runs.
+            if authenticated && json_body && super::diagnose::may_hold_null(&body) {
+                if let Some(op) = super::diagnose::operation_for(&method, &path) {
+                    if let Some((field, rule)) = super::diagnose::body_violation(op, &body) {
+                        let refusal = ApiError::validation(&field, rule);
+                        return (refusal.render(), Some(OperationId(op)));
+                    }
+                }
+            }
             let (resp, op) = match self.inner.call(req).await {
                 Ok(out) => {
                     let resp = out.into_response();

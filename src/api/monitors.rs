@@ -3,6 +3,7 @@
 //! anomalies are stored with their explanations, counted as detections, and the first anomaly
 //! of each episode notifies the monitor's email addresses and signed webhooks.
 
+use super::{detector_settings::DetectorSettings, name::Name, point_time::PointTime};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -61,24 +62,26 @@ struct Channels {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct CreateMonitorRequest {
-    name: Text,
+    name: Name,
     description: Option<Text>,
     /// 0 (fewest alarms) ..= 1 (most alarms); default 0.5.
+    #[oai(validator(minimum(value = "0"), maximum(value = "1")))]
     sensitivity: Option<f64>,
     /// Advanced detector settings (the fields of `driftlock score`'s defaults); absent fields
     /// keep their defaults.
-    detector: Option<Value>,
+    detector: Option<DetectorSettings>,
     notifications: Option<Channels>,
 }
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct UpdateMonitorRequest {
-    name: Option<Text>,
+    name: Option<Name>,
     description: Option<Text>,
     /// Changing the sensitivity or detector settings restarts the monitor's baseline.
+    #[oai(validator(minimum(value = "0"), maximum(value = "1")))]
     sensitivity: Option<f64>,
-    detector: Option<Value>,
+    detector: Option<DetectorSettings>,
     /// Replaces the channels; new webhooks get new secrets, shown in this answer only.
     notifications: Option<Channels>,
 }
@@ -103,7 +106,7 @@ struct Monitor {
     status: String,
     warming_up_remaining: u32,
     sensitivity: f64,
-    detector: Value,
+    detector: DetectorSettings,
     emails: Vec<String>,
     webhooks: Vec<WebhookView>,
     points_seen: u64,
@@ -128,7 +131,7 @@ fn view(r: MonitorRecord, fresh: &[String]) -> Monitor {
         .into(),
         warming_up_remaining: remaining,
         sensitivity: r.settings.sensitivity,
-        detector: serde_json::to_value(&r.settings).unwrap_or_default(),
+        detector: DetectorSettings(serde_json::to_value(&r.settings).unwrap_or_default()),
         webhooks: r
             .webhooks
             .iter()
@@ -170,7 +173,7 @@ enum MonitorCreated {
 #[derive(Object, Clone, Serialize, Deserialize)]
 #[oai(skip_serializing_if_is_none)]
 struct PointIn {
-    timestamp: Value,
+    timestamp: PointTime,
     value: f64,
 }
 
@@ -287,19 +290,14 @@ struct DeliveryList {
 
 fn settings_from(
     sensitivity: Option<f64>,
-    detector: Option<&Value>,
+    detector: Option<&DetectorSettings>,
     base: MetricSettings,
 ) -> ApiResult<MetricSettings> {
     let mut value = serde_json::to_value(&base).unwrap_or_default();
-    if let Some(Value::Object(overrides)) = detector {
+    if let Some(Value::Object(overrides)) = detector.map(|d| &d.0) {
         for (k, v) in overrides {
             value[k] = v.clone();
         }
-    } else if detector.is_some_and(|d| !d.is_null()) {
-        return Err(ApiError::validation(
-            "detector",
-            "must be an object of detector settings",
-        ));
     }
     if let Some(s) = sensitivity {
         value["sensitivity"] = serde_json::json!(s);
@@ -373,20 +371,15 @@ fn parse_points(body: PointsBody) -> ApiResult<Vec<(i64, f64)>> {
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let ts = match &p.timestamp {
-                Value::Number(n) => n
-                    .as_f64()
-                    .filter(|f| f.is_finite() && f.abs() < 1e12)
-                    .map(|f| f.floor() as i64),
-                Value::String(s) => crate::score::parse_timestamp(s),
-                _ => None,
-            };
-            ts.map(|t| (t, p.value)).ok_or_else(|| {
-                ApiError::InvalidEvent(format!(
-                    "point at index {i}: timestamp {} is not RFC 3339 or epoch seconds",
-                    p.timestamp
-                ))
-            })
+            p.timestamp
+                .epoch_secs()
+                .map(|t| (t, p.value))
+                .ok_or_else(|| {
+                    ApiError::InvalidEvent(format!(
+                        "point at index {i}: timestamp {} is not RFC 3339 or epoch seconds",
+                        p.timestamp
+                    ))
+                })
         })
         .collect()
 }
@@ -572,7 +565,7 @@ impl MonitorsApi {
         state: Data<&Arc<AppState>>,
         body: Json<CreateMonitorRequest>,
     ) -> ApiResult<MonitorCreated> {
-        let name = valid_name("name", &body.name)?;
+        let name = valid_name("name", &body.name.0)?;
         let settings = settings_from(
             body.sensitivity,
             body.detector.as_ref(),
@@ -649,8 +642,8 @@ impl MonitorsApi {
         let current = scope.get_monitor(&monitor_id)?;
         let name = body
             .name
-            .as_deref()
-            .map(|n| valid_name("name", n))
+            .as_ref()
+            .map(|n| valid_name("name", &n.0))
             .transpose()?;
         let settings = if body.sensitivity.is_some() || body.detector.is_some() {
             Some(settings_from(

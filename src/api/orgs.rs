@@ -69,7 +69,7 @@ impl OrgApi {
         auth: OrgAuth,
         body: Json<CreateKeyRequest>,
     ) -> ApiResult<KeyCreated> {
-        let name = valid_name("name", &body.name)?;
+        let name = valid_name("name", &body.name.0)?;
         let issued = secrets::issue_api_key();
         let caller = auth.0;
         let now = clock::now_ms();

@@ -15,6 +15,11 @@ pub fn finish(generated: &str) -> String {
     add_session_security(&mut spec);
     super::spec_links::plain_enum_refs(&mut spec);
     super::spec_links::add_links(&mut spec);
+    unsigned_bounds(&mut spec);
+    // poem-openapi cannot say "no other fields"; the detector refuses unknown settings.
+    if let Some(detector) = spec.pointer_mut("/components/schemas/DetectorSettings") {
+        detector["additionalProperties"] = Value::Bool(false);
+    }
     if let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) {
         for (path, item) in paths.iter_mut() {
             let Some(item) = item.as_object_mut() else {
@@ -78,6 +83,30 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
                 }),
             );
         }
+    }
+}
+
+/// Every `uint32` or `uint64` says what it holds (`minimum: 0`; `maximum: 4294967295` for
+/// `uint32`): the formats alone tell a generic validator nothing, so generated requests
+/// carried negative ids.
+fn unsigned_bounds(node: &mut Value) {
+    match node {
+        Value::Object(map) => {
+            let format = map
+                .get("format")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            if map.get("type") == Some(&json!("integer")) && format.starts_with("uint") {
+                map.entry("minimum").or_insert(json!(0));
+                if format == "uint32" {
+                    map.entry("maximum").or_insert(json!(u32::MAX));
+                }
+            }
+            map.values_mut().for_each(unsigned_bounds);
+        }
+        Value::Array(items) => items.iter_mut().for_each(unsigned_bounds),
+        _ => {}
     }
 }
 

@@ -98,13 +98,17 @@ struct BatchResult {
 #[derive(Object, Serialize, Deserialize, Clone, Debug)]
 #[oai(skip_serializing_if_is_none)]
 struct StreamSettings {
-    /// Recent events compared as a window against the baseline.
+    /// Recent events compared as a window against the baseline: 1 to half the baseline.
+    #[oai(validator(minimum(value = "1"), maximum(value = "2048")))]
     window: Option<u32>,
     /// Recent events that form the baseline distribution.
+    #[oai(validator(minimum(value = "16"), maximum(value = "4096")))]
     baseline: Option<u32>,
     /// 0 (fewest alarms) ..= 1 (most alarms).
+    #[oai(validator(minimum(value = "0"), maximum(value = "1")))]
     sensitivity: Option<f64>,
-    /// Events seen before verdicts start.
+    /// Events seen before verdicts start: 8 to four times the baseline.
+    #[oai(validator(minimum(value = "8"), maximum(value = "16384")))]
     warmup: Option<u32>,
 }
 
@@ -375,7 +379,7 @@ impl StreamsApi {
         req: &poem::Request,
         auth: OrgAuth,
         state: Data<&Arc<AppState>>,
-        stream_id: Path<String>,
+        #[oai(validator(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))] stream_id: Path<String>,
         /// Retrying with the same key returns the first answer and counts nothing again (24 h).
         /// 1 to 255 visible ASCII characters; anything else is refused with 422.
         #[oai(
@@ -405,7 +409,7 @@ impl StreamsApi {
         req: &poem::Request,
         auth: OrgAuth,
         state: Data<&Arc<AppState>>,
-        stream_id: Path<String>,
+        #[oai(validator(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))] stream_id: Path<String>,
         /// Retrying with the same key returns the first answer and counts nothing again (24 h).
         /// 1 to 255 visible ASCII characters; anything else is refused with 422.
         #[oai(
@@ -425,7 +429,7 @@ impl StreamsApi {
     async fn put(
         &self,
         auth: OrgAuth,
-        stream_id: Path<String>,
+        #[oai(validator(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))] stream_id: Path<String>,
         body: Json<StreamSettings>,
     ) -> ApiResult<Json<Stream>> {
         valid_stream_id(&stream_id)?;
@@ -476,7 +480,7 @@ impl StreamsApi {
     async fn anomalies(
         &self,
         auth: OrgAuth,
-        stream_id: Path<String>,
+        #[oai(validator(pattern = r"^[A-Za-z0-9._:-]{1,128}$"))] stream_id: Path<String>,
         from: Query<Option<String>>,
         to: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] limit: Query<Option<u32>>,

@@ -63,6 +63,7 @@ pub struct QuotaPolicyView {
     /// What happens past the included detections.
     pub behavior_on_exceed: Behavior,
     /// Soft cap in percent of included detections (100..=1000).
+    #[oai(validator(minimum(value = "100"), maximum(value = "1000")))]
     pub cap_percent: u32,
     /// Estimated overage in cents that asks for an early invoice.
     pub invoice_threshold_cents: u64,
@@ -192,9 +193,11 @@ struct MeterUsageRequest {
     /// Whether the call being metered found an anomaly; `false` changes nothing.
     anomaly: bool,
     /// Detections to count, 1..=1000000 (default 1).
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))]
     count: Option<u64>,
     /// Repeating a request with the same key (within 24 h) counts nothing again; 1 to 255
     /// visible ASCII characters.
+    #[oai(validator(min_length = 1, max_length = 255, pattern = r"^[!-~]+$"))]
     idempotency_key: Option<Text>,
 }
 

@@ -49,6 +49,7 @@ const NOT_BILLING_OR_KEYS: &[(&str, &str)] = &[
         "kept in the Stripe events log; its effects are billing actions",
     ),
     ("ingestStreamEvents", "detection data"),
+    ("ingestStreamEventsNdjson", "detection data"),
     ("putStream", "detection settings"),
     ("deleteStream", "detection data"),
     ("createMonitor", "detection settings"),

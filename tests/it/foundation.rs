@@ -182,7 +182,11 @@ fn every_org_route_hides_other_orgs_data() {
         other => panic!("no foreign fixture for path parameter {other}; add one to this test"),
     };
     // Operations that create the named object in the caller's own namespace on first use.
-    let created_on_use = ["putStream", "ingestStreamEvents"];
+    let created_on_use = [
+        "putStream",
+        "ingestStreamEvents",
+        "ingestStreamEventsNdjson",
+    ];
 
     let (_, spec) = get(&server, "/openapi.json", None);
     let mut routes: Vec<(&String, &String, &Value)> = spec["paths"]
@@ -222,7 +226,17 @@ fn every_org_route_hides_other_orgs_data() {
                 "sendMonitorPoints" => json!({"timestamp": 1_900_000_000, "value": 1}),
                 _ => json!({"name": "x"}),
             });
-            let (s, b) = support::send(req, body.as_ref());
+            let (s, b) = if op_id == "ingestStreamEventsNdjson" {
+                let req = req.set("Content-Type", "application/x-ndjson");
+                match req.send_string("{\"probe\": 1}\n") {
+                    Ok(r) | Err(ureq::Error::Status(_, r)) => {
+                        (r.status(), r.into_json().unwrap_or(Value::Null))
+                    }
+                    Err(e) => panic!("{op_id}: {e}"),
+                }
+            } else {
+                support::send(req, body.as_ref())
+            };
             if created_on_use.contains(&op_id) {
                 assert_eq!(s, 200, "{op_id}: {b}");
             } else {

@@ -460,8 +460,9 @@ fn out_of_range_chart_sizes_are_refused_and_never_dunned_has_no_date() {
             &format!("/v1/monitors/{id}/series?max_points={bad}"),
             Some(&key),
         );
-        assert_error(s, &b, 400, "bad_request");
-        assert!(b["message"].as_str().unwrap().contains("max_points"), "{b}");
+        assert_error(s, &b, 422, "validation_failed");
+        let message = b["message"].as_str().unwrap();
+        assert!(message.starts_with("max_points: must be at "), "{b}");
     }
     let (s, _) = get(
         &server,
@@ -935,4 +936,67 @@ fn monitor_mail_has_a_budget_per_organization() {
     let (_, limits) = get(&server, "/v1/limits", Some(&key));
     assert_eq!(limits["mails_this_hour"], json!({"held": 5, "limit": 5}));
     assert_eq!(limits["mails_held_back_this_hour"], 35);
+}
+
+/// Issue 19: what the spec forbids is refused by the binary with the field and the rule, and
+/// nothing is created: a `null` where no field is nullable, a blank name, an unknown or
+/// mistyped detector setting, an out-of-range stream setting.
+#[test]
+fn requests_the_spec_forbids_are_refused_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let admin = server.admin_token();
+    let post = |path: &str, token: &str, body: Value| {
+        crate::support::post(&server, path, Some(token), &body)
+    };
+    let (s, b) = post(
+        "/v1/admin/orgs",
+        &admin,
+        json!({"name": "Acme", "billing_email": null}),
+    );
+    assert_error(s, &b, 422, "validation_failed");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("billing_email: null"),
+        "{b}"
+    );
+    let (s, b) = post("/v1/admin/orgs", &admin, json!({"name": " \t "}));
+    assert_error(s, &b, 422, "validation_failed");
+    let (_, orgs) = get(&server, "/v1/admin/orgs", Some(&admin));
+    assert_eq!(orgs["items"].as_array().unwrap().len(), 0, "{orgs}");
+
+    let (_, key, _) = org_with_key(&server, &admin, "Acme");
+    for (body, says) in [
+        (
+            json!({"name": "m", "description": null}),
+            "description: null is not allowed here",
+        ),
+        (
+            json!({"name": "m", "detector": {"windw": 5}}),
+            "detector.windw: is not a known field",
+        ),
+        (
+            json!({"name": "m", "sensitivity": 0.5, "detector": {"sensitivity": {}}}),
+            "detector.sensitivity: expected a number, found an object",
+        ),
+    ] {
+        let (s, b) = post("/v1/monitors", &key, body);
+        assert_error(s, &b, 422, "validation_failed");
+        assert!(b["message"].as_str().unwrap().starts_with(says), "{b}");
+    }
+    let (_, monitors) = get(&server, "/v1/monitors", Some(&key));
+    assert_eq!(monitors["items"].as_array().unwrap().len(), 0, "{monitors}");
+    let put =
+        ureq::put(&server.url("/v1/streams/s1")).set("Authorization", &format!("Bearer {key}"));
+    let (s, b) = crate::support::send(put, Some(&json!({"warmup": 7})));
+    assert_error(s, &b, 422, "validation_failed");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("warmup: 7 is below the minimum 8"),
+        "{b}"
+    );
 }

@@ -158,7 +158,7 @@ fn a_body_that_breaks_the_schema_is_refused_naming_the_field_and_the_rule() {
         b["message"]
             .as_str()
             .unwrap()
-            .starts_with("window: -5 is below the minimum 0"),
+            .starts_with("window: -5 is below the minimum 1"),
         "{b}"
     );
     for (body, field) in [

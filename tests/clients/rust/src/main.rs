@@ -46,7 +46,7 @@ async fn main() {
 
     let org = admin
         .create_organization(&types::CreateOrganizationRequest {
-            name: "From Rust".into(),
+            name: "From Rust".parse().expect("a valid name"),
             billing_email: Some("rust@example.com".into()),
             plan: None,
         })
@@ -55,19 +55,34 @@ async fn main() {
         .into_inner();
     assert_eq!(org.plan, "developer");
     let key = admin
-        .create_organization_key(&org.id, &types::CreateKeyRequest { name: "rust".into() })
+        .create_organization_key(
+            &org.id,
+            &types::CreateKeyRequest {
+                name: "rust".parse().expect("a valid name"),
+            },
+        )
         .await
         .expect("create a key")
         .into_inner();
     let api = client(&base, &key.secret);
-    let me = api.get_own_organization().await.expect("own org").into_inner();
+    let me = api
+        .get_own_organization()
+        .await
+        .expect("own org")
+        .into_inner();
     assert_eq!(me.id, org.id);
+
+    // Path parameters with a rule are types of their own, checked before a request is made.
+    let stream = "web-logs";
+    let ingest_id: types::IngestStreamEventsStreamId = stream.parse().expect("a stream id");
+    let ndjson_id: types::IngestStreamEventsNdjsonStreamId = stream.parse().expect("a stream id");
+    let list_id: types::ListStreamAnomaliesStreamId = stream.parse().expect("a stream id");
 
     // A JSON batch: 200 ordinary requests, then the intruder.
     let mut events: Vec<_> = (0..200).map(event).collect();
     events.push(intruder());
     let batch = api
-        .ingest_stream_events("web-logs", None, &events)
+        .ingest_stream_events(&ingest_id, None, &events)
         .await
         .expect("a JSON batch")
         .into_inner();
@@ -83,7 +98,7 @@ async fn main() {
     let ndjson = lines.join("\n") + "\n";
     let key = "tour-ndjson-1".parse().expect("a valid Idempotency-Key");
     let first = api
-        .ingest_stream_events_ndjson("web-logs", Some(&key), ndjson.clone())
+        .ingest_stream_events_ndjson(&ndjson_id, Some(&key), ndjson.clone())
         .await
         .expect("an NDJSON batch");
     assert!(first.headers().get("idempotent-replayed").is_none());
@@ -91,26 +106,35 @@ async fn main() {
     assert_eq!(first.results.len(), 3);
     detections += first.detections_counted;
     let again = api
-        .ingest_stream_events_ndjson("web-logs", Some(&key), ndjson)
+        .ingest_stream_events_ndjson(&ndjson_id, Some(&key), ndjson)
         .await
         .expect("the retried NDJSON batch");
     assert_eq!(
-        again.headers().get("idempotent-replayed").map(|v| v.as_bytes()),
+        again
+            .headers()
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
         Some(&b"true"[..])
     );
-    assert_eq!(again.into_inner().period_detections, first.period_detections);
+    assert_eq!(
+        again.into_inner().period_detections,
+        first.period_detections
+    );
 
     let anomalies = api
-        .list_stream_anomalies("web-logs", None, None, None, None)
+        .list_stream_anomalies(&list_id, None, None, None, None)
         .await
         .expect("the stream's anomalies")
         .into_inner();
-    assert!(anomalies.items.iter().any(|a| a.event["user"] == "intruder"));
+    assert!(anomalies
+        .items
+        .iter()
+        .any(|a| a.event["user"] == "intruder"));
 
     // A monitor and a series with one spike.
     let monitor = api
         .create_monitor(&types::CreateMonitorRequest {
-            name: "checkout latency".into(),
+            name: "checkout latency".parse().expect("a valid name"),
             description: None,
             sensitivity: None,
             detector: None,
@@ -121,7 +145,7 @@ async fn main() {
         .into_inner();
     let points: Vec<_> = (0..300)
         .map(|i| types::PointIn {
-            timestamp: serde_json::json!(1_800_000_000 + 60 * i),
+            timestamp: types::PointInTimestamp::Double((1_800_000_000 + 60 * i) as f64),
             value: if i == 290 {
                 400.0
             } else {
