@@ -1,10 +1,14 @@
-//! State bytes of the event detector (issue 21): layout version 2, and the upgrade from
-//! version 1 (issue 3's compression-only detector).
+//! State bytes of the event detector (issue 21): layout version 3, and the upgrades from
+//! version 2 and version 1 (issue 3's compression-only detector).
 //!
-//! A version-1 state holds nothing the v2 models can use (a byte dictionary and a ring of
-//! costs), so it is read for its settings only and the stream warms up again for `warmup`
-//! events, keeping its settings; that is the documented upgrade path (tested). Owns the layout;
-//! must not change the models' numbers: every float is stored by its bits.
+//! Version 3 is version 2 and one byte after it: whether the state test's alarm is held
+//! (the hysteresis of [`super::STATE_EXIT`]). A version-2 state is read whole with that flag
+//! off, so an upgraded stream behaves as if it had never stopped except that a state alarm
+//! in progress must be raised again by the state test itself (tested). A version-1 state
+//! holds nothing the v2 models can use (a byte dictionary and a ring of costs), so it is read
+//! for its settings only and the stream warms up again for `warmup` events, keeping its
+//! settings; that is the documented upgrade path (tested). Owns the layout; must not change
+//! the models' numbers: every float is stored by its bits.
 
 use super::super::calibrate::Calibrator;
 use super::super::compress::LzHistory;
@@ -16,12 +20,17 @@ use super::numeric::{Joint, Robust};
 use super::{dictionary_bytes, EventDetector, EventSettings, Field, MAX_FIELDS, STATE_EVENTS};
 
 const MAGIC: &[u8; 4] = b"DLED";
-const VERSION: u16 = 2;
+const VERSION: u16 = 3;
 
 impl EventDetector {
     /// Versioned bytes from which [`EventDetector::decode_state`] resumes exactly.
     pub fn encode_state(&self) -> Vec<u8> {
-        let mut w = Writer::new(MAGIC, VERSION);
+        self.encode_layout(VERSION)
+    }
+
+    /// The state in layout `version` (2 or 3); version 2 lacks the held state alarm.
+    pub(super) fn encode_layout(&self, version: u16) -> Vec<u8> {
+        let mut w = Writer::new(MAGIC, version);
         w.json(&self.settings);
         w.u64(self.seen);
         w.f64(self.learned);
@@ -51,6 +60,9 @@ impl EventDetector {
         }
         self.history.encode(&mut w);
         self.lens.encode(&mut w);
+        if version >= 3 {
+            w.u8(self.state_alarm as u8);
+        }
         w.finish()
     }
 
@@ -62,8 +74,18 @@ impl EventDetector {
                 let settings: EventSettings = r.json()?;
                 Ok(EventDetector::new(settings))
             }
-            VERSION => {
+            2 => {
                 let d = Self::decode_v2(&mut r)?;
+                r.finish()?;
+                Ok(d)
+            }
+            VERSION => {
+                let mut d = Self::decode_v2(&mut r)?;
+                d.state_alarm = match r.u8()? {
+                    0 => false,
+                    1 => true,
+                    _ => return Err(DetectError::CorruptState("bad state alarm".into())),
+                };
                 r.finish()?;
                 Ok(d)
             }
@@ -74,6 +96,7 @@ impl EventDetector {
         }
     }
 
+    /// The version-2 layout, which version 3 extends.
     fn decode_v2(r: &mut Reader<'_>) -> Result<Self, DetectError> {
         let settings: EventSettings = r.json()?;
         let mut d = EventDetector::new(settings);

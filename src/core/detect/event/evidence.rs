@@ -50,6 +50,11 @@ pub(crate) enum Evidence {
         median: f64,
         typical: f64,
     },
+    /// The state was flagged and has not returned: held by the hysteresis.
+    StateHeld {
+        median: f64,
+        typical: f64,
+    },
 }
 
 /// -log10 of Fisher's combined p-value: X = -2 sum ln p_i is chi-squared with 2k degrees of

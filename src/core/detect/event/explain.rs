@@ -181,6 +181,15 @@ impl EventDetector {
                     ),
                 )
             }
+            Evidence::StateHeld { median, typical } => (
+                "(event)".into(),
+                "state",
+                format!(
+                    "the last 9 events have not returned to the baseline since they were flagged: median T² {}, typically {} (flagged until it is below the upper quartile of ordinary states)",
+                    num(*median),
+                    num(*typical)
+                ),
+            ),
             Evidence::State { median, typical } => (
                 "(event)".into(),
                 "state",
@@ -207,6 +216,7 @@ impl EventDetector {
         score: f64,
         p: f64,
         evidence: &[(f64, Evidence)],
+        state_held: bool,
     ) -> (Explanation, Vec<Finding>) {
         // A short text with nothing variable is its own template: say it once.
         let same_as_value = |e: &Evidence| match e {
@@ -217,7 +227,9 @@ impl EventDetector {
         };
         let findings: Vec<Finding> = evidence
             .iter()
-            .filter(|(q, e)| *q < 0.05 && !same_as_value(e))
+            .filter(|(q, e)| {
+                (*q < 0.05 || matches!(e, Evidence::StateHeld { .. })) && !same_as_value(e)
+            })
             .take(FINDINGS)
             .map(|(q, e)| self.finding(*q, e))
             .collect();
@@ -234,7 +246,13 @@ impl EventDetector {
             .take(IN_SUMMARY)
             .map(|f| f.summary.as_str())
             .collect();
-        let summary = if said.is_empty() {
+        let summary = if state_held {
+            format!(
+                "Unusual state continues ({} for this event alone): {}.",
+                pval(p),
+                said.join("; ")
+            )
+        } else if said.is_empty() {
             format!("Unusual event ({}): no single field stands out; together they are unlikely under the stream's baseline.", pval(p))
         } else {
             format!("Unusual event ({}): {}.", pval(p), said.join("; "))

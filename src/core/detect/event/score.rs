@@ -5,8 +5,10 @@
 //! the joint T², the last events' median T² as the state, the key set against how often each
 //! key is present. Every signal becomes a p-value; the event's are combined (Fisher) and
 //! calibrated, and the event, structure and state tests share the alarm threshold
-//! (Bonferroni). What the event teaches the models is handed to [`super::learn`]; this module
-//! changes no model itself except the recent T² ring the state test reads.
+//! (Bonferroni); a state the state test flagged stays flagged until it is back among the
+//! ordinary ones ([`super::STATE_EXIT`]). What the event teaches the models is handed to
+//! [`super::learn`]; this module changes no model itself except the recent T² ring the state
+//! test reads and whether the state's alarm is held.
 
 use serde_json::Value;
 
@@ -16,7 +18,8 @@ use super::flatten::{flatten, template, value_hash, write_canonical, Leaf};
 use super::learn::Scored;
 use super::numeric::JOINT_DIMS;
 use super::{
-    EventDetector, EventVerdict, Keyed, Text, MIN_LEARNED, STATE_EVENTS, TEMPLATE_TEXT, VALUE_TEXT,
+    EventDetector, EventVerdict, Keyed, Text, MIN_LEARNED, STATE_EVENTS, STATE_EXIT, TEMPLATE_TEXT,
+    VALUE_TEXT,
 };
 
 impl EventDetector {
@@ -268,10 +271,22 @@ impl EventDetector {
         } else {
             0.0
         };
-        let anomaly = warming == 0 && score >= self.threshold;
+        // The hysteresis of the state (issue 21): a state the state test flagged stays
+        // flagged until it is back among the ordinary ones, not merely below the threshold.
+        let alarm_p = 10f64.powf(-5.0 * self.threshold);
+        let hold = warming == 0 && self.state_alarm && p_state < STATE_EXIT && raw_state.is_some();
+        let held = hold && score < self.threshold;
+        let anomaly = warming == 0 && (score >= self.threshold || held);
+        self.state_alarm = anomaly && (hold || 3.0 * p_state <= alarm_p);
+        let score = if held { self.threshold } else { score };
         let (explanation, findings) = if anomaly {
+            if held {
+                let (median, typical) = (raw_state.unwrap_or(0.0), self.c_state.mean_std().0);
+                evidence.retain(|(_, e)| !matches!(e, Evidence::State { .. }));
+                evidence.push((p_state, Evidence::StateHeld { median, typical }));
+            }
             evidence.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let (e, f) = self.explain(&buf, bits, score, p, &evidence);
+            let (e, f) = self.explain(&buf, bits, score, p, &evidence, held);
             (Some(e), f)
         } else {
             (None, Vec::new())

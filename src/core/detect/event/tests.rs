@@ -376,6 +376,80 @@ fn a_stuck_numeric_state_stays_flagged_until_it_returns() {
     assert!(flagged_after <= 7, "{flagged_after} after the return");
 }
 
+/// Two correlated fields and a third, with `b` shifted by `shift` for events 1200..1600.
+fn shifted_stream(shift: f64) -> Vec<Value> {
+    let mut r = Rng(5);
+    (0..2400)
+        .map(|i| {
+            let a = (r.below(1000) as f64) / 100.0;
+            let b = a * 2.0 + (r.below(100) as f64) / 100.0;
+            let s = if (1200..1600).contains(&i) {
+                shift
+            } else {
+                0.0
+            };
+            json!({"a": a, "b": b + s, "c": (r.below(50) as f64) / 10.0})
+        })
+        .collect()
+}
+
+#[test]
+fn a_flagged_state_is_held_until_it_is_back_among_ordinary_ones() {
+    // A shift of b by 2 of its residual spreads (0.29): without the hysteresis 9 of the events
+    // 1210..1600 are flagged; with it the alarm is held while the state stays above the
+    // upper quartile of ordinary states (240 flagged, 203 of them held).
+    let events = shifted_stream(0.6);
+    let mut d = EventDetector::default();
+    let out: Vec<EventVerdict> = events.iter().map(|e| d.observe(e)).collect();
+    let held: Vec<&EventVerdict> = out[1200..1600]
+        .iter()
+        .filter(|v| {
+            v.explanation
+                .as_ref()
+                .is_some_and(|e| e.summary.starts_with("Unusual state continues"))
+        })
+        .collect();
+    let flagged = out[1210..1600].iter().filter(|v| v.anomaly).count();
+    let after = out[1700..].iter().filter(|v| v.anomaly).count();
+    assert!(held.len() >= 150, "{} events held", held.len());
+    for v in &held {
+        assert!(v.score >= d.threshold && v.anomaly);
+        assert!(v.findings.iter().any(|f| f.kind == "state"), "{v:?}");
+    }
+    assert!(flagged >= 200, "{flagged} of 390 in the bad state");
+    assert!(after <= 7, "{after} after the return");
+}
+
+#[test]
+fn version_2_state_upgrades_with_the_state_alarm_off() {
+    let events = shifted_stream(6.0);
+    let mut whole = EventDetector::default();
+    let out: Vec<EventVerdict> = events.iter().map(|e| whole.observe(e)).collect();
+    // Before the bad state the alarm is off: a version-2 state resumes exactly.
+    let mut d = EventDetector::default();
+    for e in &events[..1000] {
+        d.observe(e);
+    }
+    assert!(!d.state_alarm);
+    let mut r = EventDetector::decode_state(&d.encode_layout(2)).unwrap();
+    assert_eq!(r.encode_state(), d.encode_state());
+    let rest: Vec<EventVerdict> = events[1000..].iter().map(|e| r.observe(e)).collect();
+    assert!(rest == out[1000..], "a version-2 state resumes exactly");
+    // Inside the bad state the upgraded stream raises the alarm again by itself.
+    let mut d = EventDetector::default();
+    for e in &events[..1300] {
+        d.observe(e);
+    }
+    let mut r = EventDetector::decode_state(&d.encode_layout(2)).unwrap();
+    assert!(!r.state_alarm);
+    let rest: Vec<EventVerdict> = events[1300..].iter().map(|e| r.observe(e)).collect();
+    assert!(rest[..300].iter().filter(|v| v.anomaly).count() >= 290);
+    assert!(rest[400..].iter().filter(|v| v.anomaly).count() <= 7);
+    // A version-3 state carries the held alarm.
+    let again = EventDetector::decode_state(&d.encode_state()).unwrap();
+    assert_eq!(again.state_alarm, d.state_alarm);
+}
+
 #[test]
 fn state_is_bounded_under_hostile_events() {
     let settings = EventSettings {
