@@ -43,6 +43,18 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
     } else if path == "/v1/admin/session" && method != "post" {
         operation["security"] = json!([session]);
     }
+    for param in operation
+        .get_mut("parameters")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if param["in"] == "query" && param["name"] == "cursor" {
+            param["description"] = json!(
+                "The `next_cursor` of the previous page, an opaque token; a value this server did not give out is refused with 400 `bad_request`."
+            );
+        }
+    }
     let Some(responses) = operation
         .get_mut("responses")
         .and_then(Value::as_object_mut)
