@@ -6,6 +6,7 @@ mod admin;
 mod admin_billing;
 mod admin_orgs;
 mod admin_overview;
+mod anomaly_status;
 mod auth;
 mod billing;
 mod detector_settings;
@@ -30,6 +31,7 @@ mod spec;
 mod spec_links;
 mod streams;
 mod system;
+mod triage;
 mod usage;
 
 use std::{
@@ -96,6 +98,7 @@ type Api = (
     orgs::OrgApi,
     streams::StreamsApi,
     monitors::MonitorsApi,
+    anomaly_status::AnomalyStatusApi,
     usage::UsageApi,
     billing::BillingApi,
     session::SessionApi,
@@ -112,6 +115,7 @@ fn service() -> OpenApiService<Api, ()> {
             orgs::OrgApi,
             streams::StreamsApi,
             monitors::MonitorsApi,
+            anomaly_status::AnomalyStatusApi,
             usage::UsageApi,
             billing::BillingApi,
             session::SessionApi,

@@ -23,6 +23,8 @@ pub enum Tag {
     Streams,
     /// Monitor API: named monitors over metrics (organization key).
     Monitors,
+    /// Stored anomalies of streams and monitors: one by id, its status (organization key).
+    Anomalies,
     /// Usage and metering.
     Usage,
     /// Billing with Stripe: webhooks, status, invoices.

@@ -3,7 +3,12 @@
 //! anomalies are stored with their explanations, counted as detections, and the first anomaly
 //! of each episode notifies the monitor's email addresses and signed webhooks.
 
-use super::{detector_settings::DetectorSettings, name::Name, point_time::PointTime};
+use super::{
+    detector_settings::DetectorSettings,
+    name::Name,
+    point_time::PointTime,
+    triage::{anomaly_id, TriageView},
+};
 use std::sync::Arc;
 
 use poem::web::Data;
@@ -229,7 +234,9 @@ struct PointsResult {
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-struct AnomalyView {
+pub(super) struct AnomalyView {
+    /// The anomaly's id within the monitor (`ma_<seq>`), for its status and feedback.
+    id: String,
     seq: u64,
     timestamp: DateTime,
     value: f64,
@@ -237,6 +244,24 @@ struct AnomalyView {
     episode: u64,
     detected_at: DateTime,
     explanation: ExplanationView,
+    #[oai(flatten)]
+    triage: TriageView,
+}
+
+impl From<MonitorAnomaly> for AnomalyView {
+    fn from(a: MonitorAnomaly) -> Self {
+        AnomalyView {
+            id: anomaly_id("ma", a.seq),
+            seq: a.seq,
+            timestamp: DateTime::from_secs(a.ts),
+            value: a.value,
+            score: a.score,
+            episode: a.episode,
+            detected_at: DateTime::from_ms(a.detected_at_ms),
+            triage: TriageView::from(&a.triage),
+            explanation: a.explanation.into(),
+        }
+    }
 }
 
 #[derive(Object)]
@@ -472,6 +497,7 @@ fn process_points(
                     score: verdict.score,
                     explanation: explanation.clone(),
                     detected_at_ms: now_ms,
+                    triage: Default::default(),
                     episode: record.episodes,
                 };
                 if new_episode {
@@ -908,19 +934,7 @@ pub(super) fn anomaly_page(
     let to = parse_time_param("to", to)?.map(|ms| ms / 1000);
     let page = scope.list_monitor_anomalies(monitor_id, after, from, to, page_limit(limit))?;
     Ok(AnomalyList {
-        items: page
-            .items
-            .into_iter()
-            .map(|a| AnomalyView {
-                seq: a.seq,
-                timestamp: DateTime::from_secs(a.ts),
-                value: a.value,
-                score: a.score,
-                episode: a.episode,
-                detected_at: DateTime::from_ms(a.detected_at_ms),
-                explanation: a.explanation.into(),
-            })
-            .collect(),
+        items: page.items.into_iter().map(Into::into).collect(),
         next_cursor: encode_cursor(page.next_after),
     })
 }

@@ -21,6 +21,7 @@ use super::{
     explain::ExplanationView,
     models::DateTime,
     models::{decode_cursor, encode_cursor, replayed, Answered, Tag},
+    triage::{anomaly_id, TriageView},
     usage, AppState,
 };
 use crate::{
@@ -31,7 +32,10 @@ use crate::{
         metering::disclosure::disclosed_score,
     },
     secrets,
-    store::{page_limit, BatchCommitted, OrgScope, Remembered, StreamBatchCommit, StreamRecord},
+    store::{
+        page_limit, BatchCommitted, OrgScope, Remembered, StoredAnomaly, StreamBatchCommit,
+        StreamRecord,
+    },
 };
 
 pub struct StreamsApi;
@@ -156,7 +160,9 @@ pub(super) struct StreamList {
 
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
-struct StreamAnomaly {
+pub(super) struct StreamAnomaly {
+    /// The anomaly's id within the stream (`sa_<seq>`), for its status and feedback.
+    id: String,
     /// Sequence number within the stream.
     seq: u64,
     detected_at: DateTime,
@@ -164,6 +170,23 @@ struct StreamAnomaly {
     event: Value,
     score: f64,
     explanation: ExplanationView,
+    #[oai(flatten)]
+    triage: TriageView,
+}
+
+impl From<StoredAnomaly> for StreamAnomaly {
+    fn from(a: StoredAnomaly) -> Self {
+        StreamAnomaly {
+            id: anomaly_id("sa", a.seq),
+            seq: a.seq,
+            detected_at: DateTime::from_ms(a.at_ms),
+            batch_index: a.batch_index,
+            triage: TriageView::from(&a.triage),
+            event: a.event,
+            score: a.score,
+            explanation: a.explanation.into(),
+        }
+    }
 }
 
 #[derive(Object)]
@@ -502,18 +525,7 @@ impl StreamsApi {
             page_limit(limit.0),
         )?;
         Ok(Json(StreamAnomalyList {
-            items: page
-                .items
-                .into_iter()
-                .map(|a| StreamAnomaly {
-                    seq: a.seq,
-                    detected_at: DateTime::from_ms(a.at_ms),
-                    batch_index: a.batch_index,
-                    event: a.event,
-                    score: a.score,
-                    explanation: a.explanation.into(),
-                })
-                .collect(),
+            items: page.items.into_iter().map(Into::into).collect(),
             next_cursor: encode_cursor(page.next_after),
         }))
     }

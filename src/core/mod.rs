@@ -5,3 +5,4 @@ pub mod billing;
 pub mod calendar;
 pub mod detect;
 pub mod metering;
+pub mod triage;

@@ -2,6 +2,7 @@
 //! their scores, stored anomalies, and the commit of a batch of points with everything it
 //! causes (metering, notifications, idempotent answer) in one transaction.
 
+use crate::core::triage::{AnomalyStatus, Triage};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -69,6 +70,9 @@ pub struct MonitorAnomaly {
     pub explanation: Explanation,
     pub detected_at_ms: i64,
     pub episode: u64,
+    /// Open, acknowledged or resolved (records from before it read as open).
+    #[serde(default)]
+    pub triage: Triage,
 }
 
 impl Versioned for MonitorAnomaly {
@@ -247,6 +251,52 @@ impl OrgScope {
             from_ts.is_none_or(|f| a.ts >= f) && to_ts.is_none_or(|t| a.ts < t)
         };
         scoped::page_numbered(&table, &self.org_id, id, after, limit, in_range, |a| a.seq)
+    }
+
+    /// Sets the status of stored anomaly `seq` of a monitor (`id` is its name in answers).
+    pub fn set_monitor_anomaly_status(
+        &self,
+        monitor_id: &str,
+        (seq, id): (u64, &str),
+        status: AnomalyStatus,
+        note: Option<String>,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<MonitorAnomaly, StoreError> {
+        self.get_monitor(monitor_id)?;
+        let tx = self.store.db()?.begin_write()?;
+        let key = (self.org_id.as_str(), monitor_id, seq);
+        let anomaly = scoped::update_numbered(
+            &tx,
+            tables::MONITOR_ANOMALIES,
+            key,
+            ("anomaly", id),
+            |a: &MonitorAnomaly| {
+                let triage = a.triage.changed(status, note, actor, now_ms)?;
+                Some(MonitorAnomaly {
+                    triage,
+                    ..a.clone()
+                })
+            },
+        )?;
+        tx.commit()?;
+        Ok(anomaly)
+    }
+
+    /// Stored anomaly `seq` of a monitor (`id` is its name in answers).
+    pub fn get_monitor_anomaly(
+        &self,
+        monitor_id: &str,
+        (seq, id): (u64, &str),
+    ) -> Result<MonitorAnomaly, StoreError> {
+        self.get_monitor(monitor_id)?;
+        let tx = self.store.db()?.begin_read()?;
+        let table = tx.open_table(tables::MONITOR_ANOMALIES)?;
+        scoped::get_numbered(
+            &table,
+            (self.org_id.as_str(), monitor_id, seq),
+            ("anomaly", id),
+        )
     }
 
     /// Recent points with scores, oldest first, with times in `[from, to)`, at most `limit`

@@ -102,3 +102,35 @@ pub(super) fn append_numbered<T: Versioned>(
     }
     Ok(())
 }
+
+/// The numbered record `(org, parent, number)` of `table`, changed by `change` and written
+/// back in the same transaction (nothing is written when `change` leaves it as it was).
+/// `kind` and `id` name the record in a not-found error.
+pub(super) fn update_numbered<T: Versioned>(
+    tx: &redb::WriteTransaction,
+    table: redb::TableDefinition<(&'static str, &'static str, u64), &'static [u8]>,
+    key: (&str, &str, u64),
+    (kind, id): (&'static str, &str),
+    change: impl FnOnce(&T) -> Option<T>,
+) -> Result<T, StoreError> {
+    let mut table = tx.open_table(table)?;
+    let current: T = get_numbered(&table, key, (kind, id))?;
+    let Some(changed) = change(&current) else {
+        return Ok(current);
+    };
+    table.insert(key, codec::encode(&changed).as_slice())?;
+    Ok(changed)
+}
+
+/// The numbered record `(org, parent, number)` of `table`; `kind` and `id` name it in a
+/// not-found error.
+pub(super) fn get_numbered<T: Versioned>(
+    table: &impl ReadableTable<(&'static str, &'static str, u64), &'static [u8]>,
+    key: (&str, &str, u64),
+    (kind, id): (&'static str, &str),
+) -> Result<T, StoreError> {
+    match table.get(key)? {
+        Some(bytes) => codec::decode(bytes.value()),
+        None => Err(StoreError::not_found(kind, id)),
+    }
+}

@@ -3,6 +3,7 @@
 //! the detections it counts and its idempotent answer are written in one transaction, so a
 //! crash can neither count forgotten work nor forget counted work.
 
+use crate::core::triage::{AnomalyStatus, Triage};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,9 @@ pub struct StoredAnomaly {
     pub event: serde_json::Value,
     pub score: f64,
     pub explanation: Explanation,
+    /// Open, acknowledged or resolved (records from before it read as open).
+    #[serde(default)]
+    pub triage: Triage,
 }
 
 impl Versioned for StoredAnomaly {
@@ -241,6 +245,52 @@ impl OrgScope {
         )
     }
 
+    /// Sets the status of stored anomaly `seq` of a stream (`id` is its name in answers).
+    pub fn set_stream_anomaly_status(
+        &self,
+        stream_id: &str,
+        (seq, id): (u64, &str),
+        status: AnomalyStatus,
+        note: Option<String>,
+        actor: &str,
+        now_ms: i64,
+    ) -> Result<StoredAnomaly, StoreError> {
+        self.get_stream(stream_id)?;
+        let tx = self.store.db()?.begin_write()?;
+        let key = (self.org_id.as_str(), stream_id, seq);
+        let anomaly = scoped::update_numbered(
+            &tx,
+            tables::STREAM_ANOMALIES,
+            key,
+            ("anomaly", id),
+            |a: &StoredAnomaly| {
+                let triage = a.triage.changed(status, note, actor, now_ms)?;
+                Some(StoredAnomaly {
+                    triage,
+                    ..a.clone()
+                })
+            },
+        )?;
+        tx.commit()?;
+        Ok(anomaly)
+    }
+
+    /// Stored anomaly `seq` of a stream (`id` is its name in answers).
+    pub fn get_stream_anomaly(
+        &self,
+        stream_id: &str,
+        (seq, id): (u64, &str),
+    ) -> Result<StoredAnomaly, StoreError> {
+        self.get_stream(stream_id)?;
+        let tx = self.store.db()?.begin_read()?;
+        let table = tx.open_table(tables::STREAM_ANOMALIES)?;
+        scoped::get_numbered(
+            &table,
+            (self.org_id.as_str(), stream_id, seq),
+            ("anomaly", id),
+        )
+    }
+
     /// Commits a processed batch: state, counters, anomalies, metering and the idempotent
     /// answer, all or nothing. `answer` builds the answer from the metering result.
     pub fn commit_stream_batch<T: Serialize>(
@@ -287,6 +337,7 @@ impl OrgScope {
                         event,
                         score,
                         explanation,
+                        triage: Triage::default(),
                     });
             scoped::append_numbered(
                 &mut table,

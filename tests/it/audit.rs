@@ -59,6 +59,14 @@ const NOT_BILLING_OR_KEYS: &[(&str, &str)] = &[
     ("resumeMonitor", "detection settings"),
     ("sendMonitorPoints", "detection data"),
     ("meterUsage", "counted usage, not a change of terms"),
+    (
+        "setStreamAnomalyStatus",
+        "kept on the anomaly: who, when and the note",
+    ),
+    (
+        "setMonitorAnomalyStatus",
+        "kept on the anomaly: who, when and the note",
+    ),
 ];
 
 #[test]

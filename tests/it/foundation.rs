@@ -157,16 +157,18 @@ fn every_org_route_hides_other_orgs_data() {
     let admin = server.admin_token();
     let (_org_a, key_a, _) = org_with_key(&server, &admin, "A");
     let (org_b, key_b, key_b_id) = org_with_key(&server, &admin, "B");
-    let (s, _) = post(
-        &server,
-        "/v1/streams/b-stream/events",
-        Some(&key_b),
-        &json!([{"b": 1}]),
-    );
-    assert_eq!(s, 200);
+    let stream_anomaly_b =
+        crate::anomaly_status::stream_with_an_intruder(&server, &key_b, "b-stream");
     let (s, monitor_b) = post(&server, "/v1/monitors", Some(&key_b), &json!({"name": "b"}));
     assert_eq!(s, 201);
     let monitor_b = monitor_b["id"].as_str().unwrap().to_string();
+    support::points_with_a_spike(&server, &key_b, &monitor_b, 900.0);
+    let (_, listed) = get(
+        &server,
+        &format!("/v1/monitors/{monitor_b}/anomalies"),
+        Some(&key_b),
+    );
+    let monitor_anomaly_b = listed["items"][0]["id"].as_str().unwrap().to_string();
     let snapshot_b = |server: &support::Server| {
         (
             get(server, "/v1/streams/b-stream", Some(&key_b)).1,
@@ -174,7 +176,9 @@ fn every_org_route_hides_other_orgs_data() {
         )
     };
     let before = snapshot_b(&server);
-    let foreign = |param: &str| match param {
+    let foreign = |param: &str, op_id: &str| match param {
+        "anomaly_id" if op_id.contains("Stream") => stream_anomaly_b.clone(),
+        "anomaly_id" => monitor_anomaly_b.clone(),
         "org_id" => org_b.clone(),
         "key_id" => key_b_id.clone(),
         "stream_id" => "b-stream".to_string(),
@@ -212,18 +216,21 @@ fn every_org_route_hides_other_orgs_data() {
     for (path, method, op) in routes {
         {
             let mut url = path.clone();
+            let op_id = op["operationId"].as_str().unwrap();
             for param in op["parameters"].as_array().unwrap() {
                 if param["in"] == "path" {
                     let name = param["name"].as_str().unwrap();
-                    url = url.replace(&format!("{{{name}}}"), &foreign(name));
+                    url = url.replace(&format!("{{{name}}}"), &foreign(name, op_id));
                 }
             }
-            let op_id = op["operationId"].as_str().unwrap();
             let req = ureq::request(&method.to_uppercase(), &server.url(&url))
                 .set("Authorization", &format!("Bearer {key_a}"));
             let body: Option<Value> = op.get("requestBody").map(|_| match op_id {
                 "ingestStreamEvents" => json!([{"probe": 1}]),
                 "sendMonitorPoints" => json!({"timestamp": 1_900_000_000, "value": 1}),
+                "setStreamAnomalyStatus" | "setMonitorAnomalyStatus" => {
+                    json!({"status": "resolved"})
+                }
                 _ => json!({"name": "x"}),
             });
             let (s, b) = if op_id == "ingestStreamEventsNdjson" {

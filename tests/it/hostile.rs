@@ -476,29 +476,6 @@ fn out_of_range_chart_sizes_are_refused_and_never_dunned_has_no_date() {
     assert!(billing.get("dunning_since").is_none(), "{billing}");
 }
 
-/// Sends monitor `id` 400 one-minute points, steady but for `spike` at point 350; answers the
-/// verdicts.
-fn points_with_a_spike(server: &Server, key: &str, id: &str, spike: f64) -> Value {
-    let points: Vec<Value> = (0..400)
-        .map(|i| {
-            let v = if i == 350 {
-                spike
-            } else {
-                10.0 + (i % 5) as f64
-            };
-            json!({"timestamp": 1_700_000_000 + 60 * i, "value": v})
-        })
-        .collect();
-    let (st, b) = crate::support::post(
-        server,
-        &format!("/v1/monitors/{id}/points"),
-        Some(key),
-        &json!({"points": points}),
-    );
-    assert_eq!(st, 200, "{b}");
-    b
-}
-
 /// Issue 18, finding 9: at any sensitivity (the lowest counts fewest), a verdict that is not a
 /// detection carries no score a client could threshold itself; a detection carries its score.
 #[test]
@@ -551,7 +528,7 @@ fn verdicts_that_are_not_detections_disclose_no_score() {
     // Monitor points and the chart series follow the same rule.
     let m = crate::support::post(&server, "/v1/monitors", Some(&key), &json!({"name": "m"})).1;
     let id = m["id"].as_str().unwrap();
-    let b = points_with_a_spike(&server, &key, id, 500.0);
+    let b = crate::support::points_with_a_spike(&server, &key, id, 500.0);
     let results = b["results"].as_array().unwrap();
     assert!(results.iter().any(|r| r["anomaly"] == true), "{b}");
     assert!(results
@@ -921,7 +898,7 @@ fn monitor_mail_has_a_budget_per_organization() {
         );
         assert_eq!(st, 201, "{monitor}");
         let id = monitor["id"].as_str().unwrap();
-        let b = points_with_a_spike(&server, &key, id, 900.0);
+        let b = crate::support::points_with_a_spike(&server, &key, id, 900.0);
         queued_by_monitors += 20 * b["anomalies"].as_u64().unwrap().min(1);
     }
     assert_eq!(queued_by_monitors, 40, "both monitors started an episode");

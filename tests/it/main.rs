@@ -1,6 +1,7 @@
 //! Integration tests: the real `driftlock` binary on a loopback port, driven by real HTTP
 //! clients. One test binary; each module covers one area.
 
+mod anomaly_status;
 mod audit;
 mod clients;
 mod clock;

@@ -461,3 +461,26 @@ impl Drop for Receiver {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Sends monitor `id` 400 one-minute points, steady but for `spike` at point 350; answers the
+/// verdicts.
+pub fn points_with_a_spike(server: &Server, key: &str, id: &str, spike: f64) -> Value {
+    let points: Vec<Value> = (0..400)
+        .map(|i| {
+            let v = if i == 350 {
+                spike
+            } else {
+                10.0 + (i % 5) as f64
+            };
+            json!({"timestamp": 1_700_000_000 + 60 * i, "value": v})
+        })
+        .collect();
+    let (st, b) = crate::support::post(
+        server,
+        &format!("/v1/monitors/{id}/points"),
+        Some(key),
+        &json!({"points": points}),
+    );
+    assert_eq!(st, 200, "{b}");
+    b
+}
