@@ -96,10 +96,20 @@ pub(crate) fn build(
             e.discord_span,
             num(e.discord_dist)
         ),
+        // Plain numbers (issue 20): the forecast, the miss in the series' own units, and the
+        // miss in typical forecast errors (the residual's unit), so the sentence can be
+        // checked against a chart.
         Signal::Residual => format!(
-            "it sits {} robust standard deviations from the seasonal forecast (period {} points)",
+            "it misses the forecast {} ({}) by {}, {} times the typical forecast error of {}",
+            num(e.forecast),
+            if v.period > 0 {
+                format!("the recent level plus the usual move one period of {} points ago", v.period)
+            } else {
+                "the recent level; no period found".to_string()
+            },
+            num(x - e.forecast),
             num(e.residual_z),
-            v.period
+            num(e.forecast_error)
         ),
         Signal::Level => format!(
             "its last {} points average {}, {} robust standard deviations from the usual {}",
