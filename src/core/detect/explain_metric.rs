@@ -2,7 +2,8 @@
 //!
 //! Runs only when a point is flagged, so it may allocate and recompress the baseline. Owns
 //! the expected range (the values covering 95% of the model's predicted probability in the
-//! point's context) and the compression figures over the symbol strings.
+//! point's context, or, when the residual carried the verdict, the forecast plus or minus the
+//! largest miss its calibration holds) and the compression figures over the symbol strings.
 
 use super::compress::{compression_ratio, entropy_bits, ncd};
 use super::explain::{num, pval, Explanation};
@@ -57,7 +58,13 @@ pub(crate) fn build(
         lo = s;
         hi = s;
     }
+    // When the residual carried the verdict, the expected range is the forecast plus or minus
+    // the largest miss its calibration holds (issue 20): the context model's range spans the
+    // whole seasonal swing and would call a clear miss of the forecast "inside".
     let (expected_low, expected_high) = match v.quant {
+        _ if e.signal == Signal::Residual && e.forecast_reach > 0.0 => {
+            (e.forecast - e.forecast_reach, e.forecast + e.forecast_reach)
+        }
         Some(q) => (q.value(lo as f64), q.value(hi as f64 + 1.0)),
         None => (x, x),
     };

@@ -62,6 +62,9 @@ pub(crate) struct Evidence {
     /// unit) at the time.
     pub forecast: f64,
     pub forecast_error: f64,
+    /// The largest miss of the forecast held in the residual's calibration, in the series'
+    /// units: the forecast plus or minus this is the residual's expected range.
+    pub forecast_reach: f64,
     /// The alarm's and the score's combined p-values (see `MetricDetector::evidence`).
     pub p_alarm: f64,
     pub p_score: f64,
@@ -154,6 +157,7 @@ impl MetricDetector {
             residual_z: r.residual,
             forecast: x - err,
             forecast_error: self.residual_unit(),
+            forecast_reach: self.residual_calib.max() * self.residual_unit(),
             p_alarm,
             p_score,
             score_decades: -best_test.log10(),

@@ -152,6 +152,9 @@ fn residual_explanation_is_in_plain_numbers_and_deterministic() {
     let e = run();
     assert_eq!(e, run(), "same input, same explanation");
     assert_eq!(e.observed, Some(pts[3000].1));
+    // The expected range is the forecast's: the spike is above it, not "inside".
+    let (lo, hi) = (e.expected_low.unwrap(), e.expected_high.unwrap());
+    assert!(lo < hi && pts[3000].1 > hi, "{lo} {hi}");
     let s = &e.summary;
     for part in [
         "misses the forecast",

@@ -68,6 +68,11 @@ impl TailCalibrator {
         }
     }
 
+    /// Largest raw value held (0 when empty).
+    pub(crate) fn max(&self) -> f64 {
+        self.max
+    }
+
     /// Effective number of points held (sum of weights in units of the newest weight).
     pub(crate) fn held(&self) -> f64 {
         self.total / self.weight
