@@ -2,7 +2,8 @@
 //!
 //! Runs only when a point is flagged, so it may allocate and recompress the baseline. Owns
 //! the expected range (the values covering 95% of the model's predicted probability in the
-//! point's context) and the compression figures over the symbol strings.
+//! point's context, or, when the residual carried the verdict, the forecast plus or minus the
+//! largest miss its calibration holds) and the compression figures over the symbol strings.
 
 use super::compress::{compression_ratio, entropy_bits, ncd};
 use super::explain::{num, pval, Explanation};
@@ -57,7 +58,13 @@ pub(crate) fn build(
         lo = s;
         hi = s;
     }
+    // When the residual carried the verdict, the expected range is the forecast plus or minus
+    // the largest miss its calibration holds (issue 20): the context model's range spans the
+    // whole seasonal swing and would call a clear miss of the forecast "inside".
     let (expected_low, expected_high) = match v.quant {
+        _ if e.signal == Signal::Residual && e.forecast_reach > 0.0 => {
+            (e.forecast - e.forecast_reach, e.forecast + e.forecast_reach)
+        }
         Some(q) => (q.value(lo as f64), q.value(hi as f64 + 1.0)),
         None => (x, x),
     };
@@ -96,10 +103,20 @@ pub(crate) fn build(
             e.discord_span,
             num(e.discord_dist)
         ),
+        // Plain numbers (issue 20): the forecast, the miss in the series' own units, and the
+        // miss in typical forecast errors (the residual's unit), so the sentence can be
+        // checked against a chart.
         Signal::Residual => format!(
-            "it sits {} robust standard deviations from the seasonal forecast (period {} points)",
+            "it misses the forecast {} ({}) by {}, {} times the typical forecast error of {}",
+            num(e.forecast),
+            if v.period > 0 {
+                format!("the recent level plus the usual move one period of {} points ago", v.period)
+            } else {
+                "the recent level; no period found".to_string()
+            },
+            num(x - e.forecast),
             num(e.residual_z),
-            v.period
+            num(e.forecast_error)
         ),
         Signal::Level => format!(
             "its last {} points average {}, {} robust standard deviations from the usual {}",

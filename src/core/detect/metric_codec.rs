@@ -18,11 +18,15 @@ const MAGIC: &[u8; 4] = b"DLMD";
 /// 1: the original single-signal layout; 2 was used by a parallel change on main with a
 /// different layout; 3 was the ensemble with a Bonferroni combination and hold-offs counted in
 /// points; 4 adds the alarm gate's interval history and keeps its horizons as timestamps; 5
-/// (issue 20) appends the discord and residual signals. Version 4 is still read: its monitors
-/// keep every learned field, and the two new signals start empty over the stored baseline
-/// (their calibrations warm up again, p = 1 until they hold values).
-pub(super) const VERSION: u16 = 5;
+/// (issue 20) appends the discord and residual signals; 6 (issue 20) measures the residual in
+/// typical forecast errors and appends that unit and the per-bucket memory of alarms.
+/// Versions 4 and 5 are still read: their monitors keep every learned field, a version 4
+/// state rebuilds the discord over the stored baseline, and both rebuild the residual's unit
+/// and calibration by replaying the stored baseline (a version 5 residual calibration is in
+/// baseline spreads, another unit, so it is read and dropped); the alarm memory starts empty.
+pub(super) const VERSION: u16 = 6;
 pub(super) const V4: u16 = 4;
+pub(super) const V5: u16 = 5;
 
 impl MetricDetector {
     /// Versioned bytes from which [`MetricDetector::decode_state`] resumes exactly.
@@ -30,7 +34,7 @@ impl MetricDetector {
         self.encode_layout(VERSION)
     }
 
-    /// The state in layout `version` ([`VERSION`], or 4 for the migration test).
+    /// The state in layout `version` ([`VERSION`], or 4 or 5 for the migration tests).
     pub(super) fn encode_layout(&self, version: u16) -> Vec<u8> {
         let mut w = Writer::new(MAGIC, version);
         w.json(&self.settings);
@@ -77,12 +81,20 @@ impl MetricDetector {
         w.f64(self.discord_dist);
         w.f64(self.discord_p);
         self.residual_calib.encode(&mut w);
+        if version == V5 {
+            return w.finish();
+        }
+        w.f64(self.residual_scale);
+        w.u32(self.residual_n);
+        for &at in &self.bucket_alarm {
+            w.u64(at);
+        }
         w.finish()
     }
 
     pub fn decode_state(bytes: &[u8]) -> Result<Self, DetectError> {
         let (mut r, version) = Reader::open(bytes, MAGIC)?;
-        if version != VERSION && version != V4 {
+        if !(V4..=VERSION).contains(&version) {
             return Err(DetectError::UnsupportedStateVersion {
                 found: version,
                 supported: VERSION,
@@ -137,8 +149,22 @@ impl MetricDetector {
             }
             d.residual_calib = TailCalibrator::decode(&mut r, c)?;
         }
+        if version == VERSION {
+            d.residual_scale = r.f64()?;
+            d.residual_n = r.u32()?;
+            for b in 0..d.bucket_alarm.len() {
+                d.bucket_alarm[b] = r.u64()?;
+            }
+            let ok = d.residual_scale.is_finite() && d.residual_scale >= 0.0;
+            if !ok || d.bucket_alarm.iter().any(|&at| at > d.accepted) {
+                return Err(DetectError::CorruptState("bad residual fields".into()));
+            }
+        }
         r.finish()?;
         d.rebuild_symbols();
+        if version < VERSION {
+            d.rewarm_residual();
+        }
         Ok(d)
     }
 }

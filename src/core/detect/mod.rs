@@ -12,8 +12,10 @@
 //! left-matrix-profile signal and period estimate), `calibrate` (raw score -> p-value,
 //! events), `tail` (the metric detector's long-memory per-signal calibration), `alarm` (the
 //! metric detector's Fisher combination of its signals, peak filter and time-based hold-off),
-//! `metric` / `event` (the detectors; `metric_settings` and `metric_codec` hold the metric
-//! detector's settings and state layout), `explain` / `explain_metric` (the numbers and
+//! `metric` / `event` (the detectors; `metric_settings` holds the metric detector's settings,
+//! and its child modules `metric_signals`, `metric_residual`, `metric_evidence`,
+//! `metric_baseline` and `metric_codec` its raw signals, residual forecast and recurrence
+//! memory, calibrated evidence, baseline and state layout), `explain` / `explain_metric` (the numbers and
 //! sentence behind each anomaly), `ring` and `state` (bounded `f64`/`f32` histories and their
 //! encoding).
 

@@ -6,7 +6,8 @@
 //! p-value is the forgotten-weighted share of past values at least as large (the mass of the
 //! higher bins plus the covered part of its own bin), with the "+1" of an empirical p-value;
 //! beyond the largest value held, the tail is extrapolated with an exponential fitted to the
-//! excesses over the 90th percentile (peaks over threshold), as in [`super::calibrate`].
+//! excesses over the 90th percentile (peaks over threshold), as in [`super::calibrate`], once
+//! at least [`FIT_MIN_HELD`] values are held.
 //! O(bins) per query, O(1) amortized per push, no allocation.
 
 use super::state::{Reader, Writer};
@@ -19,6 +20,12 @@ pub(crate) const BINS: usize = 256;
 const REFIT_EVERY: u32 = 16;
 /// Weights are renormalized when the newest point's weight passes this.
 const RESCALE_AT: f64 = 1e12;
+/// Values a calibration must hold before it extrapolates beyond its largest value: the tail
+/// fit is the mean excess over the 90th percentile, so this gives it ten excesses. Before
+/// that, a value beyond all those held gets the empirical bound 1 / (n + 1), which keeps a
+/// young calibration (the residual's right after warm-up, a time-of-day bucket's first
+/// days) from claiming p-values it has no data for (issue 20).
+const FIT_MIN_HELD: f64 = 100.0;
 
 #[inline]
 fn position(r: f64) -> f64 {
@@ -61,6 +68,11 @@ impl TailCalibrator {
         }
     }
 
+    /// Largest raw value held (0 when empty).
+    pub(crate) fn max(&self) -> f64 {
+        self.max
+    }
+
     /// Effective number of points held (sum of weights in units of the newest weight).
     pub(crate) fn held(&self) -> f64 {
         self.total / self.weight
@@ -73,6 +85,9 @@ impl TailCalibrator {
         }
         // One more "newest" weight, as in (count + 1) / (n + 1).
         let denom = self.total + self.weight;
+        if r > self.max && self.held() < FIT_MIN_HELD {
+            return self.weight / denom;
+        }
         if r > self.max {
             let excess = (r - self.max) / self.beta;
             return (self.weight / denom * (-excess).exp()).max(1e-300);
