@@ -397,7 +397,7 @@ impl OrgScope {
                 }
             }
         }
-        {
+        let first = {
             let mut table = tx.open_table(tables::MONITOR_ANOMALIES)?;
             let numbered = |a: MonitorAnomaly, seq| MonitorAnomaly { seq, ..a };
             scoped::append_numbered(
@@ -407,13 +407,18 @@ impl OrgScope {
                 batch.anomalies.iter().cloned(),
                 numbered,
                 MAX_STORED_ANOMALIES,
-            )?;
-        }
+            )?
+        };
         for start in &batch.episode_starts {
+            // The episode's first anomaly is one of this batch's, numbered from `first`.
+            let position = batch.anomalies.iter().position(|a| *a == start.anomaly);
+            let anomaly_id = position.map(|i| format!("ma_{}", first + i as u64));
             let body = json!({
                 "type": "monitor.anomaly",
                 "organization_id": org,
                 "monitor": {"id": id, "name": batch.record.name},
+                "anomaly_id": anomaly_id,
+                "anomaly_path": anomaly_id.as_ref().map(|a| format!("/v1/monitors/{id}/anomalies/{a}")),
                 "episode": start.episode,
                 "timestamp": start.anomaly.ts,
                 "value": start.anomaly.value,

@@ -75,7 +75,7 @@ pub(super) fn page_numbered<T: Versioned>(
 }
 
 /// Appends `items` under `(org, parent)` with the next sequence numbers (given to each item
-/// by `numbered`), then drops the oldest beyond `keep`.
+/// by `numbered`), then drops the oldest beyond `keep`; answers the first item's number.
 pub(super) fn append_numbered<T: Versioned>(
     table: &mut Table<(&'static str, &'static str, u64), &'static [u8]>,
     org: &str,
@@ -83,7 +83,7 @@ pub(super) fn append_numbered<T: Versioned>(
     items: impl IntoIterator<Item = T>,
     numbered: impl Fn(T, u64) -> T,
     keep: u64,
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     let mut next = match table
         .range((org, parent, 0)..=(org, parent, u64::MAX))?
         .next_back()
@@ -91,6 +91,7 @@ pub(super) fn append_numbered<T: Versioned>(
         Some(last) => last?.0.value().2 + 1,
         None => 1,
     };
+    let first = next;
     for item in items {
         let item = numbered(item, next);
         table.insert((org, parent, next), codec::encode(&item).as_slice())?;
@@ -100,7 +101,7 @@ pub(super) fn append_numbered<T: Versioned>(
     if keep_from > 1 {
         table.retain_in((org, parent, 0)..(org, parent, keep_from), |_, _| false)?;
     }
-    Ok(())
+    Ok(first)
 }
 
 /// The numbered record `(org, parent, number)` of `table`, changed by `change` and written

@@ -172,6 +172,13 @@ fn monitor_anomaly(p: &Value, links: &Links<'_>) -> Rendered {
         paragraphs.push(format!("Expected range: {lo:.4} to {hi:.4}."));
     }
     paragraphs.push(s(e, "summary").to_string());
+    if let (Some(id), Some(path)) = (p["anomaly_id"].as_str(), p["anomaly_path"].as_str()) {
+        paragraphs.push(format!(
+            "Anomaly {id}. Acknowledge or resolve it with PATCH {}{path} and a body such as \
+             {{\"status\": \"acknowledged\", \"note\": \"...\"}}.",
+            links.public_url
+        ));
+    }
     paragraphs.push("Further anomalies in this episode will not be mailed again.".into());
     let url = format!(
         "{}/admin/#/monitors/{}",
@@ -289,7 +296,7 @@ mod tests {
     #[test]
     fn monitor_anomalies_say_what_was_seen_and_expected() {
         let p = json!({"monitor": {"id": "mon_1", "name": "latency"}, "timestamp": 1_700_000_000, "value": 5000.0,
-            "score": 0.97, "explanation": {"confidence": 0.9999, "expected_low": 40.0, "expected_high": 60.0, "summary": "Far above."}});
+            "anomaly_id": "ma_3", "anomaly_path": "/v1/monitors/mon_1/anomalies/ma_3", "score": 0.97, "explanation": {"confidence": 0.9999, "expected_low": 40.0, "expected_high": 60.0, "summary": "Far above."}});
         let r = render(
             "monitor_anomaly",
             &p,
@@ -305,6 +312,12 @@ mod tests {
         );
         assert!(r.text.contains("Expected range: 40.0000 to 60.0000."));
         assert!(r.text.contains("Far above."));
+        assert!(
+            r.text
+                .contains("Anomaly ma_3. Acknowledge or resolve it with PATCH http://x/v1/monitors/mon_1/anomalies/ma_3"),
+            "{}",
+            r.text
+        );
     }
 
     #[test]

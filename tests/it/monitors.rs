@@ -271,6 +271,13 @@ fn a_webhook_that_fails_twice_is_delivered_exactly_once_and_signed() {
     assert_eq!(body["type"], "monitor.anomaly");
     assert_eq!(body["monitor"]["id"], id);
     assert!(body["explanation"]["summary"].is_string());
+    // The notification names the stored anomaly, which a client can then acknowledge.
+    let path = body["anomaly_path"].as_str().unwrap();
+    let (s, stored) = get(&server, path, Some(&key));
+    assert_eq!(s, 200, "{stored}");
+    assert_eq!(stored["id"], body["anomaly_id"]);
+    assert_eq!(stored["value"], body["value"]);
+    assert_eq!(stored["status"], "open");
 
     let (_, deliveries) = get(
         &server,
