@@ -373,13 +373,20 @@ impl poem_openapi::types::Type for Text {
 
 impl poem_openapi::types::ParseFromJSON for Text {
     fn parse_from_json(value: Option<Value>) -> poem_openapi::types::ParseResult<Self> {
-        match value.unwrap_or_default() {
-            Value::String(s) => Ok(Text(s)),
-            other => Err(poem_openapi::types::ParseError::custom(format!(
-                "expected a string, found {}",
-                json_kind(&other)
-            ))),
-        }
+        json_string(value).map(Text)
+    }
+}
+
+/// A JSON string and nothing else (not a number or a boolean read as one).
+pub(super) fn json_string<T: poem_openapi::types::Type>(
+    value: Option<Value>,
+) -> Result<String, poem_openapi::types::ParseError<T>> {
+    match value.unwrap_or_default() {
+        Value::String(s) => Ok(s),
+        other => Err(poem_openapi::types::ParseError::custom(format!(
+            "expected a string, found {}",
+            json_kind(&other)
+        ))),
     }
 }
 

@@ -8,11 +8,11 @@ use std::borrow::Cow;
 
 use poem_openapi::{
     registry::{MetaSchema, MetaSchemaRef, Registry},
-    types::{ParseError, ParseFromJSON, ParseResult, ToJSON, Type},
+    types::{ParseFromJSON, ParseResult, ToJSON, Type},
 };
 use serde_json::Value;
 
-use super::{error::ApiError, models::json_kind};
+use super::{error::ApiError, models::json_string};
 
 /// The longest name, in characters (as JSON Schema's `maxLength` counts them).
 pub const MAX_NAME_CHARS: usize = 200;
@@ -72,13 +72,7 @@ impl Type for Name {
 
 impl ParseFromJSON for Name {
     fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        match value.unwrap_or_default() {
-            Value::String(s) => Ok(Name(s)),
-            other => Err(ParseError::custom(format!(
-                "expected a string, found {}",
-                json_kind(&other)
-            ))),
-        }
+        json_string(value).map(Name)
     }
 }
 
