@@ -168,6 +168,8 @@ try {
   const why = await page.locator('#explanation').textContent();
   assert.match(why, /p-value/);
   assert.match(why, /Expected range/);
+  assert.match(why, /Anomaly\s*ma_\d+/);
+  assert.match(why, /Status\s*open/);
   await checkPage(page, '05-monitor');
 
   step('the organization list finds the org by search');

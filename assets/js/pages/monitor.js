@@ -7,9 +7,20 @@ import { h, badge, fmtInt, fmtTime, panel, table } from '../dom.js';
 
 const num = (v, digits = 3) => (v === undefined || v === null ? '—' : Number(v).toFixed(digits));
 
+/** "acknowledged by key:key_1 at ... (note)" for an anomaly's status. */
+function statusOf(anomaly) {
+  const parts = [anomaly.status];
+  if (anomaly.status_changed_by) parts.push(`by ${anomaly.status_changed_by}`);
+  if (anomaly.status_changed_at) parts.push(`at ${fmtTime(anomaly.status_changed_at)}`);
+  if (anomaly.status_note) parts.push(`(${anomaly.status_note})`);
+  return parts.join(' ');
+}
+
 function explanationOf(anomaly) {
   const e = anomaly.explanation;
   const rows = [
+    ['Anomaly', anomaly.id],
+    ['Status', statusOf(anomaly)],
     ['When', fmtTime(anomaly.timestamp)],
     ['Value', num(anomaly.value, 4)],
     ['Expected range', e.expected_low !== undefined ? `${num(e.expected_low, 4)} to ${num(e.expected_high, 4)}` : '—'],
@@ -57,6 +68,7 @@ export async function monitorPage(main, [orgId, monitorId]) {
     ['Value', (a) => num(a.value, 4), { num: true }],
     ['Score', (a) => num(a.score), { num: true }],
     ['Episode', (a) => a.episode, { num: true, narrow: true }],
+    ['Status', (a) => badge(a.status)],
     ['Why', (a) => a.explanation.summary, { narrow: true }],
   ], anomalies.items, { caption: 'Anomalies', empty: 'No anomalies stored for this monitor.', rowAttrs: () => ({ class: 'anomaly-row' }) });
   main.replaceChildren(
