@@ -155,6 +155,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         workers: workers.clone(),
         sessions: Default::default(),
         webhook_destinations: config.webhooks.destinations.clone(),
+        live_tickets: Default::default(),
         started_at: Instant::now(),
         shutting_down: AtomicBool::new(false),
     });

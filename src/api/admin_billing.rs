@@ -151,6 +151,9 @@ struct PlanView {
     stripe_price_id: Option<String>,
     /// Stripe metered price for overage.
     stripe_metered_price_id: Option<String>,
+    /// Disputes (false positives) accepted at once up to this share of a period's
+    /// detections, in percent; beyond it they wait for an operator.
+    dispute_share_percent: u32,
 }
 
 impl From<Plan> for PlanView {
@@ -163,6 +166,7 @@ impl From<Plan> for PlanView {
             overage_millicents: p.overage_millicents,
             stripe_price_id: p.stripe_price_id,
             stripe_metered_price_id: p.stripe_metered_price_id,
+            dispute_share_percent: p.dispute_share_percent,
         }
     }
 }
@@ -186,6 +190,10 @@ struct PutPlanRequest {
     overage_millicents: Option<u64>,
     stripe_price_id: Option<Text>,
     stripe_metered_price_id: Option<Text>,
+    /// Share of a period's detections that may be disputed without an operator, 0 to 100
+    /// percent (default 5).
+    #[oai(validator(maximum(value = "100")))]
+    dispute_share_percent: Option<u32>,
 }
 
 #[OpenApi(prefix_path = "/v1/admin", tag = "Tag::Admin")]
@@ -224,6 +232,9 @@ impl AdminBillingApi {
             overage_millicents: body.overage_millicents,
             stripe_price_id: body.stripe_price_id.map(String::from),
             stripe_metered_price_id: body.stripe_metered_price_id.map(String::from),
+            dispute_share_percent: body
+                .dispute_share_percent
+                .unwrap_or(crate::core::feedback::DEFAULT_DISPUTE_SHARE_PERCENT),
         };
         plan.validate()
             .map_err(|e| ApiError::validation("plan", e.to_string()))?;

@@ -85,6 +85,10 @@ pub enum ApiError {
     MethodNotAllowed { allow: String },
     #[error("{0}")]
     Conflict(String),
+    /// A conflict with the current state that has a code of its own (`dispute_settled`,
+    /// `dispute_not_waiting`, `rule_limit`).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error("the request body is not valid JSON for this operation: {0}")]
     InvalidJson(String),
     #[error("the request body is not UTF-8 text: {0}")]
@@ -180,6 +184,7 @@ impl ApiError {
                 (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
             }
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Refused { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::InvalidJson(_) => (StatusCode::BAD_REQUEST, "invalid_json"),
             ApiError::InvalidEncoding(_) => (StatusCode::BAD_REQUEST, "invalid_encoding"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
@@ -429,6 +434,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { entity, id } => ApiError::NotFound { entity, id },
             StoreError::Conflict(message) => ApiError::Conflict(message),
+            StoreError::Refused { code, message } => ApiError::Refused { code, message },
             StoreError::OrgLimit(limit) => ApiError::OrgLimit(limit),
             StoreError::QuotaExceeded {
                 used,
@@ -475,6 +481,10 @@ const DOCUMENTED: &[(u16, &str)] = &[
     ),
     (401, "No key, or a wrong or revoked key (`unauthorized`)"),
     (
+        402,
+        "The organization's account is suspended for non-payment: detection routes refuse work until the open invoice is paid (`account_suspended`)",
+    ),
+    (
         403,
         "The key's scope does not reach this route (`forbidden`)",
     ),
@@ -485,7 +495,7 @@ const DOCUMENTED: &[(u16, &str)] = &[
     ),
     (
         409,
-        "Conflict with the current state (`conflict`, `idempotency_key_reused`)",
+        "Conflict with the current state (`conflict`, `idempotency_key_reused`, `dispute_settled`, `dispute_not_waiting`, `rule_limit`)",
     ),
     (
         413,

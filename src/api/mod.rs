@@ -4,8 +4,10 @@
 
 mod admin;
 mod admin_billing;
+mod admin_disputes;
 mod admin_orgs;
 mod admin_overview;
+mod anomaly_feed;
 mod anomaly_status;
 mod auth;
 mod billing;
@@ -14,6 +16,7 @@ mod diagnose;
 pub mod error;
 mod event_body;
 mod explain;
+mod feedback;
 pub mod listener;
 mod metrics;
 mod middleware;
@@ -85,6 +88,8 @@ pub struct AppState {
     pub sessions: session::Sessions,
     /// Where monitor webhooks may point.
     pub webhook_destinations: crate::sync::destination::DestinationPolicy,
+    /// Tickets that open the live anomaly feed from a browser.
+    pub live_tickets: anomaly_feed::LiveTickets,
     pub started_at: Instant,
     pub shutting_down: AtomicBool,
 }
@@ -92,13 +97,20 @@ pub struct AppState {
 type Api = (
     system::SystemApi,
     admin::AdminApi,
-    admin_billing::AdminBillingApi,
+    (
+        admin_billing::AdminBillingApi,
+        admin_disputes::AdminDisputesApi,
+    ),
     admin_orgs::AdminOrgsApi,
     admin_overview::AdminOverviewApi,
     orgs::OrgApi,
     streams::StreamsApi,
     monitors::MonitorsApi,
-    anomaly_status::AnomalyStatusApi,
+    (
+        anomaly_status::AnomalyStatusApi,
+        feedback::FeedbackApi,
+        anomaly_feed::AnomalyFeedApi,
+    ),
     usage::UsageApi,
     billing::BillingApi,
     session::SessionApi,
@@ -109,13 +121,20 @@ fn service() -> OpenApiService<Api, ()> {
         (
             system::SystemApi,
             admin::AdminApi,
-            admin_billing::AdminBillingApi,
+            (
+                admin_billing::AdminBillingApi,
+                admin_disputes::AdminDisputesApi,
+            ),
             admin_orgs::AdminOrgsApi,
             admin_overview::AdminOverviewApi,
             orgs::OrgApi,
             streams::StreamsApi,
             monitors::MonitorsApi,
-            anomaly_status::AnomalyStatusApi,
+            (
+                anomaly_status::AnomalyStatusApi,
+                feedback::FeedbackApi,
+                anomaly_feed::AnomalyFeedApi,
+            ),
             usage::UsageApi,
             billing::BillingApi,
             session::SessionApi,

@@ -5,6 +5,7 @@
 
 use super::{
     detector_settings::DetectorSettings,
+    feedback::FeedbackView,
     name::Name,
     point_time::PointTime,
     triage::{anomaly_id, TriageView},
@@ -38,6 +39,7 @@ use crate::{
     core::{
         billing::dunning::DunningPolicy,
         detect::{MetricDetector, MetricSettings},
+        feedback::Source,
         metering::disclosure::disclosed_score,
     },
     secrets,
@@ -124,7 +126,9 @@ struct Monitor {
 }
 
 fn view(r: MonitorRecord, fresh: &[String]) -> Monitor {
-    let remaining = u64::from(r.settings.warmup).saturating_sub(r.points_seen) as u32;
+    let remaining = u64::from(r.settings.warmup)
+        .saturating_sub(r.points_seen.saturating_sub(r.baseline_from_point))
+        as u32;
     Monitor {
         status: if r.paused {
             "paused"
@@ -217,6 +221,11 @@ struct PointResult {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     explanation: Option<ExplanationView>,
+    /// The monitor's rule (`mr_<n>`, made from feedback) that covered an alarm on this
+    /// point: it is not an anomaly, and it is not counted.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    suppressed_by: Option<String>,
 }
 
 #[derive(Object, Serialize, Deserialize, Clone)]
@@ -246,6 +255,8 @@ pub(super) struct AnomalyView {
     explanation: ExplanationView,
     #[oai(flatten)]
     triage: TriageView,
+    #[oai(flatten)]
+    feedback: FeedbackView,
 }
 
 impl From<MonitorAnomaly> for AnomalyView {
@@ -259,6 +270,7 @@ impl From<MonitorAnomaly> for AnomalyView {
             episode: a.episode,
             detected_at: DateTime::from_ms(a.detected_at_ms),
             triage: TriageView::from(&a.triage),
+            feedback: FeedbackView::of(a.feedback.as_ref(), Source::Monitor),
             explanation: a.explanation.into(),
         }
     }
@@ -428,7 +440,11 @@ fn process_points(
                 crate::store::Remembered::KeyReused => return Err(ApiError::IdempotencyKeyReused),
             }
         }
-        let (mut record, state) = scope.monitor_snapshot(monitor_id)?;
+        let crate::store::MonitorSnapshot {
+            mut record,
+            state,
+            rules,
+        } = scope.monitor_snapshot(monitor_id)?;
         if record.paused {
             return Err(ApiError::Conflict(format!(
                 "monitor {monitor_id} is paused; resume it to send points"
@@ -449,7 +465,16 @@ fn process_points(
         let mut remaining =
             u64::from(record.settings.warmup).saturating_sub(record.points_seen) as u32;
         for (i, &(ts, value)) in points.iter().enumerate() {
-            let verdict = detector.observe(ts, value);
+            let mut verdict = detector.observe(ts, value);
+            let suppressed_by = verdict
+                .explanation
+                .as_ref()
+                .filter(|_| verdict.anomaly)
+                .and_then(|e| rules.iter().find(|r| r.matcher.suppresses(value, e)))
+                .map(|r| anomaly_id("mr", r.number));
+            if suppressed_by.is_some() {
+                verdict.anomaly = false;
+            }
             let mut result = PointResult {
                 index: i as u32,
                 timestamp: DateTime::from_secs(ts),
@@ -459,6 +484,7 @@ fn process_points(
                 score: disclosed_score(verdict.anomaly, verdict.score),
                 warming_up: verdict.warming_up_remaining > 0,
                 explanation: None,
+                suppressed_by,
             };
             if !verdict.accepted {
                 record.points_rejected += 1;
@@ -498,6 +524,7 @@ fn process_points(
                     explanation: explanation.clone(),
                     detected_at_ms: now_ms,
                     triage: Default::default(),
+                    feedback: None,
                     episode: record.episodes,
                 };
                 if new_episode {
@@ -618,6 +645,7 @@ impl MonitorsApi {
             last_anomaly_point: None,
             episodes: 0,
             version: 1,
+            baseline_from_point: 0,
         };
         let fresh: Vec<String> = record.webhooks.iter().map(|w| w.id.clone()).collect();
         let scope = auth.0.scope;

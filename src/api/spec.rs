@@ -78,6 +78,15 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
             .map(|(name, header)| (canonical_header(&name), header))
             .collect();
         *headers = named;
+        if let Some(stream) = response
+            .get_mut("content")
+            .and_then(|c| c.get_mut("text/event-stream"))
+        {
+            stream["schema"] = server_sent_event_schema(stream.get("schema"));
+        }
+        let Some(headers) = response.get_mut("headers").and_then(Value::as_object_mut) else {
+            continue;
+        };
         headers.insert(
             "X-Request-Id".into(),
             json!({
@@ -96,6 +105,31 @@ fn finish_operation(path: &str, method: &str, operation: &mut Value) {
             );
         }
     }
+}
+
+/// The schema of one event of a `text/event-stream` answer, as OpenAPI 3.2's `itemSchema`
+/// describes it and as validators of 3.0 documents read `schema` (one parsed event, not the
+/// whole stream): the generator says "an array of items"; each event is `event`, `id` and
+/// `data`, where `data` is one item as JSON (named in `x-data-schema`).
+fn server_sent_event_schema(generated: Option<&Value>) -> Value {
+    let item = generated
+        .and_then(|g| g.get("items"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    json!({
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "event": {"type": "string", "description": "The event's type; the item's `kind`."},
+            "id": {"type": "string", "description": "Present on events a client may resume after (`Last-Event-ID`)."},
+            "retry": {"type": "integer"},
+            "data": {
+                "type": "string",
+                "description": "One item as JSON; its schema is `x-data-schema`.",
+                "x-data-schema": item,
+            },
+        },
+    })
 }
 
 /// Every `uint32` or `uint64` says what it holds (`minimum: 0`; `maximum: 4294967295` for

@@ -19,6 +19,7 @@ use super::{
     error::{ApiError, ApiResult},
     event_body::{JsonEvents, NdjsonEvents},
     explain::ExplanationView,
+    feedback::FeedbackView,
     models::DateTime,
     models::{decode_cursor, encode_cursor, replayed, Answered, Tag},
     triage::{anomaly_id, TriageView},
@@ -28,13 +29,15 @@ use crate::{
     clock,
     core::{
         billing::dunning::DunningPolicy,
-        detect::{EventDetector, EventSettings},
+        detect::{event_fields, EventDetector, EventSettings, EventVerdict},
+        feedback::Source,
         metering::disclosure::disclosed_score,
+        rules::{Rule, StreamMatch},
     },
     secrets,
     store::{
-        page_limit, BatchCommitted, OrgScope, Remembered, StoredAnomaly, StreamBatchCommit,
-        StreamRecord,
+        page_limit, BatchCommitted, NewStreamAnomaly, OrgScope, Remembered, StoredAnomaly,
+        StreamBatchCommit, StreamRecord,
     },
 };
 
@@ -72,6 +75,12 @@ struct EventResult {
     #[oai(skip_serializing_if_is_none)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     explanation: Option<ExplanationView>,
+    /// The stream's rule (`sr_<n>`, made from feedback) that covered this event: the
+    /// detector flagged it, the rule says it is expected, so it is not an anomaly and it is
+    /// not counted.
+    #[oai(skip_serializing_if_is_none)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    suppressed_by: Option<String>,
 }
 
 #[derive(Object, Serialize, Deserialize, Clone)]
@@ -134,7 +143,9 @@ struct Stream {
 
 impl From<StreamRecord> for Stream {
     fn from(r: StreamRecord) -> Self {
-        let remaining = u64::from(r.settings.warmup).saturating_sub(r.events_seen) as u32;
+        let remaining = u64::from(r.settings.warmup)
+            .saturating_sub(r.events_seen.saturating_sub(r.baseline_from_event))
+            as u32;
         Stream {
             id: r.id,
             window: r.settings.window,
@@ -172,6 +183,8 @@ pub(super) struct StreamAnomaly {
     explanation: ExplanationView,
     #[oai(flatten)]
     triage: TriageView,
+    #[oai(flatten)]
+    feedback: FeedbackView,
 }
 
 impl From<StoredAnomaly> for StreamAnomaly {
@@ -182,9 +195,10 @@ impl From<StoredAnomaly> for StreamAnomaly {
             detected_at: DateTime::from_ms(a.at_ms),
             batch_index: a.batch_index,
             triage: TriageView::from(&a.triage),
+            feedback: FeedbackView::of(a.feedback.as_ref(), Source::Stream),
             event: a.event,
             score: a.score,
-            explanation: a.explanation.into(),
+            explanation: ExplanationView::from(a.explanation).with_findings(&a.findings),
         }
     }
 }
@@ -210,6 +224,22 @@ fn valid_stream_id(id: &str) -> ApiResult<()> {
             "must be 1 to 128 characters of letters, digits, '.', '_', ':' or '-'",
         ))
     }
+}
+
+/// The id of the first rule that covers a flagged event, if any.
+fn suppressing_rule(
+    rules: &[Rule<StreamMatch>],
+    verdict: &EventVerdict,
+    event: &Value,
+) -> Option<String> {
+    if !verdict.anomaly || rules.is_empty() {
+        return None;
+    }
+    let fields = event_fields(event);
+    rules
+        .iter()
+        .find(|r| r.matcher.suppresses(&verdict.findings, &fields))
+        .map(|r| anomaly_id("sr", r.number))
 }
 
 /// Runs a batch against the stream and commits it; retried if another batch raced it.
@@ -241,6 +271,7 @@ fn process_batch(
             ));
         }
         let expected_version = snapshot.record.as_ref().map(|r| r.version);
+        let rules = snapshot.rules;
         let mut record = snapshot.record.unwrap_or_else(|| StreamRecord {
             id: stream_id.to_string(),
             settings: EventSettings::default(),
@@ -250,6 +281,7 @@ fn process_batch(
             anomalies_seen: 0,
             last_event_at_ms: None,
             version: 0,
+            baseline_from_event: 0,
         });
         let mut detector = super::resume_detector(
             &format!("stream {stream_id}"),
@@ -261,10 +293,20 @@ fn process_batch(
         let mut anomalies = Vec::new();
         let mut remaining = 0;
         for (i, event) in events.iter().enumerate() {
-            let verdict = detector.observe(event);
+            let mut verdict = detector.observe(event);
             remaining = verdict.warming_up_remaining;
+            let suppressed_by = suppressing_rule(&rules, &verdict, event);
+            if suppressed_by.is_some() {
+                verdict.anomaly = false;
+            }
             if let Some(explanation) = verdict.explanation.clone().filter(|_| verdict.anomaly) {
-                anomalies.push((i as u32, event.clone(), verdict.score, explanation));
+                anomalies.push(NewStreamAnomaly {
+                    batch_index: i as u32,
+                    event: event.clone(),
+                    score: verdict.score,
+                    explanation,
+                    findings: verdict.findings.clone(),
+                });
             }
             results.push(EventResult {
                 index: i as u32,
@@ -275,10 +317,14 @@ fn process_batch(
                     .explanation
                     .filter(|_| verdict.anomaly)
                     .map(|e| ExplanationView::from(e).with_findings(&verdict.findings)),
+                suppressed_by,
             });
         }
         if events.is_empty() {
-            remaining = u64::from(record.settings.warmup).saturating_sub(record.events_seen) as u32;
+            let seen = record
+                .events_seen
+                .saturating_sub(record.baseline_from_event);
+            remaining = u64::from(record.settings.warmup).saturating_sub(seen) as u32;
         }
         let found = anomalies.len() as u32;
         record.events_seen += events.len() as u64;

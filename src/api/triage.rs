@@ -66,7 +66,7 @@ impl SetStatusRequest {
 }
 
 /// The status fields of a stored anomaly.
-#[derive(Object)]
+#[derive(Object, Clone)]
 #[oai(skip_serializing_if_is_none)]
 pub struct TriageView {
     /// `open` until someone acknowledges or resolves it.

@@ -100,8 +100,10 @@ pub struct UsagePeriod {
     pub period_start: DateTime,
     pub period_end: DateTime,
     pub plan: String,
-    /// Anomaly detections counted this period.
+    /// Anomaly detections counted this period, less accepted disputes.
     pub total_calls: u64,
+    /// Detections taken out of `total_calls` by accepted disputes.
+    pub disputed_detections: u64,
     pub included_calls_used: u64,
     pub overage_calls: u64,
     /// Overage at the plan's unit price, rounded half up to whole cents once per period.
@@ -117,6 +119,7 @@ impl From<&Usage> for UsagePeriod {
             period_end: DateTime::from_ms(u.period.end_ms),
             plan: u.plan_id.clone(),
             total_calls: u.total_calls,
+            disputed_detections: u.disputed_calls,
             included_calls_used: u.included_calls_used,
             overage_calls: u.overage_calls,
             estimated_charges_cents: u.estimated_charges_cents,

@@ -4,5 +4,7 @@
 pub mod billing;
 pub mod calendar;
 pub mod detect;
+pub mod feedback;
 pub mod metering;
+pub mod rules;
 pub mod triage;

@@ -126,7 +126,10 @@ pub(super) fn add_pending(
 
 impl Store {
     /// Turns each org's pending overage into one batch row per period, for orgs Stripe knows
-    /// (a customer id); the others keep waiting. A batch is stamped inside its own period
+    /// (a customer id); the others keep waiting. Overage credited by disputes after it was
+    /// batched (`METER_CREDIT`) is netted first: a batch is cut for what is left, and none
+    /// when nothing is (the credit never goes below zero, and what it cannot net waits for
+    /// later overage). A batch is stamped inside its own period
     /// (`Period::report_time_ms`), so usage that waited across a month end still lands on that
     /// month's invoice; a period the clock has not reached yet (it stepped back) waits.
     /// Returns the rows made.
@@ -138,6 +141,7 @@ impl Store {
             let accounts = tx.open_table(tables::BILLING_ACCOUNTS)?;
             let mut outbox = tx.open_table(tables::METER_OUTBOX)?;
             let mut due = tx.open_table(tables::METER_DUE)?;
+            let mut credits = tx.open_table(tables::METER_CREDIT)?;
             let waiting: Vec<(String, i64, u64)> = pending
                 .iter()?
                 .map(|e| e.map(|(k, v)| (k.value().0.to_string(), k.value().1, v.value())))
@@ -150,6 +154,34 @@ impl Store {
                 let Some(customer) = read_account(&accounts, &org)?.customer_id else {
                     continue;
                 };
+                let owed = credits.get(org.as_str())?.map(|v| v.value()).unwrap_or(0);
+                let netted = owed.min(value);
+                let value = value - netted;
+                if netted > 0 {
+                    if owed == netted {
+                        credits.remove(org.as_str())?;
+                    } else {
+                        credits.insert(org.as_str(), owed - netted)?;
+                    }
+                    let detail = serde_json::json!({
+                        "period_start_ms": period_start,
+                        "netted": netted,
+                        "credit_left": owed - netted,
+                        "batched": value,
+                    });
+                    super::outbox::record_billing_action(
+                        &tx,
+                        Some(&org),
+                        "stripe",
+                        "meter_credit_netted",
+                        detail,
+                        now_ms,
+                    )?;
+                }
+                if value == 0 {
+                    pending.remove((org.as_str(), period_start))?;
+                    continue;
+                }
                 let id = next_seq(&outbox)?;
                 let row = MeterEventRow {
                     id,

@@ -9,6 +9,8 @@ pub mod backup;
 mod billing;
 pub mod codec;
 mod compact_answer;
+mod feed;
+mod feedback;
 mod idempotency;
 mod keys;
 mod meter_outbox;
@@ -39,19 +41,22 @@ use std::sync::{
 
 pub use audit::AuditEvent;
 pub use billing::{Received, StripeEventRecord};
+pub use feed::{AnyAnomaly, FeedEntry, FeedFilter, FeedItem};
+pub use feedback::{DisputeCounts, FeedbackOutcome};
 pub use keys::{KeyRecord, KeyScope, NewKey};
 pub use meter_outbox::{MeterEventRow, MeterStatus};
 pub use metering::{MeterOutcome, MeterSnapshot, Metered};
 pub use monitors::{
-    EpisodeStart, MonitorAnomaly, MonitorBatchCommit, MonitorRecord, SeriesPoint, WebhookChannel,
-    MAX_SERIES_POINTS,
+    EpisodeStart, MonitorAnomaly, MonitorBatchCommit, MonitorRecord, MonitorSnapshot, SeriesPoint,
+    WebhookChannel, MAX_SERIES_POINTS,
 };
 pub use org_limits::Holdings;
 pub use orgs::{NewOrg, OrgRecord};
 pub use outbox::{Attempt, BillingAction, EmailStatus, OutboxEmail};
 pub use overview::{OrgStanding, OutboxHealth};
 pub use streams::{
-    BatchCommitted, Remembered, StoredAnomaly, StreamBatchCommit, StreamRecord, StreamSnapshot,
+    BatchCommitted, NewStreamAnomaly, Remembered, StoredAnomaly, StreamBatchCommit, StreamRecord,
+    StreamSnapshot,
 };
 pub use webhooks::{DeliveryStatus, WebhookDelivery};
 
@@ -64,6 +69,9 @@ pub enum StoreError {
     NotFound { entity: &'static str, id: String },
     #[error("{0}")]
     Conflict(String),
+    /// A conflict with its own machine-readable code (`dispute_settled`, ...).
+    #[error("{message}")]
+    Refused { code: &'static str, message: String },
     #[error(
         "the store has schema version {found}, newer than this binary supports ({supported}); \
          run the newer driftlock release that wrote it, or restore a backup made by this one"

@@ -2,6 +2,8 @@
 //! their scores, stored anomalies, and the commit of a batch of points with everything it
 //! causes (metering, notifications, idempotent answer) in one transaction.
 
+use crate::core::feedback::Source;
+use crate::core::rules::{MonitorMatch, Rule};
 use crate::core::triage::{AnomalyStatus, Triage};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
@@ -9,6 +11,7 @@ use serde_json::json;
 
 use super::{
     codec::{self, Versioned},
+    feed::{self, FeedEntry},
     idempotency,
     metering::{meter_in_tx, Metered},
     org_limits,
@@ -53,6 +56,10 @@ pub struct MonitorRecord {
     pub last_anomaly_point: Option<u64>,
     pub episodes: u64,
     pub version: u64,
+    /// `points_seen` when an `expected` verdict last restarted the baseline (issue 22): the
+    /// warm-up counts from here.
+    #[serde(default)]
+    pub baseline_from_point: u64,
 }
 
 impl Versioned for MonitorRecord {
@@ -73,6 +80,9 @@ pub struct MonitorAnomaly {
     /// Open, acknowledged or resolved (records from before it read as open).
     #[serde(default)]
     pub triage: Triage,
+    /// A person's verdict, once given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<crate::core::feedback::Feedback>,
 }
 
 impl Versioned for MonitorAnomaly {
@@ -91,6 +101,14 @@ pub struct SeriesPoint {
 impl Versioned for SeriesPoint {
     const KIND: &'static str = "series point";
     const VERSION: u8 = 1;
+}
+
+/// A monitor as a batch starts from.
+pub struct MonitorSnapshot {
+    pub record: MonitorRecord,
+    pub state: Option<Vec<u8>>,
+    /// The monitor's suppression rules (issue 22), applied to this batch's verdicts.
+    pub rules: Vec<Rule<MonitorMatch>>,
 }
 
 /// A notification an episode's first anomaly asks for.
@@ -154,11 +172,8 @@ impl OrgScope {
             .ok_or_else(|| StoreError::not_found("monitor", id))
     }
 
-    /// The monitor and its detector state, as a batch starts from.
-    pub fn monitor_snapshot(
-        &self,
-        id: &str,
-    ) -> Result<(MonitorRecord, Option<Vec<u8>>), StoreError> {
+    /// A monitor as a batch starts from: its record, detector state and suppression rules.
+    pub fn monitor_snapshot(&self, id: &str) -> Result<MonitorSnapshot, StoreError> {
         let tx = self.store.db()?.begin_read()?;
         let key = (self.org_id.as_str(), id);
         let record = read(tx.open_table(tables::MONITORS)?.get(key)?)?
@@ -167,7 +182,12 @@ impl OrgScope {
             .open_table(tables::MONITOR_STATE)?
             .get(key)?
             .map(|b| b.value().to_vec());
-        Ok((record, state))
+        let rules = super::feedback::rules_of(&tx, tables::MONITOR_RULES, &self.org_id, id)?;
+        Ok(MonitorSnapshot {
+            record,
+            state,
+            rules,
+        })
     }
 
     pub fn list_monitors(
@@ -409,6 +429,13 @@ impl OrgScope {
                 MAX_STORED_ANOMALIES,
             )?
         };
+        let entries = batch.anomalies.iter().enumerate().map(|(i, a)| FeedEntry {
+            source: Source::Monitor,
+            parent: id.to_string(),
+            seq: first + i as u64,
+            at_ms: a.detected_at_ms,
+        });
+        feed::append(&tx, org, entries)?;
         for start in &batch.episode_starts {
             // The episode's first anomaly is one of this batch's, numbered from `first`.
             let position = batch.anomalies.iter().position(|a| *a == start.anomaly);
@@ -419,6 +446,7 @@ impl OrgScope {
                 "monitor": {"id": id, "name": batch.record.name},
                 "anomaly_id": anomaly_id,
                 "anomaly_path": anomaly_id.as_ref().map(|a| format!("/v1/monitors/{id}/anomalies/{a}")),
+                "feedback_path": anomaly_id.as_ref().map(|a| format!("/v1/monitors/{id}/anomalies/{a}/feedback")),
                 "episode": start.episode,
                 "timestamp": start.anomaly.ts,
                 "value": start.anomaly.value,

@@ -7,7 +7,7 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableError, WriteTransacti
 use super::{tables, StoreError};
 
 /// The schema version this binary writes.
-pub const CURRENT_SCHEMA_VERSION: u64 = 11;
+pub const CURRENT_SCHEMA_VERSION: u64 = 12;
 
 /// One rung of the ladder: it moves a store from `version - 1` to `version`.
 struct Step {
@@ -74,7 +74,22 @@ const LADDER: &[Step] = &[
         what: "count the bytes of idempotency records each organization holds, and create the hourly mail budget",
         apply: count_idempotency_bytes,
     },
+    Step {
+        version: 12,
+        what: "create disputes, meter credits, suppression rules and the org-wide anomaly feed (filled with the stored anomalies)",
+        apply: create_feedback_tables,
+    },
 ];
+
+/// Creates the tables of issue 22 and fills the feed with every stored anomaly, oldest first.
+fn create_feedback_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
+    tx.open_table(tables::DISPUTES)?;
+    tx.open_table(tables::METER_CREDIT)?;
+    tx.open_table(tables::STREAM_RULES)?;
+    tx.open_table(tables::MONITOR_RULES)?;
+    tx.open_table(tables::ANOMALY_FEED)?;
+    super::feed::backfill(tx)
+}
 
 fn count_idempotency_bytes(tx: &WriteTransaction) -> Result<(), StoreError> {
     let mut held: std::collections::BTreeMap<String, u64> = Default::default();
@@ -499,6 +514,78 @@ mod tests {
     }
 
     #[test]
+    fn step_12_lists_every_earlier_anomaly_in_its_orgs_feed_in_time_order() {
+        use crate::store::{monitors::MonitorAnomaly, streams::StoredAnomaly};
+        let (_dir, db) = fresh();
+        migrate_to(&db, 11).unwrap();
+        let stream = |seq: u64, at_ms: i64| StoredAnomaly {
+            seq,
+            at_ms,
+            batch_index: 0,
+            event: serde_json::json!({"user": "x"}),
+            score: 1.0,
+            explanation: Default::default(),
+            triage: Default::default(),
+            findings: Vec::new(),
+            feedback: None,
+        };
+        let monitor = MonitorAnomaly {
+            seq: 1,
+            ts: 1,
+            value: 9.0,
+            score: 1.0,
+            explanation: Default::default(),
+            detected_at_ms: 2_000,
+            episode: 1,
+            triage: Default::default(),
+            feedback: None,
+        };
+        let tx = db.begin_write().unwrap();
+        {
+            let mut streams = tx.open_table(tables::STREAM_ANOMALIES).unwrap();
+            for (org, seq, at) in [("org_a", 1, 3_000), ("org_a", 2, 1_000), ("org_b", 1, 5)] {
+                let a = super::super::codec::encode(&stream(seq, at));
+                streams.insert((org, "web", seq), a.as_slice()).unwrap();
+            }
+            let mut monitors = tx.open_table(tables::MONITOR_ANOMALIES).unwrap();
+            let a = super::super::codec::encode(&monitor);
+            monitors
+                .insert(("org_a", "mon_1", 1), a.as_slice())
+                .unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(migrate_to(&db, 12).unwrap(), 11);
+        let tx = db.begin_read().unwrap();
+        let feed = tx.open_table(tables::ANOMALY_FEED).unwrap();
+        let rows: Vec<(String, u64, String, u64)> = feed
+            .iter()
+            .unwrap()
+            .map(|e| {
+                let (k, v) = e.unwrap();
+                let entry: crate::store::FeedEntry =
+                    super::super::codec::decode(v.value()).unwrap();
+                (
+                    k.value().0.to_string(),
+                    k.value().1,
+                    entry.parent,
+                    entry.seq,
+                )
+            })
+            .collect();
+        let want = [
+            ("org_a", 1, "web", 2),
+            ("org_a", 2, "mon_1", 1),
+            ("org_a", 3, "web", 1),
+            ("org_b", 1, "web", 1),
+        ];
+        let want: Vec<(String, u64, String, u64)> = want
+            .iter()
+            .map(|(o, n, p, s)| (o.to_string(), *n, p.to_string(), *s))
+            .collect();
+        assert_eq!(rows, want);
+    }
+
+    #[test]
     fn step_10_moves_pending_usage_to_the_newest_period_of_each_org() {
         let (_dir, db) = fresh();
         migrate_to(&db, 9).unwrap();
@@ -525,6 +612,23 @@ mod tests {
             })
             .collect();
         assert_eq!(rows, vec![(("org_a".to_string(), 5_000), 42)]);
+    }
+
+    #[test]
+    fn a_fresh_store_has_every_table_the_code_reads() {
+        let (_dir, db) = fresh();
+        migrate(&db).unwrap();
+        let tx = db.begin_read().unwrap();
+        let mut missing = Vec::new();
+        macro_rules! check {
+            ($t:path) => {
+                if tx.open_table($t).is_err() {
+                    missing.push($t.name().to_string());
+                }
+            };
+        }
+        tables::for_each_table!(check);
+        assert!(missing.is_empty(), "tables no step creates: {missing:?}");
     }
 
     #[test]

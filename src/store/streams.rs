@@ -3,17 +3,21 @@
 //! the detections it counts and its idempotent answer are written in one transaction, so a
 //! crash can neither count forgotten work nor forget counted work.
 
+use crate::core::feedback::Source;
 use crate::core::triage::{AnomalyStatus, Triage};
 use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
 use super::{
     codec::{self, Versioned},
+    feed::{self, FeedEntry},
     idempotency::{self, Prior},
     metering::{meter_in_tx, Metered},
     org_limits, scoped, tables, OrgScope, Page, StoreError,
 };
-use crate::core::detect::{EventSettings, Explanation};
+use crate::core::detect::{EventSettings, Explanation, Finding};
+use crate::core::feedback::Feedback;
+use crate::core::rules::{Rule, StreamMatch};
 
 /// Anomalies kept per stream; older ones are dropped as new ones arrive.
 pub const MAX_STORED_ANOMALIES: u64 = 10_000;
@@ -29,6 +33,10 @@ pub struct StreamRecord {
     pub last_event_at_ms: Option<i64>,
     /// Bumped on every write; a batch commits only over the version it started from.
     pub version: u64,
+    /// `events_seen` when an `expected` verdict last restarted the baseline (issue 22): the
+    /// warm-up counts from here.
+    #[serde(default)]
+    pub baseline_from_event: u64,
 }
 
 impl Versioned for StreamRecord {
@@ -48,6 +56,23 @@ pub struct StoredAnomaly {
     /// Open, acknowledged or resolved (records from before it read as open).
     #[serde(default)]
     pub triage: Triage,
+    /// The fields that made the event odd (records from before issue 22 have none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<Finding>,
+    /// A person's verdict, once given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Feedback>,
+}
+
+/// An anomaly of a batch, before it is numbered.
+#[derive(Debug, Clone)]
+pub struct NewStreamAnomaly {
+    /// Position of the event in its batch.
+    pub batch_index: u32,
+    pub event: serde_json::Value,
+    pub score: f64,
+    pub explanation: Explanation,
+    pub findings: Vec<Finding>,
 }
 
 impl Versioned for StoredAnomaly {
@@ -60,6 +85,8 @@ impl Versioned for StoredAnomaly {
 pub struct StreamSnapshot {
     pub record: Option<StreamRecord>,
     pub state: Option<Vec<u8>>,
+    /// The stream's suppression rules (issue 22), applied to this batch's verdicts.
+    pub rules: Vec<Rule<StreamMatch>>,
 }
 
 /// A processed batch, ready to commit.
@@ -68,7 +95,7 @@ pub struct StreamBatchCommit {
     /// The version the batch started from; `None` for a stream created by this batch.
     pub expected_version: Option<u64>,
     pub state: Vec<u8>,
-    pub anomalies: Vec<(u32, serde_json::Value, f64, Explanation)>,
+    pub anomalies: Vec<NewStreamAnomaly>,
     pub idempotency: Option<(String, String)>,
     pub now_ms: i64,
 }
@@ -115,7 +142,12 @@ impl OrgScope {
             .open_table(tables::STREAM_STATE)?
             .get(key)?
             .map(|b| b.value().to_vec());
-        Ok(StreamSnapshot { record, state })
+        let rules = super::feedback::rules_of(&tx, tables::STREAM_RULES, &self.org_id, stream_id)?;
+        Ok(StreamSnapshot {
+            record,
+            state,
+            rules,
+        })
     }
 
     pub fn get_stream(&self, stream_id: &str) -> Result<StreamRecord, StoreError> {
@@ -189,6 +221,7 @@ impl OrgScope {
                     anomalies_seen: 0,
                     last_event_at_ms: None,
                     version: 1,
+                    baseline_from_event: 0,
                 },
             };
             streams.insert(key, codec::encode(&record).as_slice())?;
@@ -325,21 +358,18 @@ impl OrgScope {
         }
         {
             let mut table = tx.open_table(tables::STREAM_ANOMALIES)?;
-            let stored =
-                batch
-                    .anomalies
-                    .iter()
-                    .cloned()
-                    .map(|(batch_index, event, score, explanation)| StoredAnomaly {
-                        seq: 0,
-                        at_ms: batch.now_ms,
-                        batch_index,
-                        event,
-                        score,
-                        explanation,
-                        triage: Triage::default(),
-                    });
-            scoped::append_numbered(
+            let stored = batch.anomalies.iter().cloned().map(|a| StoredAnomaly {
+                seq: 0,
+                at_ms: batch.now_ms,
+                batch_index: a.batch_index,
+                event: a.event,
+                score: a.score,
+                explanation: a.explanation,
+                triage: Triage::default(),
+                findings: a.findings,
+                feedback: None,
+            });
+            let first = scoped::append_numbered(
                 &mut table,
                 org,
                 stream_id,
@@ -347,6 +377,13 @@ impl OrgScope {
                 |a, seq| StoredAnomaly { seq, ..a },
                 MAX_STORED_ANOMALIES,
             )?;
+            let entries = (0..batch.anomalies.len() as u64).map(|i| FeedEntry {
+                source: Source::Stream,
+                parent: stream_id.to_string(),
+                seq: first + i,
+                at_ms: batch.now_ms,
+            });
+            feed::append(&tx, org, entries)?;
         }
         let metered = meter_in_tx(&tx, org, batch.anomalies.len() as u64, batch.now_ms)?;
         let answer = answer(&metered);

@@ -146,6 +146,27 @@ pub const USAGE_DAILY: TableDefinition<(&str, i64), u64> = TableDefinition::new(
 pub const METER_PENDING: TableDefinition<(&str, i64), u64> =
     TableDefinition::new("meter_pending_by_period");
 
+// Schema version 12: feedback on anomalies (issue 22).
+
+/// Disputes of billed detections, by id: `Dispute`.
+pub const DISPUTES: TableDefinition<u64, &[u8]> = TableDefinition::new("disputes");
+
+/// Overage detections credited by accepted disputes after they were batched for Stripe, per
+/// org: netted from the org's next meter batches (never below zero).
+pub const METER_CREDIT: TableDefinition<&str, u64> = TableDefinition::new("meter_credit");
+
+/// Suppression rules of each stream, numbered: (org, stream, n) -> `Rule<StreamMatch>`.
+pub const STREAM_RULES: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("stream_rules");
+
+/// Suppression rules of each monitor, numbered: (org, monitor, n) -> `Rule<MonitorMatch>`.
+pub const MONITOR_RULES: TableDefinition<(&str, &str, u64), &[u8]> =
+    TableDefinition::new("monitor_rules");
+
+/// Every stored anomaly of an org in the order it was found: (org, n) -> `FeedEntry`, for
+/// the org-wide list and the live feed (`n` is the feed's event id).
+pub const ANOMALY_FEED: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("anomaly_feed");
+
 /// Calls `$apply!(TABLE)` for every table above; backup and restore use it so that a table
 /// added here cannot be forgotten by them.
 macro_rules! for_each_table {
@@ -185,6 +206,11 @@ macro_rules! for_each_table {
         $apply!(tables::PROMOTIONS);
         $apply!(tables::USAGE_DAILY);
         $apply!(tables::METER_PENDING);
+        $apply!(tables::DISPUTES);
+        $apply!(tables::METER_CREDIT);
+        $apply!(tables::STREAM_RULES);
+        $apply!(tables::MONITOR_RULES);
+        $apply!(tables::ANOMALY_FEED);
     };
 }
 pub(crate) use for_each_table;

@@ -179,6 +179,14 @@ fn monitor_anomaly(p: &Value, links: &Links<'_>) -> Rendered {
             links.public_url
         ));
     }
+    if let Some(path) = p["feedback_path"].as_str() {
+        paragraphs.push(format!(
+            "Not an anomaly? POST {}{path} with {{\"verdict\": \"false_positive\"}}: the \
+             detection leaves this period's usage and alarms like it are suppressed. Use \
+             \"expected\" for a change that is the new normal.",
+            links.public_url
+        ));
+    }
     paragraphs.push("Further anomalies in this episode will not be mailed again.".into());
     let url = format!(
         "{}/admin/#/monitors/{}",
@@ -296,7 +304,7 @@ mod tests {
     #[test]
     fn monitor_anomalies_say_what_was_seen_and_expected() {
         let p = json!({"monitor": {"id": "mon_1", "name": "latency"}, "timestamp": 1_700_000_000, "value": 5000.0,
-            "anomaly_id": "ma_3", "anomaly_path": "/v1/monitors/mon_1/anomalies/ma_3", "score": 0.97, "explanation": {"confidence": 0.9999, "expected_low": 40.0, "expected_high": 60.0, "summary": "Far above."}});
+            "anomaly_id": "ma_3", "anomaly_path": "/v1/monitors/mon_1/anomalies/ma_3", "feedback_path": "/v1/monitors/mon_1/anomalies/ma_3/feedback", "score": 0.97, "explanation": {"confidence": 0.9999, "expected_low": 40.0, "expected_high": 60.0, "summary": "Far above."}});
         let r = render(
             "monitor_anomaly",
             &p,
@@ -315,6 +323,12 @@ mod tests {
         assert!(
             r.text
                 .contains("Anomaly ma_3. Acknowledge or resolve it with PATCH http://x/v1/monitors/mon_1/anomalies/ma_3"),
+            "{}",
+            r.text
+        );
+        assert!(
+            r.text
+                .contains("POST http://x/v1/monitors/mon_1/anomalies/ma_3/feedback with {\"verdict\": \"false_positive\"}"),
             "{}",
             r.text
         );

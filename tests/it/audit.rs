@@ -25,6 +25,11 @@ const RECORDED: &[(&str, &str)] = &[
     // Need Stripe; checked by store::meter_outbox's unit test and stripe::reconciliation_*.
     ("retryStripeOutbox", "billing:stripe_usage_retried"),
     ("reconcileBilling", "billing:meter_correction_queued"),
+    // Need a stored anomaly; checked by feedback::a_disputed_stream_detection_* (accepted at
+    // once) and feedback::disputes_beyond_the_share_* (queued, accepted and rejected).
+    ("giveStreamAnomalyFeedback", "billing:dispute_accepted"),
+    ("giveMonitorAnomalyFeedback", "billing:dispute_accepted"),
+    ("decideDispute", "billing:dispute_accepted"),
 ];
 
 /// Changing routes that change no billing or key state, and why.
@@ -66,6 +71,18 @@ const NOT_BILLING_OR_KEYS: &[(&str, &str)] = &[
     (
         "setMonitorAnomalyStatus",
         "kept on the anomaly: who, when and the note",
+    ),
+    (
+        "deleteStreamRule",
+        "detection settings; the verdict stays on its anomaly",
+    ),
+    (
+        "deleteMonitorRule",
+        "detection settings; the verdict stays on its anomaly",
+    ),
+    (
+        "createLiveTicket",
+        "a short-lived read ticket, in memory only",
     ),
 ];
 
@@ -256,10 +273,16 @@ fn every_billing_and_key_change_is_recorded_with_its_actor() {
         .0
     });
     let performed: BTreeSet<&str> = seen.iter().map(String::as_str).collect();
-    let stripe_only = ["retryStripeOutbox", "reconcileBilling"];
+    let elsewhere = [
+        "retryStripeOutbox",
+        "reconcileBilling",
+        "giveStreamAnomalyFeedback",
+        "giveMonitorAnomalyFeedback",
+        "decideDispute",
+    ];
     for (op, _) in RECORDED {
         assert!(
-            performed.contains(op) || stripe_only.contains(op),
+            performed.contains(op) || elsewhere.contains(op),
             "{op} is not exercised"
         );
     }

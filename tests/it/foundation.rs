@@ -169,6 +169,19 @@ fn every_org_route_hides_other_orgs_data() {
         Some(&key_b),
     );
     let monitor_anomaly_b = listed["items"][0]["id"].as_str().unwrap().to_string();
+    // Org B's own rules, from its own verdicts.
+    for path in [
+        format!("/v1/streams/b-stream/anomalies/{stream_anomaly_b}/feedback"),
+        format!("/v1/monitors/{monitor_b}/anomalies/{monitor_anomaly_b}/feedback"),
+    ] {
+        let (s, b) = post(
+            &server,
+            &path,
+            Some(&key_b),
+            &json!({"verdict": "false_positive"}),
+        );
+        assert_eq!(s, 200, "{b}");
+    }
     let snapshot_b = |server: &support::Server| {
         (
             get(server, "/v1/streams/b-stream", Some(&key_b)).1,
@@ -183,6 +196,8 @@ fn every_org_route_hides_other_orgs_data() {
         "key_id" => key_b_id.clone(),
         "stream_id" => "b-stream".to_string(),
         "monitor_id" => monitor_b.clone(),
+        "rule_id" if op_id.contains("Stream") => "sr_1".to_string(),
+        "rule_id" => "mr_1".to_string(),
         other => panic!("no foreign fixture for path parameter {other}; add one to this test"),
     };
     // Operations that create the named object in the caller's own namespace on first use.
@@ -230,6 +245,9 @@ fn every_org_route_hides_other_orgs_data() {
                 "sendMonitorPoints" => json!({"timestamp": 1_900_000_000, "value": 1}),
                 "setStreamAnomalyStatus" | "setMonitorAnomalyStatus" => {
                     json!({"status": "resolved"})
+                }
+                "giveStreamAnomalyFeedback" | "giveMonitorAnomalyFeedback" => {
+                    json!({"verdict": "confirmed"})
                 }
                 _ => json!({"name": "x"}),
             });

@@ -8,6 +8,7 @@ mod clock;
 mod durability;
 mod email;
 mod faults;
+mod feedback;
 mod foundation;
 mod hostile;
 mod load;

@@ -278,6 +278,20 @@ fn a_webhook_that_fails_twice_is_delivered_exactly_once_and_signed() {
     assert_eq!(stored["id"], body["anomaly_id"]);
     assert_eq!(stored["value"], body["value"]);
     assert_eq!(stored["status"], "open");
+    // ... and give feedback on, at the path it names.
+    let feedback = body["feedback_path"].as_str().unwrap();
+    assert_eq!(feedback, format!("{path}/feedback"));
+    let (s, given) = crate::support::post(
+        &server,
+        feedback,
+        Some(&key),
+        &json!({"verdict": "confirmed"}),
+    );
+    assert_eq!(
+        (s, given["verdict"].as_str()),
+        (200, Some("confirmed")),
+        "{given}"
+    );
 
     let (_, deliveries) = get(
         &server,

@@ -509,13 +509,23 @@ pub(crate) fn setup_online_with(
     interval_ms: &str,
     env: &[(&str, &str)],
 ) -> Setup {
+    provision(start_online(dir, stripe, interval_ms, env))
+}
+
+/// The server of `setup_online_with`, on `dir` as it is (also a restart).
+fn start_online(
+    dir: &std::path::Path,
+    stripe: &FakeStripe,
+    interval_ms: &str,
+    env: &[(&str, &str)],
+) -> Server {
     let mut all_env = vec![
         ("DRIFTLOCK_STRIPE_WEBHOOK_SECRET", SECRET),
         ("DRIFTLOCK_STRIPE_SECRET_KEY", "sk_test_driftlock"),
         ("DRIFTLOCK_STRIPE_PUBLISHABLE_KEY", "pk_test_driftlock"),
     ];
     all_env.extend_from_slice(env);
-    provision(start_with(
+    start_with(
         dir,
         &[
             "--email-poll-ms",
@@ -530,7 +540,7 @@ pub(crate) fn setup_online_with(
             "0",
         ],
         &all_env,
-    ))
+    )
 }
 
 #[test]
@@ -786,6 +796,84 @@ fn metered_overage_reaches_stripe_exactly_once_across_an_outage() {
         usage["overage_calls"], 7_500,
         "Stripe got exactly the overage"
     );
+}
+
+/// Issue 22: a disputed detection whose overage Stripe already has is netted from the next
+/// meter batch, never below zero, exactly once, with the server killed between counting the
+/// next overage and reporting it.
+#[test]
+fn a_disputed_overage_already_sent_is_netted_from_the_next_batch_across_a_crash() {
+    let stripe = FakeStripe::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = setup_online(dir.path(), &stripe, "100");
+    deliver(&s.server, &checkout_completed("evt_c", &s.org, now()));
+    let meter = |server: &Server, count: u64| {
+        let (st, b) = post(
+            server,
+            "/v1/meter-usage",
+            Some(&s.service),
+            &json!({"organization_id": s.org, "anomaly": true, "count": count}),
+        );
+        assert_eq!(st, 200, "{b}");
+    };
+    meter(&s.server, 250_000);
+    let anomaly = crate::anomaly_status::stream_with_an_intruder(&s.server, &s.key, "web");
+    let (_, usage) = get(&s.server, "/v1/usage", Some(&s.key));
+    let overage = usage["overage_calls"].as_u64().unwrap();
+    assert!(overage >= 1, "{usage}");
+    crate::support::wait_for(30, "the overage reported", || {
+        (stripe.metered_total() == overage).then_some(())
+    });
+
+    // Disputed after Stripe has it: the credit waits to be netted.
+    let (st, b) = post(
+        &s.server,
+        &format!("/v1/streams/web/anomalies/{anomaly}/feedback"),
+        Some(&s.key),
+        &json!({"verdict": "false_positive"}),
+    );
+    assert_eq!(st, 200, "{b}");
+    assert_eq!(b["dispute"]["status"], "accepted", "{b}");
+    assert_eq!(b["dispute"]["overage_credited"], 1, "{b}");
+    let summary = format!("/v1/admin/orgs/{}/disputes/summary", s.org);
+    let (_, figures) = get(&s.server, &summary, Some(&s.admin));
+    assert_eq!(figures["credit_to_net"], 1, "{figures}");
+
+    // Five more counted while Stripe is down, then a crash before they are reported.
+    stripe.set_down(true);
+    meter(&s.server, 5);
+    crate::support::wait_for(20, "an attempt refused while Stripe is down", || {
+        (stripe.seen()["refused"].as_u64() >= Some(1)).then_some(())
+    });
+    s.server.stop_with("KILL");
+    stripe.set_down(false);
+    s.server = start_online(dir.path(), &stripe, "100", &[]);
+    let want = overage + 4;
+    crate::support::wait_for(30, "the next batch, netted", || {
+        (stripe.metered_total() == want).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    assert_eq!(stripe.metered_total(), want, "netted once, sent once");
+    let (_, usage) = get(&s.server, "/v1/usage", Some(&s.key));
+    assert_eq!(
+        usage["overage_calls"], want,
+        "Stripe has exactly the overage: {usage}"
+    );
+    let (_, figures) = get(&s.server, &summary, Some(&s.admin));
+    assert_eq!(figures["credit_to_net"], 0, "{figures}");
+    let (_, actions) = get(
+        &s.server,
+        "/v1/admin/billing-actions?limit=500",
+        Some(&s.admin),
+    );
+    let netted: Vec<&Value> = actions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["action"] == "meter_credit_netted")
+        .collect();
+    assert_eq!(netted.len(), 1, "{actions}");
+    assert_eq!(netted[0]["detail"]["netted"], 1);
 }
 
 /// An online server and the fake Stripe on one clock the test moves, with the org linked to

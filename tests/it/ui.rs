@@ -67,6 +67,7 @@ fn an_operator_signs_in_manages_an_org_and_reads_a_monitor_chart_in_chromium() {
         "05-monitor",
         "06-billing",
         "07-overview-phone",
+        "09-disputes",
     ] {
         let shot = screenshots.join(format!("{page}.png"));
         assert!(

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a point or event was flagged. Compression figures are in the units of the detector's
 /// symbols: quantized values for the metric detector, bytes of canonical JSON for events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Explanation {
     /// `"metric"` or `"event"`.
     pub detector: String,
@@ -56,7 +56,7 @@ pub struct Finding {
 }
 
 /// Formats a number for a sentence: 4 significant digits, scientific when very large or small.
-pub(crate) fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
     if !x.is_finite() {
         return format!("{x}");
     }

@@ -35,7 +35,8 @@ mod tail;
 #[cfg(test)]
 mod tests;
 
-pub use event::{EventDetector, EventSettings, EventVerdict};
+pub use event::{event_fields, text_template, EventDetector, EventSettings, EventVerdict};
+pub use explain::num as format_number;
 pub use explain::{Explanation, Finding};
 pub use metric::{MetricDetector, MetricVerdict, MAX_ABS_VALUE};
 pub use metric_settings::MetricSettings;

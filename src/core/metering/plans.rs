@@ -18,6 +18,14 @@ pub struct Plan {
     pub stripe_price_id: Option<String>,
     /// Stripe metered price for overage detections, when synced.
     pub stripe_metered_price_id: Option<String>,
+    /// Disputes (false positives) accepted at once up to this share of a period's
+    /// detections, in percent; beyond it they wait for an operator (issue 22).
+    #[serde(default = "default_dispute_share")]
+    pub dispute_share_percent: u32,
+}
+
+fn default_dispute_share() -> u32 {
+    crate::core::feedback::DEFAULT_DISPUTE_SHARE_PERCENT
 }
 
 /// The plan a new organization starts on.
@@ -32,6 +40,7 @@ fn plan(id: &str, name: &str, cents: u64, included: u64, overage: Option<u64>) -
         overage_millicents: overage,
         stripe_price_id: None,
         stripe_metered_price_id: None,
+        dispute_share_percent: default_dispute_share(),
     }
 }
 

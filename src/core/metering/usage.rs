@@ -20,6 +20,9 @@ pub struct Usage {
     pub alerts_sent: Vec<u32>,
     /// Whether this period's overage already asked for an early invoice.
     pub early_invoice_requested: bool,
+    /// Detections taken out of `total_calls` by accepted disputes (issue 22).
+    #[serde(default)]
+    pub disputed_calls: u64,
 }
 
 impl Usage {
@@ -33,6 +36,7 @@ impl Usage {
             estimated_charges_cents: 0,
             alerts_sent: Vec::new(),
             early_invoice_requested: false,
+            disputed_calls: 0,
         };
         usage.reprice(plan);
         usage
@@ -51,6 +55,25 @@ impl Usage {
     pub fn add(&mut self, count: u64, plan: &Plan) {
         self.total_calls = self.total_calls.saturating_add(count);
         self.reprice(plan);
+    }
+
+    /// Takes one disputed detection out of the counters (an accepted dispute) and reprices;
+    /// answers the overage detections that took off the bill (0 or 1). Alerts already sent
+    /// stay sent.
+    pub fn credit_one(&mut self, plan: &Plan) -> u64 {
+        if self.total_calls == 0 {
+            return 0;
+        }
+        let overage_before = self.overage_calls;
+        self.total_calls -= 1;
+        self.disputed_calls = self.disputed_calls.saturating_add(1);
+        self.reprice(plan);
+        overage_before - self.overage_calls
+    }
+
+    /// Detections counted this period before any dispute.
+    pub fn counted_calls(&self) -> u64 {
+        self.total_calls.saturating_add(self.disputed_calls)
     }
 
     /// Share of the included detections used, in percent (may pass 100).
@@ -125,6 +148,24 @@ mod tests {
         assert_eq!(u.total_calls, 12_000);
         assert_eq!((u.included_calls_used, u.overage_calls), (12_000, 0));
         assert_eq!(u.plan_id, "standard");
+    }
+
+    #[test]
+    fn a_credit_takes_one_detection_out_and_off_the_overage_first() {
+        let plan = standard();
+        let mut u = Usage::new(period(), &plan);
+        u.add(250_002, &plan);
+        assert_eq!(u.credit_one(&plan), 1);
+        assert_eq!(
+            (u.total_calls, u.overage_calls, u.disputed_calls),
+            (250_001, 1, 1)
+        );
+        assert_eq!(u.credit_one(&plan), 1);
+        assert_eq!(u.credit_one(&plan), 0, "within the included amount");
+        assert_eq!(u.counted_calls(), 250_002);
+        let mut empty = Usage::new(period(), &plan);
+        assert_eq!(empty.credit_one(&plan), 0);
+        assert_eq!(empty.disputed_calls, 0, "nothing to credit");
     }
 
     /// Invariant: however detections are split into calls, the counters and the charge are

@@ -216,6 +216,32 @@ pub(crate) fn write_canonical(v: &Value, out: &mut Vec<u8>, depth: usize) {
     }
 }
 
+/// The fields of an event as the stream detector reads them (paths and scalar values, in key
+/// order, at most [`MAX_LEAVES`]), for rules made from its findings (`core::rules`).
+pub fn event_fields(v: &Value) -> Vec<(String, Value)> {
+    let mut leaves = Vec::new();
+    flatten(v, &mut leaves);
+    leaves
+        .into_iter()
+        .map(|(path, leaf)| {
+            let value = match leaf {
+                Leaf::Number(x) => {
+                    serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
+                }
+                Leaf::Text(s) => Value::String(s.to_string()),
+                Leaf::Bool(b) => Value::Bool(b),
+                Leaf::Null => Value::Null,
+            };
+            (path, value)
+        })
+        .collect()
+}
+
+/// The message template of a text value, as the detector's template findings name it.
+pub fn text_template(text: &str) -> String {
+    template(text, super::TEMPLATE_TEXT).0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,7 @@ mod settings;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::flatten::{event_fields, text_template};
 pub use self::settings::EventSettings;
 
 use self::categorical::Table;
