@@ -9,6 +9,7 @@ import { orgsPage } from './pages/orgs.js';
 import { orgPage } from './pages/org.js';
 import { monitorPage } from './pages/monitor.js';
 import { billingPage } from './pages/billing.js';
+import { disputesPage } from './pages/disputes.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -19,6 +20,7 @@ const routes = [
   [/^\/orgs\/([^/]+)$/, orgPage, 'orgs'],
   [/^\/orgs\/([^/]+)\/monitors\/([^/]+)$/, monitorPage, 'orgs'],
   [/^\/billing$/, billingPage, 'billing'],
+  [/^\/disputes$/, disputesPage, 'disputes'],
 ];
 
 function parseHash() {

@@ -4,6 +4,8 @@
 // It signs in, creates an org and a key, changes the quota policy and finds it in the billing
 // actions, changes dunning, resets usage, opens a monitor chart with an anomaly marked, checks
 // the session cookie, CSRF, labels and the narrow layout, and saves a screenshot of each page.
+// Issue 22: a browser EventSource reads the live anomaly feed with a ticket; a dispute beyond
+// the share waits in the queue and the operator accepts it from the UI.
 
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
@@ -171,6 +173,61 @@ try {
   assert.match(why, /Anomaly\s*ma_\d+/);
   assert.match(why, /Status\s*open/);
   await checkPage(page, '05-monitor');
+
+  step('a browser EventSource receives the live anomaly feed (with a ticket)');
+  const live = await page.evaluate(async (key) => {
+    const res = await fetch('/v1/anomalies/live/tickets', { method: 'POST', headers: { Authorization: `Bearer ${key}` } });
+    const { ticket } = await res.json();
+    return new Promise((resolve, reject) => {
+      const seen = { anomalies: [], heartbeats: 0 };
+      const source = new EventSource(`/v1/anomalies/live?ticket=${encodeURIComponent(ticket)}&after=0&heartbeat_seconds=1`);
+      const timer = setTimeout(() => { source.close(); reject(new Error(`live feed: ${JSON.stringify(seen)}`)); }, 15000);
+      source.addEventListener('anomaly', (e) => seen.anomalies.push({ id: e.lastEventId, data: JSON.parse(e.data) }));
+      source.addEventListener('heartbeat', () => {
+        seen.heartbeats += 1;
+        if (seen.anomalies.length) { clearTimeout(timer); source.close(); resolve(seen); }
+      });
+    });
+  }, secret);
+  assert.ok(live.anomalies.length >= 1, 'the stored anomaly came first');
+  assert.equal(String(live.anomalies[0].data.anomaly.feed_id), live.anomalies[0].id, 'the event id is the feed id');
+  assert.equal(live.anomalies[0].data.anomaly.source, 'monitor');
+  const anomalyId = live.anomalies[0].data.anomaly.id;
+
+  step('a dispute beyond the share waits in the queue; the operator accepts it');
+  await apiAs(adminToken, 'PUT', '/v1/admin/plans/standard',
+    { name: 'Standard', monthly_price_cents: 4900, included_detections: 250000, overage_millicents: 350, dispute_share_percent: 0 });
+  const given = await apiAs(secret, 'POST', `/v1/monitors/${monitor.id}/anomalies/${anomalyId}/feedback`,
+    { verdict: 'false_positive', note: 'planned load test' });
+  assert.equal(given.dispute.status, 'awaiting_operator');
+  const usageBefore = await apiAs(secret, 'GET', '/v1/usage');
+  await page.goto(`${base}/admin/#/orgs/${orgId}`);
+  await page.getByRole('heading', { name: 'E2E Org' }).waitFor();
+  const figuresText = await page.locator('#dispute-figures').textContent();
+  assert.match(figuresText, /Awaiting an operator\s*1/);
+  await page.getByRole('link', { name: 'Decide the 1 waiting' }).click();
+  await page.getByRole('heading', { name: 'Disputes' }).waitFor();
+  const row = page.locator('tr.dispute-row', { hasText: anomalyId });
+  await row.waitFor();
+  assert.match(await row.textContent(), /planned load test/);
+  await checkPage(page, '09-disputes');
+  await row.getByLabel(`Reason for dispute ${given.dispute.id}`).fill('confirmed with the customer');
+  await row.getByRole('button', { name: `Accept dispute ${given.dispute.id}` }).click();
+  await page.getByText(`Dispute ${given.dispute.id} accepted`).waitFor();
+  await page.getByText('No disputes here.').waitFor();
+  const usageAfter = await apiAs(secret, 'GET', '/v1/usage');
+  assert.equal(usageAfter.total_calls, usageBefore.total_calls - 1, 'exactly one detection left the usage');
+  assert.equal(usageAfter.disputed_detections, 1);
+  await page.locator('#dispute-filter').getByLabel('Show').selectOption('accepted');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.locator('tr.dispute-row', { hasText: 'confirmed with the customer' }).waitFor();
+
+  step('the monitor page shows the feedback and the dispute on the anomaly');
+  await page.goto(`${base}/admin/#/orgs/${orgId}/monitors/${monitor.id}`);
+  await page.locator(`tr.anomaly-row button[data-seq="${anomalyId.replace('ma_', '')}"]`).click();
+  const feedbackText = await page.locator('#explanation').textContent();
+  assert.match(feedbackText, /Feedback\s*false_positive/);
+  assert.match(feedbackText, /accepted/);
 
   step('the organization list finds the org by search');
   await page.goto(`${base}/admin/#/orgs`);

@@ -16,11 +16,25 @@ function statusOf(anomaly) {
   return parts.join(' ');
 }
 
+/** "false_positive by key:key_1 at ... (note); dispute dp_3 accepted; rule mr_1". */
+function feedbackOf(anomaly) {
+  if (!anomaly.verdict) return 'none yet';
+  const parts = [anomaly.verdict];
+  if (anomaly.verdict_by) parts.push(`by ${anomaly.verdict_by}`);
+  if (anomaly.verdict_at) parts.push(`at ${fmtTime(anomaly.verdict_at)}`);
+  if (anomaly.verdict_note) parts.push(`(${anomaly.verdict_note})`);
+  let text = parts.join(' ');
+  if (anomaly.dispute_id) text += `; dispute ${anomaly.dispute_id} ${anomaly.dispute_status}`;
+  if (anomaly.rule_id) text += `; rule ${anomaly.rule_id}`;
+  return text;
+}
+
 function explanationOf(anomaly) {
   const e = anomaly.explanation;
   const rows = [
     ['Anomaly', anomaly.id],
     ['Status', statusOf(anomaly)],
+    ['Feedback', feedbackOf(anomaly)],
     ['When', fmtTime(anomaly.timestamp)],
     ['Value', num(anomaly.value, 4)],
     ['Expected range', e.expected_low !== undefined ? `${num(e.expected_low, 4)} to ${num(e.expected_high, 4)}` : '—'],
@@ -69,6 +83,7 @@ export async function monitorPage(main, [orgId, monitorId]) {
     ['Score', (a) => num(a.score), { num: true }],
     ['Episode', (a) => a.episode, { num: true, narrow: true }],
     ['Status', (a) => badge(a.status)],
+    ['Feedback', (a) => (a.verdict ? [badge(a.verdict), a.dispute_status ? [' ', badge(a.dispute_status)] : null] : '—'), { narrow: true }],
     ['Why', (a) => a.explanation.summary, { narrow: true }],
   ], anomalies.items, { caption: 'Anomalies', empty: 'No anomalies stored for this monitor.', rowAttrs: () => ({ class: 'anomaly-row' }) });
   main.replaceChildren(

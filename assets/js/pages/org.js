@@ -112,10 +112,22 @@ function keysPanel(orgId, keys, shownSecret, rerender) {
     create);
 }
 
+/** The org's disputed detections: how many of each status, and what they credited. */
+function disputesPanel(orgId, usage, d) {
+  const queue = `#/disputes?status=awaiting_operator&org=${seg(orgId)}`;
+  return panel('Disputes',
+    h('dl', { class: 'figures', id: 'dispute-figures' },
+      [['Accepted', d.accepted], ['Awaiting an operator', d.awaiting_operator], ['Rejected', d.rejected],
+        ['Withdrawn', d.withdrawn], ['Overage credited', d.overage_credited], ['Credit still to net from Stripe batches', d.credit_to_net],
+        ['Disputed out of this period', usage.disputed_detections]]
+        .map(([k, v]) => [h('dt', {}, k), h('dd', {}, fmtInt(v))])),
+    d.awaiting_operator ? h('p', {}, h('a', { href: queue }, `Decide the ${fmtInt(d.awaiting_operator)} waiting`)) : null);
+}
+
 export async function orgPage(main, [orgId]) {
   const render = async (shownSecret) => {
     const base = `/v1/admin/orgs/${seg(orgId)}`;
-    const [org, usage, billing, keys, plans, monitors, streams, actions] = await Promise.all([
+    const [org, usage, billing, keys, plans, monitors, streams, actions, disputes] = await Promise.all([
       api('GET', base),
       api('GET', `${base}/usage`),
       api('GET', `${base}/billing`),
@@ -124,6 +136,7 @@ export async function orgPage(main, [orgId]) {
       api('GET', `${base}/monitors?limit=100`),
       api('GET', `${base}/streams?limit=100`),
       api('GET', `/v1/admin/billing-actions?org_id=${seg(orgId)}&limit=50`),
+      api('GET', `${base}/disputes/summary`),
     ]);
     const rerender = (secret) => render(secret);
     const planForm = h('form', { class: 'inline', id: 'change-plan' },
@@ -149,6 +162,7 @@ export async function orgPage(main, [orgId]) {
             : 'No Stripe subscription.'),
           dunningForm(orgId, billing, rerender)),
         panel('Reset usage', resetForm(orgId, rerender))),
+      disputesPanel(orgId, usage, disputes),
       keysPanel(orgId, keys, shownSecret, rerender),
       panel('Monitors', table([
         ['Name', (m) => h('a', { href: `#/orgs/${seg(orgId)}/monitors/${seg(m.id)}` }, m.name)],
