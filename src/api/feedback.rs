@@ -305,7 +305,7 @@ impl From<&Condition> for ConditionView {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct StreamRuleView {
-    /// `sr_<n>`.
+    /// `sr_<n>`: the rule of anomaly `sa_<n>`.
     pub id: String,
     /// The anomaly whose feedback made it.
     pub anomaly_id: String,
@@ -340,7 +340,7 @@ impl From<Rule<StreamMatch>> for StreamRuleView {
 #[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 pub struct MonitorRuleView {
-    /// `mr_<n>`.
+    /// `mr_<n>`: the rule of anomaly `ma_<n>`.
     pub id: String,
     pub anomaly_id: String,
     pub verdict: VerdictKind,

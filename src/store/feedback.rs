@@ -424,13 +424,9 @@ where
                     ),
                 });
             }
-            let number = match rules
-                .range((org, parent, 0)..=(org, parent, u64::MAX))?
-                .next_back()
-            {
-                Some(last) => last?.0.value().2 + 1,
-                None => 1,
-            };
+            // A rule is numbered by its anomaly (`sr_12` is the rule of `sa_12`): each anomaly
+            // holds at most one, so a number never names two different rules.
+            let number = seq;
             let rule = Rule {
                 number,
                 anomaly_seq: seq,

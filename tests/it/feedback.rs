@@ -80,6 +80,8 @@ fn a_disputed_stream_detection_leaves_usage_once_and_its_rule_suppresses_the_eve
     let (org, key, key_id) = org_with_key(&server, &admin, "Acme");
     let id = stream_with_an_intruder(&server, &key, "web");
     let path = format!("/v1/streams/web/anomalies/{id}");
+    // A rule is numbered by its anomaly: sr_12 is the rule of sa_12.
+    let rule_id = id.replace("sa_", "sr_");
     let (counted, _) = total_calls(&server, &key);
     assert!(counted >= 1);
 
@@ -87,7 +89,7 @@ fn a_disputed_stream_detection_leaves_usage_once_and_its_rule_suppresses_the_eve
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["verdict"], "false_positive", "{b}");
     assert_eq!(b["dispute"]["status"], "accepted", "{b}");
-    assert_eq!(b["rule_id"], "sr_1", "{b}");
+    assert_eq!(b["rule_id"], rule_id.as_str(), "{b}");
     assert_eq!(total_calls(&server, &key), (counted - 1, 1));
     let accepted = billing_actions(&server, &admin, "dispute_accepted");
     assert_eq!(accepted.len(), 1, "{accepted:?}");
@@ -116,7 +118,7 @@ fn a_disputed_stream_detection_leaves_usage_once_and_its_rule_suppresses_the_eve
     let (s, rules) = get(&server, "/v1/streams/web/rules", Some(&key));
     assert_eq!(s, 200, "{rules}");
     let rule = &rules["items"][0];
-    assert_eq!(rule["id"], "sr_1", "{rules}");
+    assert_eq!(rule["id"], rule_id.as_str(), "{rules}");
     assert_eq!(rule["anomaly_id"], id.as_str(), "{rules}");
     assert!(
         !rule["conditions"].as_array().unwrap().is_empty(),
@@ -124,15 +126,27 @@ fn a_disputed_stream_detection_leaves_usage_once_and_its_rule_suppresses_the_eve
     );
     let again = send_events(&server, &key, "web", &[intruder()]);
     assert_eq!(again["results"][0]["anomaly"], false, "{again}");
-    assert_eq!(again["results"][0]["suppressed_by"], "sr_1", "{again}");
+    assert_eq!(
+        again["results"][0]["suppressed_by"],
+        rule_id.as_str(),
+        "{again}"
+    );
     assert_eq!(total_calls(&server, &key).0, counted - 1, "not counted");
 
     // Deleted, the rule suppresses nothing: the same event is flagged and counted again.
-    let (s, b) = delete(&server, "/v1/streams/web/rules/sr_1", Some(&key));
+    let (s, b) = delete(
+        &server,
+        &format!("/v1/streams/web/rules/{rule_id}"),
+        Some(&key),
+    );
     assert_eq!(s, 200, "{b}");
     let (_, rules) = get(&server, "/v1/streams/web/rules", Some(&key));
     assert_eq!(rules["items"].as_array().unwrap().len(), 0, "{rules}");
-    let (s, b) = delete(&server, "/v1/streams/web/rules/sr_1", Some(&key));
+    let (s, b) = delete(
+        &server,
+        &format!("/v1/streams/web/rules/{rule_id}"),
+        Some(&key),
+    );
     assert_error(s, &b, 404, "not_found");
     let flagged = send_events(&server, &key, "web", &[intruder()]);
     assert_eq!(flagged["results"][0]["anomaly"], true, "{flagged}");
@@ -296,7 +310,7 @@ fn monitor_feedback_makes_a_range_rule_and_expected_restarts_the_baseline() {
         Some(&key),
     );
     let rule = &rules["items"][0];
-    assert_eq!(rule["id"], "mr_1", "{rules}");
+    assert_eq!(rule["id"], id.replace("ma_", "mr_").as_str(), "{rules}");
     assert_eq!(rule["direction"], "above", "{rules}");
     assert!(
         rule["low"].as_f64().unwrap() < 900.0 && rule["high"].as_f64().unwrap() > 900.0,

@@ -196,8 +196,8 @@ fn every_org_route_hides_other_orgs_data() {
         "key_id" => key_b_id.clone(),
         "stream_id" => "b-stream".to_string(),
         "monitor_id" => monitor_b.clone(),
-        "rule_id" if op_id.contains("Stream") => "sr_1".to_string(),
-        "rule_id" => "mr_1".to_string(),
+        "rule_id" if op_id.contains("Stream") => stream_anomaly_b.replace("sa_", "sr_"),
+        "rule_id" => monitor_anomaly_b.replace("ma_", "mr_"),
         other => panic!("no foreign fixture for path parameter {other}; add one to this test"),
     };
     // Operations that create the named object in the caller's own namespace on first use.
