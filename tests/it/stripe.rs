@@ -1022,11 +1022,21 @@ fn a_batch_whose_answer_was_lost_is_not_resent_once_stripe_forgets_its_identifie
     };
     assert_eq!(outbox(&s.server)["status"], "pending");
 
+    // No attempt may be in flight while the clock jumps a day: one sent just before would
+    // reach a Stripe that has already forgotten the identifier (the resend margin covers
+    // real delays, not a jump). Stripe refuses until the batch is given up, and one refused
+    // attempt shows the sender has finished whatever it had in flight.
+    let refused = stripe.seen()["refused"].as_u64().unwrap_or(0);
+    stripe.set_down(true);
+    crate::support::wait_for(20, "an attempt refused before the clock jumps", || {
+        (stripe.seen()["refused"].as_u64() > Some(refused)).then_some(())
+    });
     clock.set(clock.now() + 25 * 3600);
     let failed = crate::support::wait_for(20, "the batch given up", || {
         let row = outbox(&s.server);
         (row["status"] == "failed").then_some(row)
     });
+    stripe.set_down(false);
     assert!(
         failed["last_error"]
             .as_str()
