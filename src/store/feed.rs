@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     codec::{self, Versioned},
+    feedback::Judged,
     monitors::MonitorAnomaly,
     streams::StoredAnomaly,
     tables, OrgScope, StoreError,
@@ -69,12 +70,23 @@ pub struct FeedFilter {
 }
 
 impl FeedFilter {
-    fn keeps(&self, item: &FeedItem) -> bool {
-        self.status.is_none_or(|s| item.anomaly.status() == s)
-            && self.source.is_none_or(|s| item.entry.source == s)
-            && self.from_ms.is_none_or(|f| item.entry.at_ms >= f)
-            && self.to_ms.is_none_or(|t| item.entry.at_ms < t)
+    /// Whether an entry's source and time pass (read without the anomaly itself).
+    fn keeps_entry(&self, entry: &FeedEntry) -> bool {
+        self.source.is_none_or(|s| entry.source == s)
+            && self.from_ms.is_none_or(|f| entry.at_ms >= f)
+            && self.to_ms.is_none_or(|t| entry.at_ms < t)
     }
+}
+
+/// The org's newest feed number (0 when it has none).
+fn last_number(
+    feed: &impl ReadableTable<(&'static str, u64), &'static [u8]>,
+    org: &str,
+) -> Result<u64, StoreError> {
+    Ok(match feed.range((org, 0)..=(org, u64::MAX))?.next_back() {
+        Some(last) => last?.0.value().1,
+        None => 0,
+    })
 }
 
 /// Appends `entries` to the org's feed inside a batch's transaction.
@@ -84,10 +96,7 @@ pub(super) fn append(
     entries: impl IntoIterator<Item = FeedEntry>,
 ) -> Result<(), StoreError> {
     let mut feed = tx.open_table(tables::ANOMALY_FEED)?;
-    let mut next = match feed.range((org, 0)..=(org, u64::MAX))?.next_back() {
-        Some(last) => last?.0.value().1 + 1,
-        None => 1,
-    };
+    let mut next = last_number(&feed, org)? + 1;
     for entry in entries {
         feed.insert((org, next), codec::encode(&entry).as_slice())?;
         next += 1;
@@ -99,33 +108,31 @@ pub(super) fn append(
     Ok(())
 }
 
+/// Every stored anomaly of kind `A`, as (org, found at, entry).
+fn stored_entries<A: Judged>(
+    tx: &WriteTransaction,
+    found: &mut Vec<(String, i64, FeedEntry)>,
+) -> Result<(), StoreError> {
+    for entry in tx.open_table(A::ANOMALIES)?.iter()? {
+        let (key, value) = entry?;
+        let (org, parent, seq) = key.value();
+        let at_ms = codec::decode::<A>(value.value())?.detected_at_ms();
+        let e = FeedEntry {
+            source: A::SOURCE,
+            parent: parent.to_string(),
+            seq,
+            at_ms,
+        };
+        found.push((org.to_string(), at_ms, e));
+    }
+    Ok(())
+}
+
 /// Fills the feed with every stored anomaly, in the order they were found (schema step 12).
 pub(super) fn backfill(tx: &WriteTransaction) -> Result<(), StoreError> {
     let mut found: Vec<(String, i64, FeedEntry)> = Vec::new();
-    for entry in tx.open_table(tables::STREAM_ANOMALIES)?.iter()? {
-        let (key, value) = entry?;
-        let (org, stream, seq) = key.value();
-        let a: StoredAnomaly = codec::decode(value.value())?;
-        let e = FeedEntry {
-            source: Source::Stream,
-            parent: stream.to_string(),
-            seq,
-            at_ms: a.at_ms,
-        };
-        found.push((org.to_string(), a.at_ms, e));
-    }
-    for entry in tx.open_table(tables::MONITOR_ANOMALIES)?.iter()? {
-        let (key, value) = entry?;
-        let (org, monitor, seq) = key.value();
-        let a: MonitorAnomaly = codec::decode(value.value())?;
-        let e = FeedEntry {
-            source: Source::Monitor,
-            parent: monitor.to_string(),
-            seq,
-            at_ms: a.detected_at_ms,
-        };
-        found.push((org.to_string(), a.detected_at_ms, e));
-    }
+    stored_entries::<StoredAnomaly>(tx, &mut found)?;
+    stored_entries::<MonitorAnomaly>(tx, &mut found)?;
     found.sort_by(|a, b| {
         (&a.0, a.1, a.2.source.as_str(), &a.2.parent, a.2.seq).cmp(&(
             &b.0,
@@ -192,17 +199,17 @@ impl OrgScope {
         for row in feed.range((org, 0)..(org, end))?.rev() {
             let (key, value) = row?;
             let entry: FeedEntry = codec::decode(value.value())?;
-            if filter.to_ms.is_some_and(|t| entry.at_ms >= t) {
-                continue;
-            }
             if filter.from_ms.is_some_and(|f| entry.at_ms < f) {
                 // The feed is in the order anomalies were found: nothing older can match.
                 break;
             }
+            if !filter.keeps_entry(&entry) {
+                continue;
+            }
             let Some(item) = resolve(&streams, &monitors, org, key.value().1, entry)? else {
                 continue;
             };
-            if !filter.keeps(&item) {
+            if filter.status.is_some_and(|s| item.anomaly.status() != s) {
                 continue;
             }
             if items.len() == limit {
@@ -241,12 +248,6 @@ impl OrgScope {
     /// The newest feed number of the org (0 when it has none).
     pub fn feed_head(&self) -> Result<u64, StoreError> {
         let tx = self.store.db()?.begin_read()?;
-        let feed = tx.open_table(tables::ANOMALY_FEED)?;
-        let org = self.org_id.as_str();
-        let last = feed.range((org, 0)..=(org, u64::MAX))?.next_back();
-        Ok(match last {
-            Some(row) => row?.0.value().1,
-            None => 0,
-        })
+        last_number(&tx.open_table(tables::ANOMALY_FEED)?, &self.org_id)
     }
 }

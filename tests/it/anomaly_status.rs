@@ -21,13 +21,7 @@ pub fn stream_with_an_intruder(server: &Server, key: &str, stream: &str) -> Stri
         })
         .collect();
     events.push(json!({"user": "intruder", "status": 500, "ms": 98765}));
-    let (s, b) = post(
-        server,
-        &format!("/v1/streams/{stream}/events"),
-        Some(key),
-        &json!(events),
-    );
-    assert_eq!(s, 200, "{b}");
+    let b = crate::feedback::send_events(server, key, stream, &events);
     assert_eq!(b["results"][100]["anomaly"], true, "{b}");
     let (_, list) = get(
         server,

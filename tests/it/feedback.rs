@@ -61,7 +61,8 @@ fn billing_actions(server: &Server, admin: &str, action: &str) -> Vec<Value> {
         .collect()
 }
 
-fn send_events(server: &Server, key: &str, stream: &str, events: &[Value]) -> Value {
+/// Posts `events` to `stream` as one batch; answers the verdicts (200 expected).
+pub fn send_events(server: &Server, key: &str, stream: &str, events: &[Value]) -> Value {
     let (s, b) = post(
         server,
         &format!("/v1/streams/{stream}/events"),
