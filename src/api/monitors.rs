@@ -126,9 +126,7 @@ struct Monitor {
 }
 
 fn view(r: MonitorRecord, fresh: &[String]) -> Monitor {
-    let remaining = u64::from(r.settings.warmup)
-        .saturating_sub(r.points_seen.saturating_sub(r.baseline_from_point))
-        as u32;
+    let remaining = r.warmup_remaining();
     Monitor {
         status: if r.paused {
             "paused"
@@ -456,14 +454,13 @@ fn process_points(
             &format!("monitor {monitor_id}"),
             state.as_deref(),
             MetricDetector::decode_state,
-            || MetricDetector::new(record.settings.clone()),
+            || MetricDetector::new(record.settings.clone()).after(record.last_point_ts),
         )?;
         let mut results = Vec::with_capacity(points.len());
         let mut series = Vec::new();
         let mut anomalies = Vec::new();
         let mut episode_starts = Vec::new();
-        let mut remaining =
-            u64::from(record.settings.warmup).saturating_sub(record.points_seen) as u32;
+        let mut remaining = record.warmup_remaining();
         for (i, &(ts, value)) in points.iter().enumerate() {
             let mut verdict = detector.observe(ts, value);
             let suppressed_by = verdict

@@ -143,9 +143,7 @@ struct Stream {
 
 impl From<StreamRecord> for Stream {
     fn from(r: StreamRecord) -> Self {
-        let remaining = u64::from(r.settings.warmup)
-            .saturating_sub(r.events_seen.saturating_sub(r.baseline_from_event))
-            as u32;
+        let remaining = r.warmup_remaining();
         Stream {
             id: r.id,
             window: r.settings.window,
@@ -321,10 +319,7 @@ fn process_batch(
             });
         }
         if events.is_empty() {
-            let seen = record
-                .events_seen
-                .saturating_sub(record.baseline_from_event);
-            remaining = u64::from(record.settings.warmup).saturating_sub(seen) as u32;
+            remaining = record.warmup_remaining();
         }
         let found = anomalies.len() as u32;
         record.events_seen += events.len() as u64;

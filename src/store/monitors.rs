@@ -62,6 +62,15 @@ pub struct MonitorRecord {
     pub baseline_from_point: u64,
 }
 
+impl MonitorRecord {
+    /// Points still to learn before the detector judges (counted from the last baseline
+    /// restart).
+    pub fn warmup_remaining(&self) -> u32 {
+        let learned = self.points_seen.saturating_sub(self.baseline_from_point);
+        u64::from(self.settings.warmup).saturating_sub(learned) as u32
+    }
+}
+
 impl Versioned for MonitorRecord {
     const KIND: &'static str = "monitor";
     const VERSION: u8 = 1;

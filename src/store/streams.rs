@@ -39,6 +39,15 @@ pub struct StreamRecord {
     pub baseline_from_event: u64,
 }
 
+impl StreamRecord {
+    /// Events still to learn before the detector judges (counted from the last baseline
+    /// restart).
+    pub fn warmup_remaining(&self) -> u32 {
+        let learned = self.events_seen.saturating_sub(self.baseline_from_event);
+        u64::from(self.settings.warmup).saturating_sub(learned) as u32
+    }
+}
+
 impl Versioned for StreamRecord {
     const KIND: &'static str = "stream";
     const VERSION: u8 = 1;

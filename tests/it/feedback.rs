@@ -322,6 +322,16 @@ fn monitor_feedback_makes_a_range_rule_and_expected_restarts_the_baseline() {
         shown["status"] == "warming_up" && shown["warming_up_remaining"] == 150,
         "the baseline restarts: {shown}"
     );
+    // A batch whose only point is refused (out of order) says the same.
+    let (s, b) = post(
+        &server,
+        &format!("/v1/monitors/{monitor}/points"),
+        Some(&key),
+        &json!({"points": [{"timestamp": 1_700_000_000, "value": 10.0}]}),
+    );
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["results"][0]["accepted"], false, "{b}");
+    assert_eq!(b["warming_up_remaining"], 150, "{b}");
 
     // Confirmed after all: the rule goes.
     let (s, b) = feedback(&server, &path, &key, "confirmed");

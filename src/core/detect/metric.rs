@@ -204,6 +204,13 @@ impl MetricDetector {
         (self.settings.warmup as u64).saturating_sub(self.accepted) as u32
     }
 
+    /// The same detector, refusing points not after `last_ts` (a monitor whose detector
+    /// starts again, after an `expected` verdict, keeps its points in time order).
+    pub fn after(mut self, last_ts: Option<i64>) -> Self {
+        self.last_ts = last_ts;
+        self
+    }
+
     /// Scores one point, then learns it. Never panics.
     pub fn observe(&mut self, timestamp_secs: i64, value: f64) -> MetricVerdict {
         if !value.is_finite() || self.last_ts.is_some_and(|t| timestamp_secs <= t) {
