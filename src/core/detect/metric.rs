@@ -240,13 +240,14 @@ impl MetricDetector {
         };
         let alarm_score = evidence.map_or(0.0, |e| to_score(e.p_alarm));
         let (gated, anomaly) = self.gate.judge(timestamp_secs, alarm_score, warming == 0);
-        // The score is graded for every point (issue 20): an alarm keeps its alarm score (at
-        // least the threshold), every other point gets the all-signal evidence squeezed below
-        // the threshold, so `score >= threshold` exactly when `anomaly` and the ranking of
+        // The score is graded for every point (issue 20): an alarm scores the larger of its
+        // alarm score and the all-signal evidence (at least the threshold), every other point
+        // gets the all-signal evidence squeezed below the threshold, so `score >= threshold` exactly when `anomaly` and the ranking of
         // the points that did not alarm still follows their evidence.
         let threshold = self.settings.alarm_threshold();
         let score = if anomaly {
-            gated.clamp(threshold, 1.0)
+            let all = evidence.map_or(0.0, |e| e.score_decades / SCORE_DECADES);
+            gated.max(all).clamp(threshold, 1.0)
         } else {
             let d = evidence.map_or(0.0, |e| e.score_decades);
             BELOW_THRESHOLD * threshold * d / (d + SCORE_DECADES)

@@ -19,12 +19,16 @@ const MAGIC: &[u8; 4] = b"DLMD";
 /// different layout; 3 was the ensemble with a Bonferroni combination and hold-offs counted in
 /// points; 4 adds the alarm gate's interval history and keeps its horizons as timestamps; 5
 /// (issue 20) appends the discord and residual signals; 6 (issue 20) measures the residual in
-/// typical forecast errors and appends that unit and the per-bucket memory of alarms.
+/// typical forecast errors and appends that unit and the per-bucket memory of alarms; 7
+/// (issue 20) holds the discord's longer, finer history (same fields).
 /// Versions 4 and 5 are still read: their monitors keep every learned field, a version 4
 /// state rebuilds the discord over the stored baseline, and both rebuild the residual's unit
 /// and calibration by replaying the stored baseline (a version 5 residual calibration is in
 /// baseline spreads, another unit, so it is read and dropped); the alarm memory starts empty.
-pub(super) const VERSION: u16 = 6;
+/// Versions 5 and 6 keep the discord's period but restart its history over the stored
+/// baseline and its calibration empty (distances at the old resolution are not comparable).
+pub(super) const VERSION: u16 = 7;
+pub(super) const V6: u16 = 6;
 pub(super) const V4: u16 = 4;
 pub(super) const V5: u16 = 5;
 
@@ -34,7 +38,7 @@ impl MetricDetector {
         self.encode_layout(VERSION)
     }
 
-    /// The state in layout `version` ([`VERSION`], or 4 or 5 for the migration tests).
+    /// The state in layout `version` ([`VERSION`], or 4, 5 or 6 for the migration tests).
     pub(super) fn encode_layout(&self, version: u16) -> Vec<u8> {
         let mut w = Writer::new(MAGIC, version);
         w.json(&self.settings);
@@ -76,7 +80,11 @@ impl MetricDetector {
         if version == V4 {
             return w.finish();
         }
-        self.discord.encode(&mut w);
+        if version == VERSION {
+            self.discord.encode(&mut w);
+        } else {
+            self.discord.encode_v6(&mut w);
+        }
         self.discord_calib.encode(&mut w);
         w.f64(self.discord_dist);
         w.f64(self.discord_p);
@@ -139,17 +147,24 @@ impl MetricDetector {
         if version == V4 {
             d.discord = super::Discord::over(&d.values, d.accepted);
         } else {
-            d.discord = super::Discord::decode(&mut r)?;
-            d.discord_calib = TailCalibrator::decode(&mut r, c)?;
-            d.discord_dist = r.f64()?;
-            d.discord_p = r.f64()?;
+            let current = version == VERSION;
+            d.discord = if current {
+                super::Discord::decode(&mut r)?
+            } else {
+                super::Discord::decode_v6(&mut r, &d.values)?
+            };
+            let calib = TailCalibrator::decode(&mut r, c)?;
+            let (dist, p) = (r.f64()?, r.f64()?);
             let ok = |x: f64| x.is_finite() && x >= 0.0;
-            if !(ok(d.discord_dist) && d.discord_p > 0.0 && d.discord_p <= 1.0) {
+            if !(ok(dist) && p > 0.0 && p <= 1.0) {
                 return Err(DetectError::CorruptState("bad discord fields".into()));
+            }
+            if current {
+                (d.discord_calib, d.discord_dist, d.discord_p) = (calib, dist, p);
             }
             d.residual_calib = TailCalibrator::decode(&mut r, c)?;
         }
-        if version == VERSION {
+        if version >= V6 {
             d.residual_scale = r.f64()?;
             d.residual_n = r.u32()?;
             for b in 0..d.bucket_alarm.len() {
@@ -162,7 +177,7 @@ impl MetricDetector {
         }
         r.finish()?;
         d.rebuild_symbols();
-        if version < VERSION {
+        if version < V6 {
             d.rewarm_residual();
         }
         Ok(d)

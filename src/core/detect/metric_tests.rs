@@ -168,3 +168,33 @@ fn residual_explanation_is_in_plain_numbers_and_deterministic() {
         "{s}"
     );
 }
+
+#[test]
+fn state_of_layout_six_keeps_running_after_an_upgrade() {
+    let mut pts = seasonal(5000);
+    pts[4000].1 += 8.0;
+    let mut d = MetricDetector::default();
+    for &(t, v) in &pts[..3000] {
+        d.observe(t, v);
+    }
+    let old = d.encode_layout(codec::V6);
+    assert!(old.len() < d.encode_state().len());
+    let mut m = MetricDetector::decode_state(&old).expect("version 6 state is read");
+    assert_eq!(m.points_accepted(), 3000);
+    // The discord keeps its period and starts again over the baseline; the residual, whose
+    // fields v6 already held, continues exactly.
+    assert_eq!(m.discord.period(), d.discord.period());
+    assert_eq!(m.residual_scale, d.residual_scale);
+    let (mut alarms, mut same, mut spike) = (0, 0, false);
+    for (j, &(t, v)) in pts.iter().enumerate().skip(3000) {
+        let (a, b) = (d.observe(t, v), m.observe(t, v));
+        assert!(b.accepted && (0.0..=1.0).contains(&b.score));
+        alarms += b.anomaly as u32;
+        same += (a.anomaly == b.anomaly) as u32;
+        spike |= (4000..4003).contains(&j) && b.anomaly;
+    }
+    assert!(spike, "the spike after the upgrade is flagged");
+    assert!(alarms <= 3, "{alarms}");
+    assert!(same >= 1995, "{same}");
+    assert!(MetricDetector::decode_state(&m.encode_state()).is_ok());
+}
