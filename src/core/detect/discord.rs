@@ -13,8 +13,9 @@
 //! distance per sample (0 = an exact repeat, about 1.4 = no relation). Detector v7 (issue 20)
 //! searches 8 times the history of v6 at twice the resolution (2,048 samples, up to 32 per
 //! subsequence): on the UCR development series the distance alone puts its top within the
-//! anomaly on 27 of 38, against 19 with v6's 256 samples of 16. Pure: a function of the values it is fed; what it stores is what it needs to
-//! continue exactly after a restore. Must not allocate per point.
+//! anomaly on 27 of 38, against 19 with v6's 256 samples of 16. Pure: a function of the
+//! values it is fed; what it stores is what it needs to continue exactly after a restore. Must
+//! not allocate per point.
 
 use super::ring::F32Ring;
 use super::state::{Reader, Writer};
@@ -247,11 +248,7 @@ impl Discord {
     /// it again over the stored baseline `values`, keeping its period and schedule: the
     /// distances of the old resolution are not comparable with the new ones.
     pub(crate) fn decode_v6(r: &mut Reader<'_>, values: &F32Ring) -> Result<Self, DetectError> {
-        let old = Self::decode_with(r, HISTORY_V6)?;
-        let mut d = Discord::over(values, old.fed);
-        d.period = old.period;
-        d.found = old.found;
-        d.factor = factor_of(old.period);
+        let mut d = Self::decode_with(r, HISTORY_V6)?;
         d.rebuild(values);
         Ok(d)
     }

@@ -242,8 +242,8 @@ impl MetricDetector {
         let (gated, anomaly) = self.gate.judge(timestamp_secs, alarm_score, warming == 0);
         // The score is graded for every point (issue 20): an alarm scores the larger of its
         // alarm score and the all-signal evidence (at least the threshold), every other point
-        // gets the all-signal evidence squeezed below the threshold, so `score >= threshold` exactly when `anomaly` and the ranking of
-        // the points that did not alarm still follows their evidence.
+        // gets the all-signal evidence squeezed below the threshold, so `score >= threshold`
+        // exactly when `anomaly` and the ranking of the other points follows their evidence.
         let threshold = self.settings.alarm_threshold();
         let score = if anomaly {
             let all = evidence.map_or(0.0, |e| e.score_decades / SCORE_DECADES);

@@ -1,5 +1,5 @@
 //! Tests of the metric detector's v2 behaviour (issue 20): recurring anomalies stay visible,
-//! the score is graded for every point, and state written by the previous layouts (4 and 5)
+//! the score is graded for every point, and state written by the previous layouts (4 to 6)
 //! still runs.
 
 use super::*;
@@ -79,6 +79,27 @@ fn score_is_graded_and_crosses_the_threshold_exactly_at_alarms() {
     assert!(scores.len() > ready.len() / 2, "{}", scores.len());
 }
 
+/// Runs the detector that never stopped (`live`) and the one restored from an old layout
+/// (`migrated`) side by side over `pts` from point `from`: the migrated one's alarms, how many
+/// verdicts agree, and whether it flags one of the points `spike`.
+fn side_by_side(
+    live: &mut MetricDetector,
+    migrated: &mut MetricDetector,
+    pts: &[(i64, f64)],
+    from: usize,
+    spike: std::ops::Range<usize>,
+) -> (u32, u32, bool) {
+    let (mut alarms, mut same, mut flagged) = (0, 0, false);
+    for (j, &(t, v)) in pts.iter().enumerate().skip(from) {
+        let (a, b) = (live.observe(t, v), migrated.observe(t, v));
+        assert!(b.accepted && (0.0..=1.0).contains(&b.score));
+        alarms += b.anomaly as u32;
+        same += (a.anomaly == b.anomaly) as u32;
+        flagged |= spike.contains(&j) && b.anomaly;
+    }
+    (alarms, same, flagged)
+}
+
 #[test]
 fn state_of_the_previous_layout_keeps_running_after_an_upgrade() {
     let pts = seasonal(5000);
@@ -91,13 +112,7 @@ fn state_of_the_previous_layout_keeps_running_after_an_upgrade() {
     let mut m = MetricDetector::decode_state(&old).expect("version 4 state is read");
     assert_eq!(m.points_accepted(), 3000);
     // Everything v4 stored is kept: the decision path continues exactly.
-    let (mut alarms, mut same) = (0, 0);
-    for &(t, v) in &pts[3000..] {
-        let (a, b) = (d.observe(t, v), m.observe(t, v));
-        assert!(b.accepted && (0.0..=1.0).contains(&b.score));
-        alarms += b.anomaly as u32;
-        same += (a.anomaly == b.anomaly) as u32;
-    }
+    let (alarms, same, _) = side_by_side(&mut d, &mut m, &pts, 3000, 0..0);
     assert!(alarms <= 3, "{alarms}");
     assert!(same >= 1995, "{same}");
     // And the migrated detector writes the current layout, which reads back.
@@ -126,14 +141,7 @@ fn state_of_layout_five_keeps_running_after_an_upgrade() {
         m.residual_calib.held()
     );
     // Every other decision continues, and the spike after the upgrade is still flagged.
-    let (mut alarms, mut same, mut spike) = (0, 0, false);
-    for (j, &(t, v)) in pts.iter().enumerate().skip(3000) {
-        let (a, b) = (d.observe(t, v), m.observe(t, v));
-        assert!(b.accepted && (0.0..=1.0).contains(&b.score));
-        alarms += b.anomaly as u32;
-        same += (a.anomaly == b.anomaly) as u32;
-        spike |= (4000..4003).contains(&j) && b.anomaly;
-    }
+    let (alarms, same, spike) = side_by_side(&mut d, &mut m, &pts, 3000, 4000..4003);
     assert!(spike, "the spike after the upgrade is flagged");
     assert!(alarms <= 3, "{alarms}");
     assert!(same >= 1995, "{same}");
@@ -185,14 +193,7 @@ fn state_of_layout_six_keeps_running_after_an_upgrade() {
     // fields v6 already held, continues exactly.
     assert_eq!(m.discord.period(), d.discord.period());
     assert_eq!(m.residual_scale, d.residual_scale);
-    let (mut alarms, mut same, mut spike) = (0, 0, false);
-    for (j, &(t, v)) in pts.iter().enumerate().skip(3000) {
-        let (a, b) = (d.observe(t, v), m.observe(t, v));
-        assert!(b.accepted && (0.0..=1.0).contains(&b.score));
-        alarms += b.anomaly as u32;
-        same += (a.anomaly == b.anomaly) as u32;
-        spike |= (4000..4003).contains(&j) && b.anomaly;
-    }
+    let (alarms, same, spike) = side_by_side(&mut d, &mut m, &pts, 3000, 4000..4003);
     assert!(spike, "the spike after the upgrade is flagged");
     assert!(alarms <= 3, "{alarms}");
     assert!(same >= 1995, "{same}");
