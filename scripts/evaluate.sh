@@ -114,5 +114,6 @@ if check:
 PY
 streams="$repo/scripts/evaluate-streams.sh"
 if [ -x "$streams" ]; then
-  if [ "$check" = 1 ]; then "$streams" --check; else "$streams"; fi
+  # The same binary scores the streams (no second build).
+  if [ "$check" = 1 ]; then "$streams" --check "$bin"; else "$streams" "$bin"; fi
 fi

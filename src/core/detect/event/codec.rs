@@ -1,7 +1,10 @@
-//! State bytes of the event detector (issue 21): layout version 3, and the upgrades from
-//! version 2 and version 1 (issue 3's compression-only detector).
+//! State bytes of the event detector (issue 21): layout version 4, and the upgrades from
+//! versions 3, 2 and 1 (issue 3's compression-only detector).
 //!
-//! Version 3 is version 2 and one byte after it: whether the state test's alarm is held
+//! Version 4 is version 3 and two floats after it: the state episode's peak and its
+//! recovery floor ([`super::episode`]). A version-3 state is read whole with neither (no
+//! recovery in progress; an alarm in progress takes its peak from the next events). Version
+//! 3 is version 2 and one byte after it: whether the state test's alarm is held
 //! (the hysteresis of [`super::STATE_EXIT`]). A version-2 state is read whole with that flag
 //! off, so an upgraded stream behaves as if it had never stopped except that a state alarm
 //! in progress must be raised again by the state test itself (tested). A version-1 state
@@ -20,7 +23,7 @@ use super::numeric::{Joint, Robust};
 use super::{dictionary_bytes, EventDetector, EventSettings, Field, MAX_FIELDS, STATE_EVENTS};
 
 const MAGIC: &[u8; 4] = b"DLED";
-const VERSION: u16 = 3;
+const VERSION: u16 = 4;
 
 impl EventDetector {
     /// Versioned bytes from which [`EventDetector::decode_state`] resumes exactly.
@@ -28,7 +31,8 @@ impl EventDetector {
         self.encode_layout(VERSION)
     }
 
-    /// The state in layout `version` (2 or 3); version 2 lacks the held state alarm.
+    /// The state in layout `version` (2, 3 or 4); version 2 lacks the held state alarm,
+    /// version 3 the episode's peak and recovery floor.
     pub(super) fn encode_layout(&self, version: u16) -> Vec<u8> {
         let mut w = Writer::new(MAGIC, version);
         w.json(&self.settings);
@@ -61,7 +65,11 @@ impl EventDetector {
         self.history.encode(&mut w);
         self.lens.encode(&mut w);
         if version >= 3 {
-            w.u8(self.state_alarm as u8);
+            w.u8(self.episode.alarm as u8);
+        }
+        if version >= 4 {
+            w.f64(self.episode.peak);
+            w.f64(self.episode.floor);
         }
         w.finish()
     }
@@ -79,13 +87,21 @@ impl EventDetector {
                 r.finish()?;
                 Ok(d)
             }
-            VERSION => {
+            3 | VERSION => {
                 let mut d = Self::decode_v2(&mut r)?;
-                d.state_alarm = match r.u8()? {
+                d.episode.alarm = match r.u8()? {
                     0 => false,
                     1 => true,
                     _ => return Err(DetectError::CorruptState("bad state alarm".into())),
                 };
+                if version == VERSION {
+                    d.episode.peak = r.f64()?;
+                    d.episode.floor = r.f64()?;
+                    let ok = |x: f64| x.is_finite() && x >= 0.0;
+                    if !ok(d.episode.peak) || !ok(d.episode.floor) {
+                        return Err(DetectError::CorruptState("bad state episode".into()));
+                    }
+                }
                 r.finish()?;
                 Ok(d)
             }

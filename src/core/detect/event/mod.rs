@@ -17,16 +17,18 @@
 //! only from events not flagged, so a rare value stays rare on repeat and a stream stuck in a
 //! bad state stays flagged until it returns to its baseline: once the state test has flagged
 //! an event, the following events stay flagged while the state is above the upper quartile
-//! of its ordinary values ([`STATE_EXIT`], a hysteresis). Explanations name the fields and
+//! of its ordinary values ([`STATE_EXIT`], a hysteresis), unless the state collapses from a
+//! high peak, a fault that stopped while slow fields lag ([`episode`]). Explanations name the fields and
 //! the numbers ([`explain`]). Pure: no I/O, no clock, no randomness; state layout in
 //! [`codec`].
 //!
 //! Files: this one holds the detector's data, its bounds and its field bookkeeping;
 //! [`score`] scores an event, [`learn`] learns from it, [`evidence`] holds what the signals
-//! found and Fisher's combination.
+//! found and Fisher's combination, [`episode`] the state test's alarms.
 
 mod categorical;
 mod codec;
+mod episode;
 mod evidence;
 mod explain;
 mod flatten;
@@ -41,6 +43,7 @@ pub use self::flatten::{event_fields, text_template};
 pub use self::settings::EventSettings;
 
 use self::categorical::Table;
+use self::episode::Episode;
 #[cfg(test)]
 use self::evidence::fisher_log10;
 use self::explain::{cut, grouped};
@@ -144,8 +147,8 @@ pub struct EventDetector {
     joint_fields: Vec<usize>,
     joint: Joint,
     recent_t2: Ring,
-    /// The last event was flagged by the state test, or held by [`STATE_EXIT`].
-    state_alarm: bool,
+    /// The state test's alarm in progress, or the recovery after one.
+    episode: Episode,
     c_numeric: Calibrator,
     c_joint: Calibrator,
     c_state: Calibrator,
@@ -167,7 +170,7 @@ impl EventDetector {
             joint_fields: Vec::new(),
             joint: Joint::new(0),
             recent_t2: Ring::new(STATE_EVENTS),
-            state_alarm: false,
+            episode: Episode::default(),
             // Floors of the tail scale, in each signal's units (spreads, T², log10 p): a short
             // calibration must not extrapolate a steep tail from a few excesses.
             c_numeric: Calibrator::new(cal, 1.0),

@@ -6,7 +6,7 @@
 //! key is present. Every signal becomes a p-value; the event's are combined (Fisher) and
 //! calibrated, and the event, structure and state tests share the alarm threshold
 //! (Bonferroni); a state the state test flagged stays flagged until it is back among the
-//! ordinary ones ([`super::STATE_EXIT`]). What the event teaches the models is handed to
+//! ordinary ones or has collapsed ([`super::episode`]). What the event teaches the models is handed to
 //! [`super::learn`]; this module changes no model itself except the recent T² ring the state
 //! test reads and whether the state's alarm is held.
 
@@ -18,8 +18,7 @@ use super::flatten::{flatten, template, value_hash, write_canonical, Leaf};
 use super::learn::Scored;
 use super::numeric::JOINT_DIMS;
 use super::{
-    EventDetector, EventVerdict, Keyed, Text, MIN_LEARNED, STATE_EVENTS, STATE_EXIT, TEMPLATE_TEXT,
-    VALUE_TEXT,
+    EventDetector, EventVerdict, Keyed, Text, MIN_LEARNED, STATE_EVENTS, TEMPLATE_TEXT, VALUE_TEXT,
 };
 
 impl EventDetector {
@@ -252,6 +251,14 @@ impl EventDetector {
             }
         }
 
+        // The episode of the state test: held, collapsed, or recovering after a collapse.
+        let call = self
+            .episode
+            .judge(raw_state, p_state, self.c_state.mean_std().0);
+        if call.recovering {
+            evidence.retain(|(_, e)| !matches!(e, Evidence::State { .. }));
+        }
+        let p_state = call.p_state;
         // Fisher's combination of the event's p-values, then calibrated on normal events.
         // A p-value of 1 (a constant field, or novelty in a field where novelty is the rule)
         // carries no evidence and would only dilute the combination.
@@ -272,12 +279,14 @@ impl EventDetector {
             0.0
         };
         // The hysteresis of the state (issue 21): a state the state test flagged stays
-        // flagged until it is back among the ordinary ones, not merely below the threshold.
+        // flagged until it is back among the ordinary ones, not merely below the threshold,
+        // or until it has collapsed (see `episode`).
         let alarm_p = 10f64.powf(-5.0 * self.threshold);
-        let hold = warming == 0 && self.state_alarm && p_state < STATE_EXIT && raw_state.is_some();
+        let hold = warming == 0 && call.hold;
         let held = hold && score < self.threshold;
         let anomaly = warming == 0 && (score >= self.threshold || held);
-        self.state_alarm = anomaly && (hold || 3.0 * p_state <= alarm_p);
+        self.episode
+            .settle(anomaly && (hold || 3.0 * p_state <= alarm_p), raw_state);
         let score = if held { self.threshold } else { score };
         let (explanation, findings) = if anomaly {
             if held {

@@ -1,0 +1,154 @@
+//! The state test's episodes (issue 21): when an alarm of the state test starts, how long it
+//! is held, and when it is over.
+//!
+//! Owns [`Episode`]. Once the state test has flagged an event, the events after it stay
+//! flagged while the state's p-value is below [`STATE_EXIT`] (its median T² above the upper
+//! quartile of the ordinary states it was calibrated on), a hysteresis, so a fault that holds
+//! the state near the threshold is flagged whole. An episode also ends when the state has
+//! collapsed: it rose at least [`COLLAPSE_PEAK_DECADES`] above its typical value and has since
+//! fallen below [`COLLAPSE_SHARE`] of that rise (on a log scale), the way a person reads a
+//! fault that stopped while the slow parts of the system (a fluid's temperature) are still on
+//! their way back. The stream is then recovering: the lingering deviation does not open a new
+//! episode, the state test flags again only when the state rises [`RECOVERY_RISE_DECADES`]
+//! above its lowest value since, and recovery is over once the state is back among the
+//! ordinary ones. Pure; three numbers of state.
+
+use super::STATE_EXIT;
+
+/// The least rise of an episode's state (decades above its typical value: median T² at
+/// least 10 times the typical) for it to end by collapsing. Below that, a weak fault's
+/// state wanders near the threshold and the hysteresis alone decides (issue 21: on SKAB dev,
+/// 0.75 / 1 / 1.25 / 1.5 / 2.5 decades give F1 0.793 / 0.794 / 0.796 / 0.795 / 0.795).
+pub(super) const COLLAPSE_PEAK_DECADES: f64 = 1.0;
+/// The share of the peak's rise (decades) below which the episode's state has collapsed:
+/// a half, the geometric midpoint of peak and typical (SKAB dev: 0.5 / 0.6 / 0.7 of the
+/// rise give F1 0.794 / 0.801 / 0.802 at one decade).
+pub(super) const COLLAPSE_SHARE: f64 = 0.5;
+/// While recovering, how far (decades) the state must rise above its lowest value since the
+/// collapse to be flagged again: a new fault, not the old one fading.
+pub(super) const RECOVERY_RISE_DECADES: f64 = 1.0;
+
+/// The state test's alarm in progress, or the recovery after one (see the module doc).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Episode {
+    /// The last event was flagged by the state test, or held by the hysteresis.
+    pub(super) alarm: bool,
+    /// The largest median T² of the alarm in progress (0 when none).
+    pub(super) peak: f64,
+    /// While recovering from a collapsed episode, the lowest median T² since (0 otherwise).
+    pub(super) floor: f64,
+}
+
+/// What the episode makes of this event's state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct StateCall {
+    /// The state test's p-value for this event: 1 while recovering (the lingering deviation
+    /// of a fault that has stopped is not evidence of a new one).
+    pub p_state: f64,
+    /// The alarm in progress continues (hysteresis), whatever this event's score.
+    pub hold: bool,
+    /// The stream is recovering from a collapsed episode (or its episode collapsed now).
+    pub recovering: bool,
+}
+
+impl Episode {
+    /// The call on the state `median` (the median T² of the last events, when every joint
+    /// field was present) with p-value `p_state`, against the state's `typical` value.
+    pub(super) fn judge(&mut self, median: Option<f64>, p_state: f64, typical: f64) -> StateCall {
+        let Some(median) = median else {
+            return StateCall {
+                p_state,
+                hold: false,
+                recovering: false,
+            };
+        };
+        let rise = |t2: f64| (t2.max(1e-300) / typical.max(1e-300)).log10();
+        let mut recovering = false;
+        if self.floor > 0.0 {
+            if p_state >= STATE_EXIT {
+                self.floor = 0.0;
+            } else {
+                self.floor = self.floor.min(median);
+                recovering = rise(median) < rise(self.floor) + RECOVERY_RISE_DECADES;
+            }
+        }
+        let mut hold = self.alarm && p_state < STATE_EXIT;
+        if hold {
+            let peak = rise(self.peak.max(median));
+            if peak >= COLLAPSE_PEAK_DECADES && rise(median) < COLLAPSE_SHARE * peak {
+                hold = false;
+                recovering = true;
+                self.floor = median;
+            }
+        }
+        StateCall {
+            p_state: if recovering { 1.0 } else { p_state },
+            hold,
+            recovering,
+        }
+    }
+
+    /// Records the verdict: `alarm` when the state test flagged this event or held it.
+    pub(super) fn settle(&mut self, alarm: bool, median: Option<f64>) {
+        self.alarm = alarm;
+        self.peak = match (alarm, median) {
+            (true, Some(m)) => self.peak.max(m),
+            (true, None) => self.peak,
+            (false, _) => 0.0,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alarm_at(peak: f64) -> Episode {
+        Episode {
+            alarm: true,
+            peak,
+            floor: 0.0,
+        }
+    }
+
+    #[test]
+    fn a_high_episode_that_collapses_ends_and_its_tail_is_not_a_new_one() {
+        // Typical 8, the fault at 20,000 (3.4 decades), then 250 (1.5 decades): collapsed.
+        let mut e = alarm_at(20_000.0);
+        let call = e.judge(Some(250.0), 1e-50, 8.0);
+        assert!(!call.hold && call.recovering && call.p_state == 1.0);
+        e.settle(false, Some(250.0));
+        // The tail fades: still recovering, its own tiny p-value does not count.
+        for m in [200.0, 150.0, 300.0] {
+            let call = e.judge(Some(m), 1e-30, 8.0);
+            assert!(call.recovering && call.p_state == 1.0, "{m}");
+            e.settle(false, Some(m));
+        }
+        // A new rise, ten times the lowest since: the state test speaks again.
+        let call = e.judge(Some(1_600.0), 1e-90, 8.0);
+        assert!(!call.recovering && call.p_state == 1e-90);
+        // Back among the ordinary states: recovery is over.
+        let mut e = Episode {
+            alarm: false,
+            peak: 0.0,
+            floor: 150.0,
+        };
+        let call = e.judge(Some(7.0), 0.6, 8.0);
+        assert!(!call.recovering && e.floor == 0.0);
+    }
+
+    #[test]
+    fn a_weak_or_lasting_episode_is_held() {
+        // A weak fault (peak 3 times typical) that dips: held by the hysteresis alone.
+        let mut e = alarm_at(24.0);
+        let call = e.judge(Some(12.0), 0.1, 8.0);
+        assert!(call.hold && !call.recovering);
+        // A high fault that stays high: held.
+        let mut e = alarm_at(20_000.0);
+        let call = e.judge(Some(9_000.0), 1e-300, 8.0);
+        assert!(call.hold && !call.recovering && call.p_state == 1e-300);
+        // Back below the exit level: the episode is over, with no recovery to watch.
+        let call = e.judge(Some(7.0), 0.5, 8.0);
+        assert!(!call.hold && !call.recovering);
+    }
+}
