@@ -1,10 +1,11 @@
 //! State bytes of the event detector (issue 21): layout version 4, and the upgrades from
 //! versions 3, 2 and 1 (issue 3's compression-only detector).
 //!
-//! Version 4 is version 3 and two floats after it: the state episode's peak and its
-//! recovery floor ([`super::episode`]). A version-3 state is read whole with neither (no
-//! recovery in progress; an alarm in progress takes its peak from the next events). Version
-//! 3 is version 2 and one byte after it: whether the state test's alarm is held
+//! Version 4 is version 3 and three numbers after it: the state episode's peak, and while
+//! recovering its trough and the events since its last low ([`super::episode`]). A version-3
+//! state is read whole with neither (no recovery in progress; an alarm in progress takes its
+//! peak from the next events, and a stream upgraded while its tail fades flags that tail as
+//! before). Version 3 is version 2 and one byte after it: whether the state test's alarm is held
 //! (the hysteresis of [`super::STATE_EXIT`]). A version-2 state is read whole with that flag
 //! off, so an upgraded stream behaves as if it had never stopped except that a state alarm
 //! in progress must be raised again by the state test itself (tested). A version-1 state
@@ -32,7 +33,7 @@ impl EventDetector {
     }
 
     /// The state in layout `version` (2, 3 or 4); version 2 lacks the held state alarm,
-    /// version 3 the episode's peak and recovery floor.
+    /// version 3 the episode's peak and recovery.
     pub(super) fn encode_layout(&self, version: u16) -> Vec<u8> {
         let mut w = Writer::new(MAGIC, version);
         w.json(&self.settings);
@@ -69,7 +70,8 @@ impl EventDetector {
         }
         if version >= 4 {
             w.f64(self.episode.peak);
-            w.f64(self.episode.floor);
+            w.f64(self.episode.trough);
+            w.u32(self.episode.since_low);
         }
         w.finish()
     }
@@ -96,9 +98,10 @@ impl EventDetector {
                 };
                 if version == VERSION {
                     d.episode.peak = r.f64()?;
-                    d.episode.floor = r.f64()?;
+                    d.episode.trough = r.f64()?;
+                    d.episode.since_low = r.u32()?;
                     let ok = |x: f64| x.is_finite() && x >= 0.0;
-                    if !ok(d.episode.peak) || !ok(d.episode.floor) {
+                    if !ok(d.episode.peak) || !ok(d.episode.trough) {
                         return Err(DetectError::CorruptState("bad state episode".into()));
                     }
                 }

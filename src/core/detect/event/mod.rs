@@ -18,8 +18,8 @@
 //! bad state stays flagged until it returns to its baseline: once the state test has flagged
 //! an event, the following events stay flagged while the state is above the upper quartile
 //! of its ordinary values ([`STATE_EXIT`], a hysteresis), unless the state collapses from a
-//! high peak, a fault that stopped while slow fields lag ([`episode`]). Explanations name the fields and
-//! the numbers ([`explain`]). Pure: no I/O, no clock, no randomness; state layout in
+//! high peak, a fault that stopped while slow fields lag ([`episode`]). Explanations name the
+//! fields and the numbers ([`explain`]). Pure: no I/O, no clock, no randomness; state layout in
 //! [`codec`].
 //!
 //! Files: this one holds the detector's data, its bounds and its field bookkeeping;
@@ -232,6 +232,8 @@ impl EventDetector {
             self.joint_fields.push(i);
             self.joint = Joint::new(self.joint_fields.len());
             self.recent_t2 = Ring::new(STATE_EVENTS);
+            // The T² scale changes with the dimensions: no episode carries over.
+            self.episode = Episode::default();
         }
     }
 
@@ -245,5 +247,7 @@ fn dictionary_bytes(s: &EventSettings) -> usize {
     (s.history_bytes as usize).min(DICTIONARY)
 }
 
+#[cfg(test)]
+mod episode_tests;
 #[cfg(test)]
 mod tests;

@@ -6,9 +6,9 @@
 //! key is present. Every signal becomes a p-value; the event's are combined (Fisher) and
 //! calibrated, and the event, structure and state tests share the alarm threshold
 //! (Bonferroni); a state the state test flagged stays flagged until it is back among the
-//! ordinary ones or has collapsed ([`super::episode`]). What the event teaches the models is handed to
-//! [`super::learn`]; this module changes no model itself except the recent T² ring the state
-//! test reads and whether the state's alarm is held.
+//! ordinary ones or has collapsed ([`super::episode`]). What the event teaches the models
+//! is handed to [`super::learn`]; this module changes no model itself except the recent T²
+//! ring the state test reads and the state's episode.
 
 use serde_json::Value;
 

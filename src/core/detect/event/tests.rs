@@ -7,16 +7,16 @@ use serde_json::{json, Value};
 use super::*;
 use crate::core::detect::state::Writer;
 
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 }
@@ -425,63 +425,6 @@ fn a_flagged_state_is_held_until_it_is_back_among_ordinary_ones() {
     assert!(after <= 7, "{after} after the return");
 }
 
-/// [`shifted_stream`] with a slow fourth field, `temp`, that lags the fault: it creeps up
-/// by `lag` (about 4 of its spreads at 0.12) while `b` is shifted and fades back over about
-/// 150 events after, the way a fluid's temperature follows a pump fault.
-fn fault_with_a_slow_tail(lag: f64) -> Vec<Value> {
-    let mut r = Rng(11);
-    (0..2400)
-        .map(|i| {
-            let a = (r.below(1000) as f64) / 100.0;
-            let b = a * 2.0 + (r.below(100) as f64) / 100.0;
-            let (shift, slow) = match i {
-                1200..1600 => (6.0, lag * (i - 1200) as f64 / 400.0),
-                1600.. => (0.0, lag * (-((i - 1600) as f64) / 150.0).exp()),
-                _ => (0.0, 0.0),
-            };
-            let temp = 20.0 + (r.below(100) as f64) / 1000.0 + slow;
-            json!({"a": a, "b": b + shift, "c": (r.below(50) as f64) / 10.0, "temp": temp})
-        })
-        .collect()
-}
-
-#[test]
-fn a_fault_is_over_when_its_state_collapses_though_a_slow_field_lags() {
-    // The fault itself is flagged whole; once `b` is back the state falls from its peak to a
-    // fraction of it (the lagging `temp`), the episode is over and the fading tail is not a
-    // new one. Before the collapse rule the hysteresis held the alarm into the tail (111 of
-    // the events 1620..1800 flagged).
-    let events = fault_with_a_slow_tail(0.12);
-    let mut d = EventDetector::default();
-    let out: Vec<EventVerdict> = events.iter().map(|e| d.observe(e)).collect();
-    let flagged = |r: std::ops::Range<usize>| out[r].iter().filter(|v| v.anomaly).count();
-    assert!(
-        flagged(1210..1600) >= 370,
-        "{} of 390 in the fault",
-        flagged(1210..1600)
-    );
-    assert!(
-        flagged(1620..1800) <= 9,
-        "{} of 180 in the tail",
-        flagged(1620..1800)
-    );
-    assert!(
-        flagged(1800..2400) <= 6,
-        "{} after the tail",
-        flagged(1800..2400)
-    );
-    // A second fault, while the first one's tail still fades, is flagged again.
-    let mut second = fault_with_a_slow_tail(0.12);
-    for e in &mut second[1700..1760] {
-        let b = e["b"].as_f64().unwrap();
-        e["b"] = json!(b + 6.0);
-    }
-    let mut d = EventDetector::default();
-    let out: Vec<EventVerdict> = second.iter().map(|e| d.observe(e)).collect();
-    let again = out[1710..1760].iter().filter(|v| v.anomaly).count();
-    assert!(again >= 45, "{again} of 50 in the second fault");
-}
-
 #[test]
 fn version_2_state_upgrades_with_the_state_alarm_off() {
     let events = shifted_stream(6.0);
@@ -512,30 +455,6 @@ fn version_2_state_upgrades_with_the_state_alarm_off() {
         let again = EventDetector::decode_state(&d.encode_layout(version)).unwrap();
         assert_eq!(again.episode.alarm, d.episode.alarm);
     }
-}
-
-#[test]
-fn version_3_state_upgrades_and_its_alarm_in_progress_collapses_later() {
-    let events = fault_with_a_slow_tail(0.12);
-    let mut whole = EventDetector::default();
-    let out: Vec<EventVerdict> = events.iter().map(|e| whole.observe(e)).collect();
-    // Inside the fault: the version-3 state has the held alarm but not its peak, which the
-    // next events give it again (they are as high as the peak so far).
-    let mut d = EventDetector::default();
-    for e in &events[..1400] {
-        d.observe(e);
-    }
-    assert!(d.episode.alarm && d.episode.peak > 0.0);
-    let mut r = EventDetector::decode_state(&d.encode_layout(3)).unwrap();
-    assert!(r.episode.alarm && r.episode.peak == 0.0);
-    let rest: Vec<EventVerdict> = events[1400..].iter().map(|e| r.observe(e)).collect();
-    let flagged = |v: &[EventVerdict]| v.iter().filter(|v| v.anomaly).count();
-    assert_eq!(flagged(&rest[..200]), flagged(&out[1400..1600]));
-    assert!(flagged(&rest[220..400]) <= 9, "the tail after an upgrade");
-    // Layout 4 resumes exactly.
-    let mut r = EventDetector::decode_state(&d.encode_state()).unwrap();
-    let rest: Vec<EventVerdict> = events[1400..].iter().map(|e| r.observe(e)).collect();
-    assert!(rest == out[1400..]);
 }
 
 #[test]
