@@ -66,8 +66,14 @@ pub(super) struct StateCall {
 
 impl Episode {
     /// The call on the state `median` (the median T² of the last events, when every joint
-    /// field was present) with p-value `p_state`, against the state's `typical` value.
-    pub(super) fn judge(&mut self, median: Option<f64>, p_state: f64, typical: f64) -> StateCall {
+    /// field was present) with p-value `p_state`, against the state's typical value (asked
+    /// for only during an episode or a recovery: it costs a pass over the calibration).
+    pub(super) fn judge(
+        &mut self,
+        median: Option<f64>,
+        p_state: f64,
+        typical: impl FnOnce() -> f64,
+    ) -> StateCall {
         let Some(median) = median else {
             // No state to follow: a recovery cannot be told from a new fault.
             self.end_recovery();
@@ -77,7 +83,15 @@ impl Episode {
                 recovering: false,
             };
         };
-        let rise = |t2: f64| (t2.max(1e-300) / typical.max(1e-300)).log10();
+        if !self.alarm && self.trough == 0.0 {
+            return StateCall {
+                p_state,
+                hold: false,
+                recovering: false,
+            };
+        }
+        let typical = typical().max(1e-300);
+        let rise = |t2: f64| (t2.max(1e-300) / typical).log10();
         let mut recovering = false;
         if self.trough > 0.0 {
             if median < self.trough {
@@ -143,17 +157,17 @@ mod tests {
     fn a_high_episode_that_collapses_ends_and_its_tail_is_not_a_new_one() {
         // Typical 8, the fault at 20,000 (3.4 decades), then 250 (1.5 decades): collapsed.
         let mut e = alarm_at(20_000.0);
-        let call = e.judge(Some(250.0), 1e-50, 8.0);
+        let call = e.judge(Some(250.0), 1e-50, || 8.0);
         assert!(!call.hold && call.recovering && call.p_state == 1.0);
         e.settle(false, Some(250.0));
         // The tail fades: still recovering, its own tiny p-value does not count.
         for m in [200.0, 150.0, 300.0] {
-            let call = e.judge(Some(m), 1e-30, 8.0);
+            let call = e.judge(Some(m), 1e-30, || 8.0);
             assert!(call.recovering && call.p_state == 1.0, "{m}");
             e.settle(false, Some(m));
         }
         // A new rise, ten times the lowest since: the state test speaks again.
-        let call = e.judge(Some(1_600.0), 1e-90, 8.0);
+        let call = e.judge(Some(1_600.0), 1e-90, || 8.0);
         assert!(!call.recovering && call.p_state == 1e-90);
         // Back among the ordinary states: recovery is over.
         let mut e = Episode {
@@ -162,7 +176,7 @@ mod tests {
             trough: 150.0,
             since_low: 0,
         };
-        let call = e.judge(Some(7.0), 0.6, 8.0);
+        let call = e.judge(Some(7.0), 0.6, || 8.0);
         assert!(!call.recovering && e.trough == 0.0);
     }
 
@@ -170,14 +184,41 @@ mod tests {
     fn a_weak_or_lasting_episode_is_held() {
         // A weak fault (peak 3 times typical) that dips: held by the hysteresis alone.
         let mut e = alarm_at(24.0);
-        let call = e.judge(Some(12.0), 0.1, 8.0);
+        let call = e.judge(Some(12.0), 0.1, || 8.0);
         assert!(call.hold && !call.recovering);
         // A high fault that stays high: held.
         let mut e = alarm_at(20_000.0);
-        let call = e.judge(Some(9_000.0), 1e-300, 8.0);
+        let call = e.judge(Some(9_000.0), 1e-300, || 8.0);
         assert!(call.hold && !call.recovering && call.p_state == 1e-300);
         // Back below the exit level: the episode is over, with no recovery to watch.
-        let call = e.judge(Some(7.0), 0.5, 8.0);
+        let call = e.judge(Some(7.0), 0.5, || 8.0);
         assert!(!call.hold && !call.recovering);
+    }
+
+    #[test]
+    fn a_recovery_that_stops_falling_or_cannot_be_followed_is_over() {
+        let recovering = || Episode {
+            alarm: false,
+            peak: 0.0,
+            trough: 150.0,
+            since_low: 0,
+        };
+        // A plateau just above the lowest state: excused for a while, then judged again.
+        let mut e = recovering();
+        for k in 1..RECOVERY_NEW_LOW_WITHIN {
+            assert!(e.judge(Some(160.0), 1e-20, || 8.0).recovering, "{k}");
+        }
+        let call = e.judge(Some(160.0), 1e-20, || 8.0);
+        assert!(!call.recovering && call.p_state == 1e-20 && e.trough == 0.0);
+        // A new low restarts the count.
+        let mut e = recovering();
+        for _ in 0..3 * RECOVERY_NEW_LOW_WITHIN {
+            let low = e.trough * 0.99;
+            assert!(e.judge(Some(low), 1e-20, || 8.0).recovering);
+        }
+        // A missing joint field: no state to follow.
+        let mut e = recovering();
+        let call = e.judge(None, 1.0, || 8.0);
+        assert!(!call.recovering && e.trough == 0.0);
     }
 }

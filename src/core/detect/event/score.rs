@@ -252,9 +252,10 @@ impl EventDetector {
         }
 
         // The episode of the state test: held, collapsed, or recovering after a collapse.
+        let c_state = &self.c_state;
         let call = self
             .episode
-            .judge(raw_state, p_state, self.c_state.mean_std().0);
+            .judge(raw_state, p_state, || c_state.mean_std().0);
         if call.recovering {
             evidence.retain(|(_, e)| !matches!(e, Evidence::State { .. }));
         }
