@@ -100,17 +100,25 @@ fn side_by_side(
     (alarms, same, flagged)
 }
 
-#[test]
-fn state_of_the_previous_layout_keeps_running_after_an_upgrade() {
-    let pts = seasonal(5000);
+/// A detector that has seen the first 3,000 of `pts`, and the same detector written in the
+/// older `layout` (shorter than the current one) and read back.
+fn upgraded_after_3000(pts: &[(i64, f64)], layout: u16) -> (MetricDetector, MetricDetector) {
     let mut d = MetricDetector::default();
     for &(t, v) in &pts[..3000] {
         d.observe(t, v);
     }
-    let old = d.encode_layout(codec::V4);
+    let old = d.encode_layout(layout);
     assert!(old.len() < d.encode_state().len());
-    let mut m = MetricDetector::decode_state(&old).expect("version 4 state is read");
+    let m = MetricDetector::decode_state(&old)
+        .unwrap_or_else(|e| panic!("version {layout} state is read: {e:?}"));
     assert_eq!(m.points_accepted(), 3000);
+    (d, m)
+}
+
+#[test]
+fn state_of_the_previous_layout_keeps_running_after_an_upgrade() {
+    let pts = seasonal(5000);
+    let (mut d, mut m) = upgraded_after_3000(&pts, codec::V4);
     // Everything v4 stored is kept: the decision path continues exactly.
     let (alarms, same, _) = side_by_side(&mut d, &mut m, &pts, 3000, 0..0);
     assert!(alarms <= 3, "{alarms}");
@@ -123,14 +131,7 @@ fn state_of_the_previous_layout_keeps_running_after_an_upgrade() {
 fn state_of_layout_five_keeps_running_after_an_upgrade() {
     let mut pts = seasonal(5000);
     pts[4000].1 += 8.0;
-    let mut d = MetricDetector::default();
-    for &(t, v) in &pts[..3000] {
-        d.observe(t, v);
-    }
-    let old = d.encode_layout(codec::V5);
-    assert!(old.len() < d.encode_state().len());
-    let mut m = MetricDetector::decode_state(&old).expect("version 5 state is read");
-    assert_eq!(m.points_accepted(), 3000);
+    let (mut d, mut m) = upgraded_after_3000(&pts, codec::V5);
     // The residual's unit and calibration are rebuilt from the stored baseline: close to the
     // ones learned live, and the calibration holds most of the baseline.
     let (live, rebuilt) = (d.residual_scale, m.residual_scale);
@@ -181,14 +182,7 @@ fn residual_explanation_is_in_plain_numbers_and_deterministic() {
 fn state_of_layout_six_keeps_running_after_an_upgrade() {
     let mut pts = seasonal(5000);
     pts[4000].1 += 8.0;
-    let mut d = MetricDetector::default();
-    for &(t, v) in &pts[..3000] {
-        d.observe(t, v);
-    }
-    let old = d.encode_layout(codec::V6);
-    assert!(old.len() < d.encode_state().len());
-    let mut m = MetricDetector::decode_state(&old).expect("version 6 state is read");
-    assert_eq!(m.points_accepted(), 3000);
+    let (mut d, mut m) = upgraded_after_3000(&pts, codec::V6);
     // The discord keeps its period and starts again over the baseline; the residual, whose
     // fields v6 already held, continues exactly.
     assert_eq!(m.discord.period(), d.discord.period());

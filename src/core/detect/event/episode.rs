@@ -74,21 +74,19 @@ impl Episode {
         p_state: f64,
         typical: impl FnOnce() -> f64,
     ) -> StateCall {
+        // No episode or recovery: the state test speaks for itself.
+        let open = StateCall {
+            p_state,
+            hold: false,
+            recovering: false,
+        };
         let Some(median) = median else {
             // No state to follow: a recovery cannot be told from a new fault.
             self.end_recovery();
-            return StateCall {
-                p_state,
-                hold: false,
-                recovering: false,
-            };
+            return open;
         };
         if !self.alarm && self.trough == 0.0 {
-            return StateCall {
-                p_state,
-                hold: false,
-                recovering: false,
-            };
+            return open;
         }
         let typical = typical().max(1e-300);
         let rise = |t2: f64| (t2.max(1e-300) / typical).log10();
@@ -132,10 +130,10 @@ impl Episode {
     /// Records the verdict: `alarm` when the state test flagged this event or held it.
     pub(super) fn settle(&mut self, alarm: bool, median: Option<f64>) {
         self.alarm = alarm;
-        self.peak = match (alarm, median) {
-            (true, Some(m)) => self.peak.max(m),
-            (true, None) => self.peak,
-            (false, _) => 0.0,
+        self.peak = if alarm {
+            self.peak.max(median.unwrap_or(0.0))
+        } else {
+            0.0
         };
     }
 }

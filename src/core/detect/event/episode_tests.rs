@@ -7,24 +7,24 @@ use serde_json::{json, Value};
 use super::tests::Rng;
 use super::*;
 
-/// [`shifted_stream`] with a slow fourth field, `temp`, that lags the fault: it creeps up
-/// by `lag` (about 4 of its spreads at 0.12) while `b` is shifted and fades back over about
-/// 150 events after, the way a fluid's temperature follows a pump fault.
+/// [`shifted_stream`]'s fault (`b` up by 6 for events 1200..1600) with a slow fourth field,
+/// `temp`, that lags it: see [`slow_lag`].
 fn fault_with_a_slow_tail(lag: f64) -> Vec<Value> {
-    let mut r = Rng(11);
-    (0..2400)
-        .map(|i| {
-            let a = (r.below(1000) as f64) / 100.0;
-            let b = a * 2.0 + (r.below(100) as f64) / 100.0;
-            let (shift, slow) = match i {
-                1200..1600 => (6.0, lag * (i - 1200) as f64 / 400.0),
-                1600.. => (0.0, lag * (-((i - 1600) as f64) / 150.0).exp()),
-                _ => (0.0, 0.0),
-            };
-            let temp = 20.0 + (r.below(100) as f64) / 1000.0 + slow;
-            json!({"a": a, "b": b + shift, "c": (r.below(50) as f64) / 10.0, "temp": temp})
-        })
-        .collect()
+    shaped_stream(
+        |i| if (1200..1600).contains(&i) { 6.0 } else { 0.0 },
+        slow_lag(lag),
+    )
+}
+
+/// How far `temp` lags a fault of events 1200..1600: it creeps up by `lag` (about 4 of its
+/// spreads at 0.12) while the fault lasts and fades back over about 150 events after, the
+/// way a fluid's temperature follows a pump fault.
+fn slow_lag(lag: f64) -> impl Fn(usize) -> f64 {
+    move |i| match i {
+        1200..1600 => lag * (i - 1200) as f64 / 400.0,
+        1600.. => lag * (-((i - 1600) as f64) / 150.0).exp(),
+        _ => 0.0,
+    }
 }
 
 #[test]
@@ -99,8 +99,8 @@ fn version_3_state_upgrades_and_its_alarm_in_progress_collapses_later() {
     assert!(recovering >= 2, "{recovering} cuts while recovering");
 }
 
-/// `fault_with_a_slow_tail`'s fields with `b` shifted by `shift(i)` and `temp` lagging by
-/// `slow(i)`.
+/// Two correlated fields, a third and a slow `temp`, with `b` shifted by `shift(i)` and
+/// `temp` lagging by `slow(i)`.
 fn shaped_stream(shift: impl Fn(usize) -> f64, slow: impl Fn(usize) -> f64) -> Vec<Value> {
     let mut r = Rng(11);
     (0..2400)
@@ -126,11 +126,6 @@ fn what_follows_a_collapse_is_judged_again() {
     // of a first one is flagged like one on its own. (Before the recovery had to keep
     // falling, the plateaus at 1.5 and 2 were flagged 0 times in 480, the second faults 0
     // to 63 times in 190.)
-    let lag = |i: usize| match i {
-        1200..1600 => 0.12 * (i - 1200) as f64 / 400.0,
-        1600.. => 0.12 * (-((i - 1600) as f64) / 150.0).exp(),
-        _ => 0.0,
-    };
     for s in [1.0, 1.5, 2.0, 3.0] {
         let plateau = shaped_stream(
             |i| match i {
@@ -148,7 +143,7 @@ fn what_follows_a_collapse_is_judged_again() {
                 1700..1900 => s,
                 _ => 0.0,
             },
-            lag,
+            slow_lag(0.12),
         );
         let n = flagged_in(&second, 1710..1900);
         assert!(n >= 180, "second fault {s} in a tail: {n} of 190");
